@@ -1,0 +1,91 @@
+"""The measuring protocol shared by every backend: warm-up, repeats until the median is known to
+±2% (or a time cap), robust statistics, raw samples kept."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from lut.measurement import Measurement, median_ci_rel
+
+
+@dataclass(frozen=True)
+class MeasureProtocol:
+    warmup_runs: int = 10
+    warmup_s: float = 0.05  # keep warming up at least this long (caches, frequency ramp-up)
+    min_runs: int = 30
+    max_runs: int = 5000
+    target_ci_rel: float = 0.02  # stop once the median's ~95% CI half-width is within ±2%
+    time_cap_s: float = 3.0  # ... or after this long, whichever comes first
+    check_every: int = 10
+
+    def __post_init__(self) -> None:
+        if self.min_runs < 6 or self.max_runs < self.min_runs:
+            raise ValueError("need 6 <= min_runs <= max_runs")
+        if not 0 < self.target_ci_rel < 1:
+            raise ValueError("target_ci_rel must be in (0, 1)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+QUICK = MeasureProtocol(
+    warmup_runs=3, warmup_s=0.0, min_runs=10, target_ci_rel=0.05, time_cap_s=0.5
+)
+
+
+def wall_timer(run_once: Callable[[], object]) -> Callable[[], float]:
+    """Wrap a synchronous call into a timer returning milliseconds."""
+
+    def timed() -> float:
+        start = time.perf_counter_ns()
+        run_once()
+        return (time.perf_counter_ns() - start) / 1e6
+
+    return timed
+
+
+def time_runs(
+    timed_run: Callable[[], float],
+    protocol: MeasureProtocol,
+    *,
+    peak_memory_bytes: int | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Measurement:
+    """Run `timed_run` (returns one latency in ms) under the protocol; return its statistics."""
+    warmup = 0
+    start = time.perf_counter()
+    while warmup < protocol.warmup_runs or time.perf_counter() - start < protocol.warmup_s:
+        timed_run()
+        warmup += 1
+    samples: list[float] = []
+    start = time.perf_counter()
+    while len(samples) < protocol.max_runs:
+        samples.append(timed_run())
+        if len(samples) < protocol.min_runs or len(samples) % protocol.check_every:
+            continue
+        if median_ci_rel(sorted(samples)) <= protocol.target_ci_rel:
+            break
+        if time.perf_counter() - start > protocol.time_cap_s:
+            break
+    info = {"protocol": protocol.to_dict(), **(extra or {})}
+    return Measurement.from_samples(
+        samples, warmup=warmup, peak_memory_bytes=peak_memory_bytes, extra=info
+    )
+
+
+def pin_to_cores(threads: int) -> list[int] | None:
+    """Pin this process to `threads` CPUs (the last ones, away from interrupts on CPU 0) where the
+    OS allows it. Returns the CPUs used, or None if affinity cannot be set here."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    try:
+        allowed = sorted(os.sched_getaffinity(0))
+        chosen = allowed[-threads:] if threads <= len(allowed) else allowed
+        os.sched_setaffinity(0, chosen)
+        return chosen
+    except OSError:
+        return None
