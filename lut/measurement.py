@@ -99,7 +99,7 @@ def quantile(sorted_data: Sequence[float], q: float) -> float:
     if len(sorted_data) == 1:
         return float(sorted_data[0])
     pos = q * (len(sorted_data) - 1)
-    low = int(math.floor(pos))
+    low = math.floor(pos)
     high = min(low + 1, len(sorted_data) - 1)
     return float(sorted_data[low] + (sorted_data[high] - sorted_data[low]) * (pos - low))
 
@@ -112,6 +112,6 @@ def median_ci_rel(sorted_data: Sequence[float]) -> float:
     if n < 6 or median <= 0:
         return math.inf
     half = 1.96 * math.sqrt(n) / 2
-    low = max(0, int(math.floor(n / 2 - half)))
-    high = min(n - 1, int(math.ceil(n / 2 + half)))
+    low = max(0, math.floor(n / 2 - half))
+    high = min(n - 1, math.ceil(n / 2 + half))
     return (sorted_data[high] - sorted_data[low]) / 2 / median

@@ -70,7 +70,7 @@ class OpSpec:
     @property
     def mid_channels(self) -> int:
         """Channels after the expand conv of an `mbconv`, divisible by `groups`."""
-        mid = max(1, int(round(self.in_channels * self.expansion)))
+        mid = max(1, round(self.in_channels * self.expansion))
         return mid - mid % self.groups if mid >= self.groups else self.groups
 
     @property

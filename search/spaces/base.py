@@ -200,7 +200,9 @@ class SearchSpace:
             kernel=1,
             activation=d.head_activation,
         )
-        pool = OpSpec(op="pool", in_channels=head_ch, out_channels=head_ch, height=height, width=width)
+        pool = OpSpec(
+            op="pool", in_channels=head_ch, out_channels=head_ch, height=height, width=width
+        )
         linear = OpSpec(
             op="linear",
             in_channels=head_ch,

@@ -3,6 +3,7 @@ the profiled operation and the deployed one are the same graph."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -183,7 +184,7 @@ def build_network(specs: Sequence[OpSpec]) -> nn.Sequential:
 
 def check_chain(specs: Sequence[OpSpec]) -> None:
     """Each op's input shape must be the previous op's output shape."""
-    for prev, spec in zip(specs, specs[1:], strict=False):
+    for prev, spec in itertools.pairwise(specs):
         if prev.output_shape != spec.input_shape:
             raise ValueError(
                 f"ops do not chain: {prev.short()} gives {prev.output_shape}, "

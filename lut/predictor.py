@@ -1,0 +1,212 @@
+"""Latency prediction from a LUT: the sum of per-op entries, corrected for the runtime's fixed
+costs, optionally calibrated on a few end-to-end measurements.
+
+Every LUT entry was timed as a stand-alone micro-model, so it holds the op's compute *plus* one
+`run()` call's overhead (dispatch, copying the input in and the output out). A whole network pays
+that overhead once, and pays a (small) cost at each boundary between blocks instead. So:
+
+    compute_i  = max(lut_i - overhead(io_bytes_i), 0)
+    predicted  = alpha * sum(compute_i) + beta * n_ops + gamma
+
+Uncalibrated: alpha = 1, beta = the measured between-block cost, gamma = overhead(network io).
+Calibrated: (alpha, beta, gamma) >= 0 fitted by relative-error least squares on end-to-end runs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from lut.measurement import Measurement
+from lut.opspec import OpSpec
+
+FLOAT_BYTES = 4
+
+
+class MissingEntries(LookupError):
+    """The LUT lacks entries the prediction needs; never replaced by a silent default."""
+
+    def __init__(self, device: str, missing: Sequence[OpSpec]) -> None:
+        self.missing = list(missing)
+        listed = "; ".join(spec.short() for spec in self.missing[:5])
+        more = f" (and {len(self.missing) - 5} more)" if len(self.missing) > 5 else ""
+        super().__init__(
+            f"LUT of device {device!r} lacks {len(self.missing)} op(s): {listed}{more}; "
+            f"run `hwnas profile` for this space on that device"
+        )
+
+
+def io_megabytes(spec: OpSpec) -> float:
+    return (math.prod(spec.input_shape) + math.prod(spec.output_shape)) * FLOAT_BYTES / 1e6
+
+
+def needs_measurement(spec: OpSpec) -> bool:
+    """Identity ops do no work in a fused network: they cost nothing and are never profiled."""
+    return not spec.is_identity
+
+
+@dataclass(frozen=True)
+class FixedCosts:
+    """Per-call overhead of the runtime (fitted on `add` micro-models of several sizes) and the
+    extra cost of one boundary between blocks (from a chain of `add` ops)."""
+
+    call_overhead_ms: float
+    per_mb_ms: float
+    between_blocks_ms: float = 0.0
+
+    def overhead_ms(self, megabytes: float) -> float:
+        return self.call_overhead_ms + self.per_mb_ms * megabytes
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FixedCosts:
+        try:
+            values = {k: float(data[k]) for k in ("call_overhead_ms", "per_mb_ms")}
+            values["between_blocks_ms"] = float(data.get("between_blocks_ms", 0.0))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"bad fixed costs {dict(data)!r}: {exc}") from None
+        if not all(math.isfinite(v) for v in values.values()):
+            raise ValueError("fixed costs must be finite numbers")
+        return cls(**values)
+
+
+NO_FIXED_COSTS = FixedCosts(0.0, 0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    alpha: float
+    beta: float
+    gamma: float
+    n_points: int
+    mape_before: float  # of the uncalibrated predictor on the fitting points, in percent
+    mape_after: float
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Calibration:
+        try:
+            return cls(
+                alpha=float(data["alpha"]),
+                beta=float(data["beta"]),
+                gamma=float(data["gamma"]),
+                n_points=int(data["n_points"]),
+                mape_before=float(data.get("mape_before", math.nan)),
+                mape_after=float(data.get("mape_after", math.nan)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"bad calibration {dict(data)!r}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Features:
+    """What the predictor needs of one network: its LUT sum and the corrected terms."""
+
+    raw_sum_ms: float
+    compute_ms: float
+    n_ops: int
+    network_overhead_ms: float
+
+
+@dataclass(frozen=True)
+class Prediction:
+    latency_ms: float
+    raw_sum_ms: float
+    compute_ms: float
+    n_ops: int
+    calibrated: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def features(
+    specs: Sequence[OpSpec],
+    lut: Mapping[str, Measurement],
+    fixed: FixedCosts,
+    *,
+    device: str = "?",
+) -> Features:
+    """Sum the LUT over `specs`; raise MissingEntries naming every spec the LUT lacks."""
+    measured = [spec for spec in specs if needs_measurement(spec)]
+    missing = {spec.key: spec for spec in measured if spec.key not in lut}
+    if missing:
+        raise MissingEntries(device, list(missing.values()))
+    raw = compute = 0.0
+    for spec in measured:
+        latency = lut[spec.key].median_ms
+        raw += latency
+        compute += max(latency - fixed.overhead_ms(io_megabytes(spec)), 0.0)
+    net_io = 0.0
+    if specs:
+        first, last = specs[0], specs[-1]
+        net_io = (math.prod(first.input_shape) + math.prod(last.output_shape)) * FLOAT_BYTES / 1e6
+    return Features(raw, compute, len(measured), fixed.overhead_ms(net_io))
+
+
+def predict_from_features(
+    feats: Features, fixed: FixedCosts, calibration: Calibration | None = None
+) -> Prediction:
+    if calibration is None:
+        latency = feats.compute_ms + fixed.between_blocks_ms * feats.n_ops
+        latency += feats.network_overhead_ms
+    else:
+        latency = (
+            calibration.alpha * feats.compute_ms
+            + calibration.beta * feats.n_ops
+            + calibration.gamma
+        )
+    return Prediction(
+        latency, feats.raw_sum_ms, feats.compute_ms, feats.n_ops, calibration is not None
+    )
+
+
+def predict(
+    specs: Sequence[OpSpec],
+    lut: Mapping[str, Measurement],
+    fixed: FixedCosts | None = None,
+    calibration: Calibration | None = None,
+    *,
+    device: str = "?",
+) -> Prediction:
+    fixed = fixed or NO_FIXED_COSTS
+    return predict_from_features(features(specs, lut, fixed, device=device), fixed, calibration)
+
+
+def fit_calibration(points: Sequence[tuple[Features, float]], fixed: FixedCosts) -> Calibration:
+    """Fit (alpha, beta, gamma) >= 0 minimising the squared *relative* error over
+    (features, measured end-to-end ms) points, with non-negative least squares."""
+    import numpy as np
+    from scipy.optimize import nnls
+
+    if len(points) < 3:
+        raise ValueError(
+            f"a calibration needs at least 3 end-to-end measurements, got {len(points)}"
+        )
+    measured = np.array([m for _, m in points], dtype=float)
+    if np.any(measured <= 0):
+        raise ValueError("end-to-end latencies must be positive")
+    design = np.array([[f.compute_ms, f.n_ops, 1.0] for f, _ in points], dtype=float)
+    weights = 1.0 / measured
+    coef, _ = nnls(design * weights[:, None], measured * weights)
+    before = [predict_from_features(f, fixed).latency_ms for f, _ in points]
+    after = design @ coef
+    return Calibration(
+        alpha=float(coef[0]),
+        beta=float(coef[1]),
+        gamma=float(coef[2]),
+        n_points=len(points),
+        mape_before=_mape(before, measured),
+        mape_after=_mape(after, measured),
+    )
+
+
+def _mape(predicted: Sequence[float], measured: Sequence[float]) -> float:
+    errors = [abs(p - m) / m for p, m in zip(predicted, measured, strict=True)]
+    return 100.0 * sum(errors) / len(errors)
