@@ -193,7 +193,7 @@ def import_lut(
             store.add_e2e(device, arch, space, m, connection=connection)
         for space, calibration in parsed.calibrations.items():
             store.set_calibration(device, space, calibration, connection=connection)
-    return store.resolve_device(device.name, device.backend), added
+    return store.device(device.id), added
 
 
 def _field(data: dict[str, Any], key: str, kind: type) -> Any:

@@ -145,6 +145,10 @@ class LutStore:
         with Session(self.engine) as session:
             return [Device.from_row(row) for row in session.scalars(query)]
 
+    def device(self, device_id: int) -> Device:
+        with Session(self.engine) as session:
+            return Device.from_row(session.get_one(DeviceRow, device_id))
+
     def resolve_device(self, name: str, backend: str | None = None) -> Device:
         """The newest LUT of device `name` (of `backend` if given); errors name the choices."""
         found = self.devices(name, backend)

@@ -1,0 +1,97 @@
+"""Profile a list of OpSpecs into a device's LUT: resumable, one row per op, fixed costs first."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from lut.opspec import OpSpec
+from lut.predictor import FixedCosts, io_megabytes
+from lut.store import Device, LutStore
+from profilers.base import PROFILER_VERSION, ProfilerBackend
+
+# Sizes of the `add` probes that fit the per-call overhead: from a few KB to ~10 MB of I/O,
+# the range the micro-models of the built-in spaces span.
+OVERHEAD_PROBES = ((8, 8, 8), (16, 28, 28), (32, 56, 56), (64, 112, 112), (96, 112, 112))
+CHAIN_LENGTH = 8
+
+ProgressFn = Callable[[OpSpec, int, int], None]
+
+
+@dataclass
+class ProfileReport:
+    device: Device
+    total: int
+    measured: list[OpSpec] = field(default_factory=list)
+    skipped: int = 0
+    fixed_costs_measured: bool = False
+
+
+def measure_fixed_costs(backend: ProfilerBackend) -> FixedCosts:
+    """Per-call overhead: `add` micro-models at several sizes, a + b·MB fitted by least squares.
+    Between-block cost: a chain of `add` ops against one."""
+    import numpy as np
+
+    probes = [
+        OpSpec(op="add", in_channels=c, out_channels=c, height=h, width=w, activation="none")
+        for c, h, w in OVERHEAD_PROBES
+    ]
+    sizes = np.array([io_megabytes(p) for p in probes])
+    times = np.array([backend.measure_op(p).median_ms for p in probes])
+    slope, intercept = np.polyfit(sizes, times, 1)
+    fixed = FixedCosts(
+        call_overhead_ms=max(float(intercept), 0.0), per_mb_ms=max(float(slope), 0.0)
+    )
+    between = _between_blocks_ms(backend, probes[1], fixed, float(times[1]))
+    return FixedCosts(fixed.call_overhead_ms, fixed.per_mb_ms, between)
+
+
+def _between_blocks_ms(
+    backend: ProfilerBackend, probe: OpSpec, fixed: FixedCosts, single_ms: float
+) -> float:
+    import torch.nn as nn
+
+    from search.spaces.blocks import build_op, example_input
+
+    chain = nn.Sequential(*(build_op(probe) for _ in range(CHAIN_LENGTH))).eval()
+    key = f"add-chain{CHAIN_LENGTH}-{probe.key}"
+    chain_ms = backend.measure_module(chain, example_input(probe), cache_key=key).median_ms
+    per_op_in_chain = (chain_ms - single_ms) / (CHAIN_LENGTH - 1)
+    compute_of_one = single_ms - fixed.overhead_ms(io_megabytes(probe))
+    return max(per_op_in_chain - compute_of_one, 0.0)
+
+
+def profile_specs(
+    store: LutStore,
+    backend: ProfilerBackend,
+    device_name: str,
+    specs: Sequence[OpSpec],
+    *,
+    force: bool = False,
+    on_start: Callable[[int], None] | None = None,
+    on_measured: ProgressFn | None = None,
+) -> ProfileReport:
+    """Measure every spec the device's LUT lacks (all of them with `force`), one committed row
+    per op, so an interrupted run loses at most the op in flight and a rerun resumes."""
+    device = store.register_device(device_name, backend.fingerprint())
+    report = ProfileReport(device=device, total=0)
+    if device.fixed_costs is None or force:
+        store.set_fixed_costs(device, measure_fixed_costs(backend))
+        report.fixed_costs_measured = True
+    todo = store.missing(device, specs)
+    if force:
+        todo = [s for s in {s.key: s for s in specs}.values() if not s.is_identity]
+    report.total = len(todo)
+    report.skipped = len({s.key for s in specs if not s.is_identity}) - len(todo)
+    if on_start:
+        on_start(len(todo))
+    for index, spec in enumerate(todo, start=1):
+        measurement = backend.measure_op(spec)
+        store.add_measurement(
+            device, spec, measurement, profiler_version=PROFILER_VERSION, replace=force
+        )
+        report.measured.append(spec)
+        if on_measured:
+            on_measured(spec, index, len(todo))
+    report.device = store.device(device.id)
+    return report

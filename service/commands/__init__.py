@@ -1,0 +1,1 @@
+"""Sub-commands of the `hwnas` command line, one module per group."""

@@ -1,0 +1,114 @@
+"""Helpers shared by the sub-commands: settings, the store, architecture input, output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from lut.store import DatabaseUnavailable, LutStore
+from service.config import Settings, load_settings
+
+stderr = Console(stderr=True, highlight=False)
+stdout = Console(highlight=False)
+
+
+class UsageProblem(Exception):
+    """Bad input: exit code 2, one line."""
+
+
+class EnvironmentProblem(Exception):
+    """The environment cannot do it (database unreachable, runtime missing): exit code 1."""
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the library's input errors into one-line CLI errors."""
+    from lut.exchange import InvalidLutFile
+    from lut.predictor import MissingEntries
+    from lut.store import DeviceNotFound
+    from profilers.base import BackendUnavailable
+
+    try:
+        yield
+    except (ValueError, DeviceNotFound, MissingEntries, InvalidLutFile) as exc:
+        raise UsageProblem(str(exc)) from None
+    except (DatabaseUnavailable, BackendUnavailable) as exc:
+        raise EnvironmentProblem(str(exc)) from None
+
+
+def settings() -> Settings:
+    return load_settings()
+
+
+def open_store() -> LutStore:
+    try:
+        return LutStore(settings().database_url)
+    except DatabaseUnavailable as exc:
+        raise EnvironmentProblem(str(exc)) from None
+
+
+def add_arch_inputs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "archs",
+        nargs="*",
+        metavar="ARCH",
+        help="architecture strings (SPACE[@PARAMS]:CHOICE-CHOICE-...) or paths to arch.json files",
+    )
+    parser.add_argument(
+        "-f", "--file", type=Path, help="read architectures from FILE, one per line ('-': stdin)"
+    )
+
+
+def read_arch_inputs(args: argparse.Namespace) -> list[str]:
+    items = list(args.archs)
+    if args.file is not None:
+        if str(args.file) == "-":
+            text = sys.stdin.read()
+        else:
+            try:
+                text = args.file.read_text()
+            except OSError as exc:
+                raise UsageProblem(f"cannot read {args.file}: {exc.strerror}") from None
+        items += [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    if not items:
+        raise UsageProblem("no architecture given: pass ARCH arguments or -f FILE")
+    return items
+
+
+def print_json_line(data: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(data, sort_keys=False) + "\n")
+    sys.stdout.flush()
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"),
+        console=stderr,
+        transient=False,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    )
+
+
+def choice_list(names: list[str]) -> str:
+    return ", ".join(names)

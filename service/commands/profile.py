@@ -1,0 +1,101 @@
+"""`hwnas profile`: measure every OpSpec of a search space on this machine into a device's LUT."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from service.commands.common import (
+    UsageProblem,
+    choice_list,
+    open_store,
+    progress_bar,
+    settings,
+    stderr,
+    user_errors,
+)
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "profile",
+        help="measure a search space's ops on this machine into a device's LUT",
+        description="Measure the latency of every distinct op of a search space in one runtime "
+        "and store it in the LUT of DEVICE. Resumable: ops already measured are skipped, and "
+        "Ctrl-C keeps everything measured so far.",
+    )
+    parser.add_argument("--device", required=True, help="device name, e.g. laptop")
+    parser.add_argument("--backend", required=True, help="runtime: onnxruntime, litert, torch, ...")
+    parser.add_argument(
+        "--space", required=True, help="search space, optionally with parameters (fbnet@r160_w0.75)"
+    )
+    parser.add_argument("--threads", type=int, default=1, help="runtime threads (default 1)")
+    parser.add_argument(
+        "--force", action="store_true", help="measure again ops that are already in the LUT"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a fast, looser protocol (±5%% CI, 0.5 s cap per op) for demos and smoke tests",
+    )
+    parser.set_defaults(handler=run)
+
+
+def make_backend(name: str, threads: int, quick: bool = False) -> Any:
+    from profilers.base import backend_names, create_backend
+    from profilers.protocol import QUICK, MeasureProtocol
+
+    if name not in backend_names():
+        raise UsageProblem(f"unknown backend {name!r}; valid: {choice_list(backend_names())}")
+    if threads < 1:
+        raise UsageProblem("--threads must be at least 1")
+    protocol = QUICK if quick else MeasureProtocol()
+    with user_errors():
+        return create_backend(
+            name, threads=threads, cache_dir=settings().cache_dir, protocol=protocol
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    from profilers.runner import profile_specs
+    from search.spaces.base import space_from_string
+
+    with user_errors():
+        space = space_from_string(args.space)
+    backend = make_backend(args.backend, args.threads, args.quick)
+    store = open_store()
+    specs = space.distinct_opspecs()
+    stderr.print(
+        f"profiling [bold]{space.spec_string}[/] ({len(specs)} distinct ops) with "
+        f"{args.backend}, {args.threads} thread(s), into device [bold]{args.device}[/]"
+    )
+    with progress_bar() as progress, user_errors():
+        task = progress.add_task("fixed costs", total=None, status="")
+
+        def started(total: int) -> None:
+            progress.update(task, description="ops", total=total, completed=0)
+
+        def measured(spec: Any, index: int, total: int) -> None:
+            progress.update(task, completed=index, status=spec.short())
+
+        report = profile_specs(
+            store,
+            backend,
+            args.device,
+            specs,
+            force=args.force,
+            on_start=started,
+            on_measured=measured,
+        )
+    fixed = report.device.fixed_costs
+    stderr.print(
+        f"measured {len(report.measured)} op(s), {report.skipped} already in the LUT; "
+        f"device {report.device.label} now holds {store.count_measurements(report.device)} op(s)"
+    )
+    if fixed is not None:
+        stderr.print(
+            f"fixed costs: {fixed.call_overhead_ms * 1000:.1f} µs per call + "
+            f"{fixed.per_mb_ms * 1000:.1f} µs/MB of I/O, "
+            f"{fixed.between_blocks_ms * 1000:.1f} µs between blocks"
+        )
+    return 0
