@@ -1,0 +1,1 @@
+"""Deployable models: stand-alone child networks, export, quantisation, verification, model cards."""

@@ -1,0 +1,1 @@
+"""Search spaces, and (later) the supernet, search strategies and data loading."""
