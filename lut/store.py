@@ -226,8 +226,9 @@ class LutStore:
             )
         else:
             stmt = stmt.on_conflict_do_nothing(index_elements=["device_id", "op_key"])
+        # Count with RETURNING: rowcount is unreliable for multi-row inserts across drivers.
         with self.transaction(connection) as conn:
-            return conn.execute(stmt).rowcount or 0
+            return len(conn.execute(stmt.returning(MeasurementRow.__table__.c.op_key)).all())
 
     def measured_keys(self, device: Device) -> set[str]:
         with Session(self.engine) as session:

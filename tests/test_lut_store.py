@@ -1,0 +1,163 @@
+"""The LUT database on real SQLite files and a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from lut.exchange import InvalidLutFile, export_lut, import_lut, parse_lut, read_lut_file
+from lut.measurement import Measurement
+from lut.opspec import OpSpec
+from lut.predictor import Calibration, FixedCosts
+from lut.store import DatabaseUnavailable, DeviceNotFound, LutStore
+from search.spaces.base import space_from_string
+
+FINGERPRINT = {"backend": "onnxruntime", "runtime_version": "1.0", "threads": 1}
+SPECS = [s for s in space_from_string("fbnet-tiny").distinct_opspecs() if not s.is_identity][:6]
+
+
+def _measurement(value: float) -> Measurement:
+    return Measurement.from_samples([value, value * 1.01, value * 0.99] * 4, warmup=5)
+
+
+def test_measurements_are_idempotent_and_cover(db_url: str) -> None:
+    store = LutStore(db_url)
+    device = store.register_device("laptop", FINGERPRINT)
+    assert store.register_device("laptop", FINGERPRINT).id == device.id
+    assert store.add_measurement(device, SPECS[0], _measurement(1.0))
+    assert not store.add_measurement(device, SPECS[0], _measurement(2.0))
+    assert store.lookup(device)[SPECS[0].key].median_ms == pytest.approx(1.0)
+    assert store.add_measurement(device, SPECS[0], _measurement(2.0), replace=True)
+    assert store.lookup(device)[SPECS[0].key].median_ms == pytest.approx(2.0)
+    assert store.missing(device, SPECS) == SPECS[1:]
+    identity = OpSpec(op="skip", in_channels=16, out_channels=16, height=28, width=28)
+    assert store.missing(device, [identity]) == []  # identities are free, never profiled
+
+
+def test_raw_samples_are_kept(db_url: str) -> None:
+    store = LutStore(db_url)
+    device = store.register_device("laptop", FINGERPRINT)
+    m = Measurement.from_samples([3.0, 1.0, 2.0, 5.0, 4.0, 2.5], warmup=2, peak_memory_bytes=1234)
+    store.add_measurement(device, SPECS[1], m)
+    entry = store.entries(device)[SPECS[1].key]
+    assert entry.measurement.samples_ms == (3.0, 1.0, 2.0, 5.0, 4.0, 2.5)
+    assert entry.measurement.median_ms == 2.75 and entry.measurement.peak_memory_bytes == 1234
+    assert entry.spec == SPECS[1]
+
+
+def test_devices_by_fingerprint(db_url: str) -> None:
+    store = LutStore(db_url)
+    old = store.register_device("pi", {**FINGERPRINT, "runtime_version": "1.0"})
+    new = store.register_device("pi", {**FINGERPRINT, "runtime_version": "2.0"})
+    assert old.id != new.id  # a new runtime version is a new LUT
+    assert store.resolve_device("pi").id == new.id
+    store.register_device("pi", {**FINGERPRINT, "backend": "litert"})
+    with pytest.raises(DeviceNotFound, match="several backends"):
+        store.resolve_device("pi")
+    assert store.resolve_device("pi", "litert").backend == "litert"
+    with pytest.raises(DeviceNotFound, match="known devices: pi"):
+        store.resolve_device("phone")
+
+
+def test_export_import_round_trip(db_url: str, tmp_path: Path) -> None:
+    store = LutStore(db_url)
+    device = store.register_device("laptop", FINGERPRINT)
+    store.set_fixed_costs(device, FixedCosts(0.005, 0.1, 0.001))
+    for i, spec in enumerate(SPECS):
+        store.add_measurement(device, spec, _measurement(0.1 * (i + 1)))
+    store.add_e2e(device, "fbnet-tiny@r28_w1_c1_n10:x", "fbnet-tiny@r28_w1_c1_n10", _measurement(1))
+    store.set_calibration(device, "fbnet-tiny@r28_w1_c1_n10", Calibration(1.1, 0.0, 0.01, 5, 9, 2))
+    data = json.loads(json.dumps(export_lut(store, store.device(device.id))))
+
+    other = LutStore(f"sqlite:///{tmp_path / 'other.db'}")
+    imported, added = import_lut(other, parse_lut(data))
+    assert added == len(SPECS)
+    assert imported.fixed_costs == FixedCosts(0.005, 0.1, 0.001)
+    assert other.lookup(imported).keys() == store.lookup(device).keys()
+    assert other.calibration(imported, "fbnet-tiny@r28_w1_c1_n10").alpha == 1.1
+    assert len(other.e2e_measurements(imported)) == 1
+    assert import_lut(other, parse_lut(data))[1] == 0  # nothing new the second time
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "message"),
+    [
+        (lambda d: d.update(format="other"), "'format' must be"),
+        (lambda d: d.update(version=99), "unsupported version"),
+        (lambda d: d["measurements"][-1]["opspec"].update(op="lstm"), r"measurements\[5\].opspec"),
+        (lambda d: d["measurements"][-1].update(key="deadbeef"), "does not match"),
+        (lambda d: d["measurements"][2]["measurement"].update(samples_ms=[]), "non-empty"),
+        (lambda d: d["measurements"][3]["measurement"].update(samples_ms=[-1.0]), "non-negative"),
+        (lambda d: d["device"].pop("fingerprint"), "'fingerprint' must be"),
+    ],
+)
+def test_corrupt_file_imports_nothing(
+    sqlite_url: str, tmp_path: Path, corrupt: object, message: str
+) -> None:
+    store = LutStore(sqlite_url)
+    device = store.register_device("laptop", FINGERPRINT)
+    for i, spec in enumerate(SPECS):
+        store.add_measurement(device, spec, _measurement(0.1 * (i + 1)))
+    data = export_lut(store, device)
+    corrupt(data)  # type: ignore[operator]
+    path = tmp_path / "bad.lut.json"
+    path.write_text(json.dumps(data))
+    target = LutStore(f"sqlite:///{tmp_path / 'target.db'}")
+    with pytest.raises(InvalidLutFile, match=message):
+        import_lut(target, read_lut_file(path))
+    assert target.devices() == [] and target.count_measurements() == 0
+
+
+def test_truncated_file_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "cut.json"
+    path.write_text('{"format": "hwnas-lut", "version": 1, "meas')
+    with pytest.raises(InvalidLutFile, match="not valid JSON"):
+        read_lut_file(path)
+
+
+def test_unreachable_database_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(DatabaseUnavailable, match="cannot open database"):
+        LutStore("postgresql+psycopg://nobody:secret@127.0.0.1:1/none?connect_timeout=2")
+    (tmp_path / "dir.db").mkdir()
+    with pytest.raises(DatabaseUnavailable, match="cannot open database"):
+        LutStore(f"sqlite:///{tmp_path / 'dir.db'}")
+
+
+def _writer(url: str, device_id: int, worker: int, count: int) -> None:
+    store = LutStore(url)
+    device = store.device(device_id)
+    for i in range(count):
+        spec = OpSpec(op="conv", in_channels=1 + worker, out_channels=1 + i, height=8, width=8)
+        store.add_measurement(device, spec, _measurement(0.01 * (i + 1)))
+        # every worker also writes the same shared ops: idempotent inserts must not clash
+        shared = OpSpec(op="linear", in_channels=10, out_channels=1 + i)
+        store.add_measurement(device, shared, _measurement(0.02))
+    store.close()
+
+
+def test_four_processes_write_one_database(db_url: str) -> None:
+    store = LutStore(db_url)
+    device = store.register_device("shared", FINGERPRINT)
+    per_worker = 40
+    ctx = multiprocessing.get_context("spawn")
+    workers = [ctx.Process(target=_writer, args=(db_url, device.id, w, per_worker)) for w in range(4)]
+    for p in workers:
+        p.start()
+    for p in workers:
+        p.join(timeout=180)
+    assert [p.exitcode for p in workers] == [0, 0, 0, 0]  # no "database is locked" anywhere
+    assert store.count_measurements(device) == 4 * per_worker + per_worker
+
+
+def test_migrations_are_idempotent_and_concurrent(db_url: str) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=LutStore, args=(db_url,)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    assert LutStore(db_url).devices() == []

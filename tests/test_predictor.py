@@ -1,0 +1,68 @@
+"""The predictor on hand-computed numbers: LUT sums, fixed costs, calibration, missing entries."""
+
+from __future__ import annotations
+
+import pytest
+
+from lut.measurement import Measurement
+from lut.opspec import OpSpec
+from lut.predictor import (
+    FixedCosts,
+    MissingEntries,
+    features,
+    fit_calibration,
+    io_megabytes,
+    predict,
+)
+
+A = OpSpec(op="conv", in_channels=1, out_channels=250, height=10, width=10)  # 0.1004 MB of I/O
+B = OpSpec(op="pool", in_channels=250, out_channels=250, height=10, width=10)
+IDENTITY = OpSpec(op="skip", in_channels=250, out_channels=250, height=10, width=10)
+
+
+def _lut(**medians: float) -> dict[str, Measurement]:
+    specs = {"A": A, "B": B}
+    return {specs[k].key: Measurement.from_samples([v] * 7, warmup=0) for k, v in medians.items()}
+
+
+def test_raw_sum_without_fixed_costs() -> None:
+    p = predict([A, IDENTITY, B], _lut(A=1.0, B=0.5))
+    assert p.raw_sum_ms == 1.5 and p.latency_ms == 1.5 and p.n_ops == 2
+
+
+def test_fixed_costs_are_paid_once_per_network() -> None:
+    fixed = FixedCosts(call_overhead_ms=0.1, per_mb_ms=1.0, between_blocks_ms=0.01)
+    assert io_megabytes(A) == pytest.approx((100 + 25000) * 4 / 1e6)
+    p = predict([A, B], _lut(A=1.0, B=0.5), fixed)
+    overhead_a = 0.1 + io_megabytes(A)
+    overhead_b = 0.1 + io_megabytes(B)
+    network_io = (100 + 250) * 4 / 1e6
+    expected = (1.0 - overhead_a) + (0.5 - overhead_b) + 2 * 0.01 + (0.1 + network_io)
+    assert p.latency_ms == pytest.approx(expected)
+    assert p.raw_sum_ms == 1.5
+
+
+def test_missing_entries_are_named_never_defaulted() -> None:
+    with pytest.raises(MissingEntries, match=r"lacks 1 op\(s\): pool") as info:
+        predict([A, B], _lut(A=1.0), device="pi")
+    assert info.value.missing == [B]
+
+
+def test_calibration_recovers_a_linear_truth() -> None:
+    fixed = FixedCosts(0.0, 0.0, 0.0)
+    points = []
+    for a, b in [(1.0, 0.5), (2.0, 0.1), (0.3, 0.9), (4.0, 2.0), (1.5, 1.5)]:
+        f = features([A, B], _lut(A=a, B=b), fixed)
+        points.append((f, 0.9 * (a + b) + 0.05))  # truth: alpha 0.9, gamma 0.05
+    cal = fit_calibration(points, fixed)
+    assert cal.alpha == pytest.approx(0.9, rel=1e-6)
+    assert cal.beta + cal.gamma / 2 == pytest.approx(0.025, abs=1e-6)  # n_ops is constant here
+    assert cal.mape_after < 1e-6 < cal.mape_before
+    p = predict([A, B], _lut(A=3.0, B=1.0), fixed, cal)
+    assert p.calibrated and p.latency_ms == pytest.approx(0.9 * 4.0 + 0.05)
+
+
+def test_calibration_needs_three_points() -> None:
+    f = features([A, B], _lut(A=1.0, B=1.0), FixedCosts(0, 0, 0))
+    with pytest.raises(ValueError, match="at least 3"):
+        fit_calibration([(f, 1.0), (f, 2.0)], FixedCosts(0, 0, 0))
