@@ -14,6 +14,7 @@ from profilers.base import PROFILER_VERSION, ProfilerBackend
 # the range the micro-models of the built-in spaces span.
 OVERHEAD_PROBES = ((8, 8, 8), (16, 28, 28), (32, 56, 56), (64, 112, 112), (96, 112, 112))
 CHAIN_LENGTH = 8
+CHAIN_PROBE = (16, 28)  # channels, size of the depthwise 1x1 conv chained to time block boundaries
 
 ProgressFn = Callable[[OpSpec, int, int], None]
 
@@ -28,8 +29,9 @@ class ProfileReport:
 
 
 def measure_fixed_costs(backend: ProfilerBackend) -> FixedCosts:
-    """Per-call overhead: `add` micro-models at several sizes, a + b·MB fitted by least squares.
-    Between-block cost: a chain of `add` ops against one."""
+    """Per-call overhead: `add` micro-models from ~4 KB to ~10 MB of I/O give a + b·MB.
+    Between-block cost: a chain of
+    depthwise 1x1 convs against one (adds would be folded together by graph optimisers)."""
     import numpy as np
 
     probes = [
@@ -38,23 +40,36 @@ def measure_fixed_costs(backend: ProfilerBackend) -> FixedCosts:
     ]
     sizes = np.array([io_megabytes(p) for p in probes])
     times = np.array([backend.measure_op(p).median_ms for p in probes])
-    slope, intercept = np.polyfit(sizes, times, 1)
+    # The smallest probe is an (almost) empty model: its time is the per-call overhead. The
+    # slope over all probes, weighted by relative error, is the cost per MB of I/O.
+    slope, _ = np.polyfit(sizes, times, 1, w=1.0 / times)
+    slope = max(float(slope), 0.0)
     fixed = FixedCosts(
-        call_overhead_ms=max(float(intercept), 0.0), per_mb_ms=max(float(slope), 0.0)
+        call_overhead_ms=max(float(times[0]) - slope * float(sizes[0]), 0.0), per_mb_ms=slope
     )
-    between = _between_blocks_ms(backend, probes[1], fixed, float(times[1]))
+    between = _between_blocks_ms(backend, fixed)
     return FixedCosts(fixed.call_overhead_ms, fixed.per_mb_ms, between)
 
 
-def _between_blocks_ms(
-    backend: ProfilerBackend, probe: OpSpec, fixed: FixedCosts, single_ms: float
-) -> float:
+def _between_blocks_ms(backend: ProfilerBackend, fixed: FixedCosts) -> float:
     import torch.nn as nn
 
     from search.spaces.blocks import build_op, example_input
 
+    channels, size = CHAIN_PROBE
+    probe = OpSpec(
+        op="conv",
+        in_channels=channels,
+        out_channels=channels,
+        height=size,
+        width=size,
+        kernel=1,
+        groups=channels,
+        activation="none",
+    )
+    single_ms = backend.measure_op(probe).median_ms
     chain = nn.Sequential(*(build_op(probe) for _ in range(CHAIN_LENGTH))).eval()
-    key = f"add-chain{CHAIN_LENGTH}-{probe.key}"
+    key = f"chain{CHAIN_LENGTH}-{probe.key}"
     chain_ms = backend.measure_module(chain, example_input(probe), cache_key=key).median_ms
     per_op_in_chain = (chain_ms - single_ms) / (CHAIN_LENGTH - 1)
     compute_of_one = single_ms - fixed.overhead_ms(io_megabytes(probe))
