@@ -33,6 +33,7 @@ class ProfilerBackend(ABC):
 
     name: ClassVar[str]
     layout: ClassVar[str] = "NCHW"  # layout of the micro-models' input and output
+    default_device: ClassVar[str] = "cpu"  # used when the caller passes no device
 
     def __init__(
         self,
@@ -41,7 +42,7 @@ class ProfilerBackend(ABC):
         precision: str = "fp32",
         cache_dir: Path,
         protocol: MeasureProtocol | None = None,
-        device: str = "cpu",
+        device: str | None = None,
     ) -> None:
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
@@ -49,7 +50,7 @@ class ProfilerBackend(ABC):
         self.precision = precision
         self.cache_dir = Path(cache_dir) / self.name
         self.protocol = protocol or MeasureProtocol()
-        self.device = device
+        self.device = device or self.default_device
 
     @classmethod
     def unavailable_reason(cls) -> str | None:

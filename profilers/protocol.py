@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -89,3 +90,21 @@ def pin_to_cores(threads: int) -> list[int] | None:
         return chosen
     except OSError:
         return None
+
+
+@contextmanager
+def pinned_to_cores(threads: int) -> Iterator[list[int] | None]:
+    """Pin this thread to `threads` CPUs for the block and restore the previous affinity after.
+
+    Linux applies the mask to the calling thread and to threads it creates later, so enter this
+    before a runtime builds its thread pool (session / interpreter creation). Yields the CPUs used,
+    or None where affinity cannot be set.
+    """
+    previous = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    chosen = pin_to_cores(threads)
+    try:
+        yield chosen
+    finally:
+        if previous is not None and chosen is not None:
+            with suppress(OSError):
+                os.sched_setaffinity(0, previous)

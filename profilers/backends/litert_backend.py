@@ -1,0 +1,87 @@
+"""LiteRT backend: each model converted with litert-torch into an NHWC `.tflite` file and timed with
+`Interpreter.invoke` on the XNNPACK delegate, as a phone's or an ARM board's CPU would run it."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from profilers.backends.converted import ConvertedModelBackend
+from profilers.base import register_backend
+from profilers.quiet import silenced
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn as nn
+
+
+@register_backend("litert")
+class LiteRTBackend(ConvertedModelBackend):
+    """Converted once per key (`<key>.tflite`); each measurement opens an interpreter with
+    `num_threads=threads` and the default delegates (XNNPACK for float models) and times
+    `invoke()` on an input set once. 4-D inputs and outputs are channel-last (NHWC), as LiteRT
+    models are deployed; 2-D ones (pool and linear outputs, linear inputs) stay as they are."""
+
+    layout = "NHWC"
+    suffix = ".tflite"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if self.precision != "fp32":
+            raise ValueError(f"litert backend measures fp32 only, not {self.precision!r}")
+        if self.device != "cpu":
+            raise ValueError(f"litert backend runs on the CPU (XNNPACK), not {self.device!r}")
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        for package in ("ai_edge_litert", "litert_torch"):
+            if importlib.util.find_spec(package) is None:
+                return f"the Python package {package.replace('_', '-')!r} is not installed"
+        return None
+
+    def runtime_version(self) -> str:
+        runtime = importlib.metadata.version("ai-edge-litert")
+        converter = importlib.metadata.version("litert-torch")
+        return f"{runtime} (converted by litert-torch {converter})"
+
+    def provider(self) -> str:
+        return "XNNPACK"
+
+    def convert(self, module: nn.Module, example: torch.Tensor, path: Path) -> None:
+        convert_channel_last(module, example, path)
+
+    def load(self, path: Path, example: torch.Tensor) -> Callable[[], object]:
+        from ai_edge_litert.interpreter import Interpreter
+
+        with silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+            interpreter = Interpreter(model_path=str(path), num_threads=self.threads)
+            interpreter.allocate_tensors()
+        index = interpreter.get_input_details()[0]["index"]
+        interpreter.set_tensor(index, channel_last(example).numpy())
+        return interpreter.invoke
+
+
+def channel_last(tensor: torch.Tensor) -> torch.Tensor:
+    """NCHW → NHWC for 4-D tensors; others unchanged (detached, contiguous, on the CPU)."""
+    tensor = tensor.detach().cpu()
+    return (tensor.permute(0, 2, 3, 1) if tensor.dim() == 4 else tensor).contiguous()
+
+
+def convert_channel_last(module: nn.Module, example: torch.Tensor, path: Path) -> None:
+    """Convert `module` (NCHW) to a `.tflite` file whose 4-D input and 4-D output are NHWC."""
+    import torch
+
+    with silenced():
+        import litert_torch  # its first import alone prints absl and oneDNN lines
+
+        with torch.no_grad():
+            output = module(example.clone())
+        outputs = [0] if example.dim() == 4 and output.dim() == 4 else []
+        wrapped = module
+        if example.dim() == 4:
+            wrapped = litert_torch.to_channel_last_io(module, args=[0], outputs=outputs)
+        edge_model = litert_torch.convert(wrapped.eval(), (channel_last(example),))
+        edge_model.export(str(path))

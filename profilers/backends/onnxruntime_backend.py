@@ -1,0 +1,111 @@
+"""ONNX Runtime backend: each model exported to ONNX and timed with `InferenceSession.run` on the
+CPU execution provider, or the CUDA one with device="cuda" (input and output bound on the GPU)."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from profilers.backends.converted import ConvertedModelBackend
+from profilers.base import BackendUnavailable, register_backend
+from profilers.export import export_onnx
+from profilers.memory import PeakMemory
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn as nn
+
+CPU_PROVIDER = "CPUExecutionProvider"
+CUDA_PROVIDER = "CUDAExecutionProvider"
+
+
+@register_backend("onnxruntime")
+class OnnxRuntimeBackend(ConvertedModelBackend):
+    """Exported once per key (`<key>.onnx`); each measurement opens a session with `threads`
+    intra-op threads, one inter-op thread, sequential execution and all graph optimisations, and
+    times `session.run` on a pre-allocated input, as a deployment calls it."""
+
+    suffix = ".onnx"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if self.precision != "fp32":
+            raise ValueError(f"onnxruntime backend measures fp32 only, not {self.precision!r}")
+        if self.is_cuda:
+            import onnxruntime as ort
+
+            if CUDA_PROVIDER not in ort.get_available_providers():
+                raise BackendUnavailable(
+                    f"{CUDA_PROVIDER} is not available in this onnxruntime build "
+                    f"(has: {', '.join(ort.get_available_providers())}); "
+                    "install onnxruntime-gpu on a machine with CUDA"
+                )
+        elif self.device != "cpu":
+            raise ValueError(
+                f"onnxruntime backend runs on 'cpu' or 'cuda[:N]', not {self.device!r}"
+            )
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        for package in ("onnxruntime", "onnxscript"):
+            if importlib.util.find_spec(package) is None:
+                return f"the Python package {package!r} is not installed"
+        return None
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.startswith("cuda")
+
+    def runtime_version(self) -> str:
+        import onnxruntime as ort
+        import torch
+
+        return f"{ort.__version__} (ONNX from torch {torch.__version__})"
+
+    def provider(self) -> str:
+        return CUDA_PROVIDER if self.is_cuda else CPU_PROVIDER
+
+    def memory_tracker(self) -> AbstractContextManager[PeakMemory]:
+        # ORT's CUDA allocations are invisible to torch's allocator: no peak memory there.
+        return nullcontext(PeakMemory()) if self.is_cuda else super().memory_tracker()
+
+    def convert(self, module: nn.Module, example: torch.Tensor, path: Path) -> None:
+        export_onnx(module, example, path)
+
+    def load(self, path: Path, example: torch.Tensor) -> Callable[[], object]:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # errors only
+        providers: list[Any] = [CPU_PROVIDER]
+        if self.is_cuda:
+            providers = [(CUDA_PROVIDER, {"device_id": self._device_index()})]
+        session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+        array = example.detach().cpu().contiguous().numpy()
+        input_name = session.get_inputs()[0].name
+        if not self.is_cuda:
+            feed = {input_name: array}
+            return lambda: session.run(None, feed)
+        # Input and output stay on the GPU so host transfers are not part of the op's cost;
+        # run_with_iobinding synchronises the device before returning, so wall time is GPU time.
+        binding = session.io_binding()
+        device_input = ort.OrtValue.ortvalue_from_numpy(array, "cuda", self._device_index())
+        binding.bind_ortvalue_input(input_name, device_input)
+        for output in session.get_outputs():
+            binding.bind_output(output.name, "cuda", self._device_index())
+
+        def run_bound(keep_alive: object = device_input) -> object:  # the binding needs the input
+            return session.run_with_iobinding(binding)
+
+        return run_bound
+
+    def _device_index(self) -> int:
+        _, _, index = self.device.partition(":")
+        return int(index) if index else 0

@@ -1,0 +1,86 @@
+"""Model files the backends time: input checks, the cache of converted files (written atomically,
+since concurrent profilers may share a cache) and the ONNX export they share."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lut.opspec import OpSpec
+from profilers.quiet import silenced
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn as nn
+
+_CACHE_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def op_model(spec: OpSpec) -> tuple[nn.Module, torch.Tensor]:
+    """The micro-model of `spec` (eval mode) and its NCHW example input.
+
+    Identity specs (a stride-1 `skip` keeping its channels) do no work: a LUT stores 0 for them
+    and the runner never sends them, so asking to measure one is a caller's error (ValueError).
+    """
+    if spec.is_identity:
+        raise ValueError(f"{spec.short()} is an identity: there is nothing to measure")
+    from search.spaces.blocks import build_op, example_input
+
+    return build_op(spec), example_input(spec)
+
+
+def check_cache_key(key: str) -> str:
+    """Cache keys become file names: letters, digits, '.', '_', '-', not starting with '.'."""
+    if not _CACHE_KEY.fullmatch(key):
+        raise ValueError(
+            f"invalid cache_key {key!r}: use 1-128 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return key
+
+
+def check_eval_mode(module: nn.Module) -> None:
+    """Timing a module in training mode would time (and export) batch-norm statistics updates."""
+    if module.training:
+        raise ValueError("measure_module needs a module in eval mode: call module.eval() first")
+
+
+def ensure_cached(path: Path, write: Callable[[Path], object]) -> bool:
+    """Make sure `path` exists, producing it with `write(temporary_path)` and an atomic rename.
+
+    Returns True if the file was written by this call, False if an existing one was reused.
+    """
+    if path.is_file():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp{path.suffix}")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+    return True
+
+
+def export_onnx(module: nn.Module, example: torch.Tensor, path: Path) -> None:
+    """Export `module` with one input named "input" and one output named "output" (dynamo
+    exporter, default opset, weights inside the file), silencing the exporter's chatter."""
+    import torch
+
+    with silenced(), torch.no_grad():
+        torch.onnx.export(
+            module,
+            (example,),
+            str(path),
+            dynamo=True,
+            external_data=False,
+            input_names=["input"],
+            output_names=["output"],
+            verbose=False,
+        )
