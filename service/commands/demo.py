@@ -1,0 +1,84 @@
+"""`hwnas demo`: the main job on the embedded default — profile this CPU into a LUT, calibrate it,
+and compare predicted with measured latency on random architectures."""
+
+from __future__ import annotations
+
+import argparse
+from types import SimpleNamespace
+from typing import Any
+
+from rich.table import Table
+
+from service.commands.common import UsageProblem, open_store, stderr, stdout
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="profile this CPU, calibrate, and check predicted vs measured latency",
+        description="Runs the whole profile → predict → measure loop on this machine with the "
+        "embedded SQLite database: profiles SPACE with BACKEND into device 'this-cpu', "
+        "calibrates on a few end-to-end runs, then predicts and measures fresh random "
+        "architectures and prints both side by side.",
+    )
+    p.add_argument("--space", default="fbnet-tiny", help="search space (default fbnet-tiny)")
+    p.add_argument("--backend", default="onnxruntime", help="runtime (default onnxruntime)")
+    p.add_argument("--device", default="this-cpu", help="device name (default this-cpu)")
+    p.add_argument("-n", "--count", type=int, default=8, help="architectures to compare (8)")
+    p.add_argument("--quick", action="store_true", help="a fast, looser measuring protocol")
+    p.set_defaults(handler=run_demo)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from search.spaces.base import space_from_string
+    from service.commands import calibrate, profile
+    from service.commands.arch import measure_architecture, predict_architecture
+
+    if not 1 <= args.count <= 1000:
+        raise UsageProblem("-n must be between 1 and 1000")
+    stderr.print("[bold]1/3[/] profiling every op of the space (resumable)")
+    profile.run(
+        SimpleNamespace(
+            device=args.device,
+            backend=args.backend,
+            space=args.space,
+            threads=1,
+            force=False,
+            quick=args.quick,
+        )
+    )
+    stderr.print("[bold]2/3[/] calibrating the LUT on end-to-end runs")
+    calibrate.run_calibrate(
+        SimpleNamespace(
+            device=args.device,
+            backend=args.backend,
+            space=args.space,
+            count=8,
+            seed=1000,
+            quick=args.quick,
+        )
+    )
+    stderr.print("[bold]3/3[/] predicted vs measured on fresh random architectures")
+    store = open_store()
+    device = store.resolve_device(args.device, args.backend)
+    backend = profile.make_backend(args.backend, 1, args.quick)
+    space = space_from_string(args.space)
+    table = Table("arch", "predicted ms", "measured ms", "error")
+    errors = []
+    for arch in space.iter_random(seed=2024, count=args.count):
+        predicted = predict_architecture(store, device, arch.to_string(), raw=False).latency_ms
+        measured = measure_architecture(backend, arch.to_string())[2].median_ms
+        errors.append(abs(predicted - measured) / measured)
+        table.add_row(
+            arch.to_string()[:60] + "…",
+            f"{predicted:.4f}",
+            f"{measured:.4f}",
+            f"{(predicted - measured) / measured:+.1%}",
+        )
+    stdout.print(table)
+    within = sum(e <= 0.10 for e in errors)
+    stdout.print(
+        f"mean absolute error {100 * sum(errors) / len(errors):.1f}%, "
+        f"{within}/{len(errors)} within ±10%"
+    )
+    return 0

@@ -1,0 +1,217 @@
+"""The `hwnas` command as a user runs it: real processes, a real SQLite file, real ONNX Runtime."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+SPACE = "fbnet-tiny"
+
+
+def hwnas(
+    home: Path, *args: str, check: bool = True, **kwargs: object
+) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HWNAS_HOME": str(home), "COLUMNS": "200"}
+    env.pop("HWNAS_DATABASE_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "service.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        **kwargs,  # type: ignore[arg-type]
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"hwnas {' '.join(args)} failed:\n{result.stderr}")
+    return result
+
+
+def _count_rows(home: Path) -> int:
+    db = home / "hwnas.db"
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db, timeout=30) as conn:
+        try:
+            return int(conn.execute("SELECT count(*) FROM measurements").fetchone()[0])
+        except sqlite3.OperationalError:
+            return 0
+
+
+@pytest.fixture(scope="module")
+def profiled_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Profile fbnet-tiny, interrupt it with Ctrl-C part-way, then resume it to the end."""
+    home = tmp_path_factory.mktemp("home")
+    env = {**os.environ, "HWNAS_HOME": str(home)}
+    args = [
+        "profile",
+        "--device",
+        "laptop",
+        "--backend",
+        "onnxruntime",
+        "--space",
+        SPACE,
+        "--quick",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 300
+    while _count_rows(home) < 5 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    interrupted_at = _count_rows(home)
+    assert interrupted_at >= 5
+    with sqlite3.connect(home / "hwnas.db") as conn:  # every row whole: no NULL statistics
+        assert (
+            conn.execute("SELECT count(*) FROM measurements WHERE median_ms IS NULL").fetchone()[0]
+            == 0
+        )
+    resumed = hwnas(home, *args)
+    total = 72  # fbnet-tiny's distinct ops that need measuring (identities are free)
+    assert (
+        f"measured {total - interrupted_at} op(s), {interrupted_at} already in the LUT"
+        in " ".join(resumed.stderr.split())
+    )
+    assert _count_rows(home) == total
+    return home
+
+
+@pytest.mark.slow
+def test_profile_is_resumable_and_complete(profiled_home: Path) -> None:
+    again = hwnas(
+        profiled_home,
+        "profile",
+        "--device",
+        "laptop",
+        "--backend",
+        "onnxruntime",
+        "--space",
+        SPACE,
+        "--quick",
+    )
+    assert "measured 0 op(s), 72 already in the LUT" in " ".join(again.stderr.split())
+    show = json.loads(
+        hwnas(profiled_home, "lut", "show", "--device", "laptop", "--space", SPACE, "--json").stdout
+    )
+    assert show["missing"] == [] and show["ops"] == 72
+    assert show["fixed_costs"]["call_overhead_ms"] > 0
+    assert show["fingerprint"]["backend"] == "onnxruntime" and show["fingerprint"]["threads"] == 1
+
+
+@pytest.mark.slow
+def test_predict_and_measure_json_lines(profiled_home: Path) -> None:
+    archs = hwnas(
+        profiled_home, "arch", "random", "--space", SPACE, "--seed", "7", "-n", "3"
+    ).stdout
+    lines = archs.split()
+    assert len(lines) == 3
+    predicted = [
+        json.loads(x)
+        for x in hwnas(
+            profiled_home, "predict", "--device", "laptop", *lines, "--json"
+        ).stdout.splitlines()
+    ]
+    assert [p["arch"] for p in predicted] == lines
+    assert all(0 < p["latency_ms"] <= p["raw_sum_ms"] for p in predicted)
+    listing = profiled_home / "archs.txt"
+    listing.write_text(archs)
+    measured = [
+        json.loads(x)
+        for x in hwnas(
+            profiled_home,
+            "measure",
+            "--backend",
+            "onnxruntime",
+            "-f",
+            str(listing),
+            "--quick",
+            "--json",
+        ).stdout.splitlines()
+    ]
+    assert [m["arch"] for m in measured] == lines
+    assert all(m["latency_ms"] > 0 and m["n"] >= 10 for m in measured)
+    # same order of magnitude: the predictor is benchmarked properly in benchmarks/lut_accuracy
+    for p, m in zip(predicted, measured, strict=True):
+        assert 0.2 < p["latency_ms"] / m["latency_ms"] < 5
+
+
+@pytest.mark.slow
+def test_export_import_round_trip(profiled_home: Path, tmp_path: Path) -> None:
+    out = tmp_path / "laptop.lut.json"
+    hwnas(profiled_home, "lut", "export", "--device", "laptop", "-o", str(out))
+    data = json.loads(out.read_text())
+    assert data["format"] == "hwnas-lut" and len(data["measurements"]) == 72
+    other = tmp_path / "other"
+    result = hwnas(other, "lut", "import", str(out))
+    assert "imported 72 op(s)" in result.stdout
+    listed = [json.loads(x) for x in hwnas(other, "lut", "list", "--json").stdout.splitlines()]
+    assert [(d["device"], d["ops"]) for d in listed] == [("laptop", 72)]
+    arch = hwnas(other, "arch", "random", "--space", SPACE).stdout.strip()
+    a = json.loads(hwnas(profiled_home, "predict", "--device", "laptop", arch, "--json").stdout)
+    b = json.loads(hwnas(other, "predict", "--device", "laptop", arch, "--json").stdout)
+    assert a["latency_ms"] == pytest.approx(b["latency_ms"])
+
+
+def test_corrupt_lut_file_imports_nothing(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "hwnas-lut", "version": 1, "device": {"name": "x"}}')
+    result = hwnas(tmp_path / "home", "lut", "import", str(bad), check=False)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "fingerprint" in result.stderr
+    listed = hwnas(tmp_path / "home", "lut", "list", "--json").stdout
+    assert listed == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["arch", "random", "--space", "nope"], "valid: fbnet, fbnet-tiny"),
+        (["profile", "--device", "d", "--backend", "tflite", "--space", SPACE], "valid: litert"),
+        (["predict", "--device", "phone", "fbnet-tiny:skip"], "unknown device 'phone'"),
+        (["measure", "--backend", "onnxruntime", "fbnet-tiny:skip"], "has 8 searchable layers"),
+        (["predict", "--device", "x"], "no architecture given"),
+        (["lut", "show"], "the following arguments are required: --device"),
+        (["nonsense"], "invalid choice"),
+    ],
+)
+def test_bad_input_is_exit_2_and_one_line(tmp_path: Path, args: list[str], needle: str) -> None:
+    result = hwnas(tmp_path, *args, check=False)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert needle in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    env_url = "postgresql+psycopg://u:secret@127.0.0.1:1/x?connect_timeout=2"
+    result = subprocess.run(
+        [sys.executable, "-m", "service.cli", "lut", "list"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HWNAS_HOME": str(tmp_path), "HWNAS_DATABASE_URL": env_url},
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "cannot open database" in result.stderr
+    assert "secret" not in result.stderr
+
+
+def test_arch_random_is_seeded(tmp_path: Path) -> None:
+    a = hwnas(tmp_path, "arch", "random", "--space", "fbnet", "--seed", "7", "-n", "5").stdout
+    b = hwnas(tmp_path, "arch", "random", "--space", "fbnet", "--seed", "7", "-n", "5").stdout
+    assert a == b and len(a.splitlines()) == 5
+    assert all(line.startswith("fbnet@r224_w1_c3_n1000:") for line in a.splitlines())
