@@ -1,0 +1,203 @@
+"""lut_accuracy: is the latency the LUT predicts the latency we measure?
+
+For each runtime (1 thread) and space: build the space's LUT (resumable, in its own database),
+measure `--calibration` random architectures end to end to fit the calibration, then measure
+`--count` *other* random architectures end to end and compare them with three predictors: the raw
+LUT sum, the LUT corrected by the device's measured fixed costs, and the calibrated predictor.
+Reports MAPE, the share within ±10% and Kendall's τ. Also records what `profile_cost` needs: the
+wall time and number of ops to build each LUT, and the median coefficient of variation.
+
+    python benchmarks/lut_accuracy.py --backends onnxruntime,litert --spaces fbnet,fbnet-tiny
+
+Writes benchmarks/results/lut_accuracy.json and .md (and profile_cost.json/.md), rewritten after
+each (backend, space) so a long run can be followed and resumed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+from scipy.stats import kendalltau  # noqa: E402
+
+from lut.predictor import features, fit_calibration, predict_from_features  # noqa: E402
+from lut.store import Device, LutStore, arch_key  # noqa: E402
+from profilers.base import cpu_model, create_backend  # noqa: E402
+from profilers.runner import profile_specs  # noqa: E402
+from search.spaces.base import SearchSpace, space_from_string  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--backends", default="onnxruntime,litert")
+    p.add_argument("--spaces", default="fbnet-tiny,fbnet")
+    p.add_argument("--count", type=int, default=100, help="test architectures per space")
+    p.add_argument("--calibration", type=int, default=15, help="calibration architectures")
+    p.add_argument("--workdir", type=Path, default=Path("/tmp/hwnas-bench"))
+    p.add_argument("--tag", default="", help="suffix of the result files")
+    return p.parse_args()
+
+
+def measure_e2e(
+    store: LutStore, device: Device, backend: Any, space: SearchSpace, archs: list
+) -> dict[str, float]:
+    """End-to-end medians, resumable through the device's e2e table."""
+    done = {a: m.median_ms for a, m in store.e2e_measurements(device, space.spec_string)}
+    example = torch.randn(space.input_shape, generator=torch.Generator().manual_seed(0))
+    for i, arch in enumerate(archs, start=1):
+        text = arch.to_string()
+        if text in done:
+            continue
+        m = backend.measure_module(space.build(arch), example, cache_key=f"net-{arch_key(text)}")
+        store.add_e2e(device, text, space.spec_string, m)
+        done[text] = m.median_ms
+        print(f"  e2e {i}/{len(archs)} {m.median_ms:.4f} ms", file=sys.stderr, flush=True)
+    return done
+
+
+def metrics(predicted: list[float], measured: list[float]) -> dict[str, float]:
+    errors = [(p - m) / m for p, m in zip(predicted, measured, strict=True)]
+    tau = kendalltau(predicted, measured).statistic
+    return {
+        "mape_pct": 100 * statistics.fmean(abs(e) for e in errors),
+        "within_10pct": sum(abs(e) <= 0.10 for e in errors) / len(errors),
+        "within_5pct": sum(abs(e) <= 0.05 for e in errors) / len(errors),
+        "mean_signed_error_pct": 100 * statistics.fmean(errors),
+        "kendall_tau": float(tau),
+    }
+
+
+def run_one(backend_name: str, space_name: str, args: argparse.Namespace) -> dict[str, Any]:
+    space = space_from_string(space_name)
+    store = LutStore(f"sqlite:///{args.workdir / 'bench.db'}")
+    backend = create_backend(backend_name, threads=1, cache_dir=args.workdir / "cache")
+    device_name = f"bench-{backend_name}"
+    specs = space.distinct_opspecs()
+    start = time.perf_counter()
+    report = profile_specs(store, backend, device_name, specs)
+    profile_wall = time.perf_counter() - start
+    device = report.device
+    lut = store.lookup(device, specs)
+    cvs = [lut[s.key].cv for s in specs if s.key in lut]
+    fixed = device.fixed_costs
+    assert fixed is not None
+    cal_archs = list(space.iter_random(seed=1000, count=args.calibration))
+    test_archs = list(space.iter_random(seed=1, count=args.count))
+    print(f"{backend_name} {space_name}: e2e", file=sys.stderr, flush=True)
+    e2e = measure_e2e(store, device, backend, space, cal_archs + test_archs)
+
+    def feats(arch: Any) -> Any:
+        decoded = space.decode(arch)
+        return features(decoded, lut, fixed)
+
+    calibration = fit_calibration([(feats(a), e2e[a.to_string()]) for a in cal_archs], fixed)
+    store.set_calibration(device, space.spec_string, calibration)
+    measured = [e2e[a.to_string()] for a in test_archs]
+    test_feats = [feats(a) for a in test_archs]
+    raw = [f.raw_sum_ms for f in test_feats]
+    corrected = [predict_from_features(f, fixed).latency_ms for f in test_feats]
+    calibrated = [predict_from_features(f, fixed, calibration).latency_ms for f in test_feats]
+    return {
+        "backend": backend_name,
+        "space": space.spec_string,
+        "threads": 1,
+        "fingerprint": device.fingerprint,
+        "fixed_costs": fixed.to_dict(),
+        "calibration": calibration.to_dict(),
+        "n_test": len(test_archs),
+        "n_calibration": len(cal_archs),
+        "measured_ms": {
+            "median": statistics.median(measured),
+            "min": min(measured),
+            "max": max(measured),
+        },
+        "raw_lut_sum": metrics(raw, measured),
+        "corrected_uncalibrated": metrics(corrected, measured),
+        "corrected_calibrated": metrics(calibrated, measured),
+        "profile": {
+            "ops": len([s for s in specs if not s.is_identity]),
+            "ops_measured_this_run": len(report.measured),
+            "wall_s_this_run": profile_wall,
+            "median_cv": statistics.median(cvs),
+        },
+        "points": [
+            {"arch": a.to_string(), "measured_ms": m, "raw_ms": r, "calibrated_ms": c}
+            for a, m, r, c in zip(test_archs, measured, raw, calibrated, strict=True)
+        ],
+    }
+
+
+def write_results(results: list[dict[str, Any]], tag: str) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    meta = {"cpu": cpu_model(), "machine": platform.machine(), "date": time.strftime("%Y-%m-%d")}
+    (RESULTS / f"lut_accuracy{tag}.json").write_text(
+        json.dumps({"meta": meta, "results": results}, indent=1)
+    )
+    lines = [
+        f"# lut_accuracy — {meta['cpu']}, 1 thread, {meta['date']}",
+        "",
+        "Test architectures are disjoint from the calibration ones. Goal: ≥95% within ±10% and "
+        "τ ≥ 0.9 for the calibrated predictor.",
+        "",
+        "| backend | space | n | median ms | predictor | MAPE % | within ±10% | Kendall τ |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        for key, label in (
+            ("raw_lut_sum", "raw LUT sum"),
+            ("corrected_uncalibrated", "fixed costs"),
+            ("corrected_calibrated", "calibrated"),
+        ):
+            m = r[key]
+            lines.append(
+                f"| {r['backend']} | {r['space']} | {r['n_test']} | {r['measured_ms']['median']:.3f} "
+                f"| {label} | {m['mape_pct']:.1f} | {100 * m['within_10pct']:.0f}% | {m['kendall_tau']:.3f} |"
+            )
+    (RESULTS / f"lut_accuracy{tag}.md").write_text("\n".join(lines) + "\n")
+    cost = [{"backend": r["backend"], "space": r["space"], **r["profile"]} for r in results]
+    (RESULTS / f"profile_cost{tag}.json").write_text(
+        json.dumps({"meta": meta, "results": cost}, indent=1)
+    )
+    md = [
+        f"# profile_cost — {meta['cpu']}, 1 core, {meta['date']}",
+        "",
+        "| backend | space | ops | wall s (this run) | ops measured this run | median CV |",
+        "|---|---|---|---|---|---|",
+    ]
+    md += [
+        f"| {c['backend']} | {c['space']} | {c['ops']} | {c['wall_s_this_run']:.0f} | "
+        f"{c['ops_measured_this_run']} | {100 * c['median_cv']:.1f}% |"
+        for c in cost
+    ]
+    (RESULTS / f"profile_cost{tag}.md").write_text("\n".join(md) + "\n")
+
+
+def main() -> None:
+    args = parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    results: list[dict[str, Any]] = []
+    for backend in args.backends.split(","):
+        for space in args.spaces.split(","):
+            results.append(run_one(backend, space, args))
+            write_results(results, args.tag)
+            c = results[-1]["corrected_calibrated"]
+            print(
+                f"{backend} {space}: within10 {c['within_10pct']:.2%} tau {c['kendall_tau']:.3f}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
