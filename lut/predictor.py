@@ -202,8 +202,8 @@ def fit_calibration(points: Sequence[tuple[Features, float]], fixed: FixedCosts)
         beta=float(coef[1]),
         gamma=float(coef[2]),
         n_points=len(points),
-        mape_before=_mape(before, measured),
-        mape_after=_mape(after, measured),
+        mape_before=_mape(before, measured.tolist()),
+        mape_after=_mape(after.tolist(), measured.tolist()),
     )
 
 

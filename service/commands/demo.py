@@ -4,7 +4,6 @@ and compare predicted with measured latency on random architectures."""
 from __future__ import annotations
 
 import argparse
-from types import SimpleNamespace
 from typing import Any
 
 from rich.table import Table
@@ -38,7 +37,7 @@ def run_demo(args: argparse.Namespace) -> int:
         raise UsageProblem("-n must be between 1 and 1000")
     stderr.print("[bold]1/3[/] profiling every op of the space (resumable)")
     profile.run(
-        SimpleNamespace(
+        argparse.Namespace(
             device=args.device,
             backend=args.backend,
             space=args.space,
@@ -49,7 +48,7 @@ def run_demo(args: argparse.Namespace) -> int:
     )
     stderr.print("[bold]2/3[/] calibrating the LUT on end-to-end runs")
     calibrate.run_calibrate(
-        SimpleNamespace(
+        argparse.Namespace(
             device=args.device,
             backend=args.backend,
             space=args.space,
