@@ -179,6 +179,34 @@ def predict(
     return predict_from_features(features(specs, lut, fixed, device=device), fixed, calibration)
 
 
+def op_cost_ms(
+    spec: OpSpec,
+    lut: Mapping[str, Measurement],
+    fixed: FixedCosts,
+    calibration: Calibration | None = None,
+) -> float:
+    """One op's additive share of `predict` (identities cost 0): the search's per-choice cost.
+    For any network, Σ op_cost_ms + network_constant_ms == predict(...).latency_ms."""
+    if not needs_measurement(spec):
+        return 0.0
+    if spec.key not in lut:
+        raise MissingEntries("?", [spec])
+    compute = max(lut[spec.key].median_ms - fixed.overhead_ms(io_megabytes(spec)), 0.0)
+    if calibration is None:
+        return compute + fixed.between_blocks_ms
+    return calibration.alpha * compute + calibration.beta
+
+
+def network_constant_ms(
+    first: OpSpec, last: OpSpec, fixed: FixedCosts, calibration: Calibration | None = None
+) -> float:
+    """The part of `predict` no op owns: one call's overhead, or the calibrated intercept."""
+    if calibration is not None:
+        return calibration.gamma
+    net_io = (math.prod(first.input_shape) + math.prod(last.output_shape)) * FLOAT_BYTES / 1e6
+    return fixed.overhead_ms(net_io)
+
+
 def fit_calibration(points: Sequence[tuple[Features, float]], fixed: FixedCosts) -> Calibration:
     """Fit (alpha, beta, gamma) >= 0 minimising the squared *relative* error over
     (features, measured end-to-end ms) points, with non-negative least squares."""

@@ -66,3 +66,16 @@ def test_calibration_needs_three_points() -> None:
     f = features([A, B], _lut(A=1.0, B=1.0), FixedCosts(0, 0, 0))
     with pytest.raises(ValueError, match="at least 3"):
         fit_calibration([(f, 1.0), (f, 2.0)], FixedCosts(0, 0, 0))
+
+
+@pytest.mark.parametrize("calibrated", [False, True])
+def test_per_op_costs_add_up_to_the_prediction(calibrated: bool) -> None:
+    from lut.predictor import Calibration, network_constant_ms, op_cost_ms
+
+    fixed = FixedCosts(call_overhead_ms=0.01, per_mb_ms=0.5, between_blocks_ms=0.002)
+    cal = Calibration(0.8, 0.003, 0.02, 10, 5.0, 2.0) if calibrated else None
+    lut = _lut(A=1.0, B=0.5)
+    specs = [A, IDENTITY, B]
+    total = sum(op_cost_ms(s, lut, fixed, cal) for s in specs)
+    total += network_constant_ms(specs[0], specs[-1], fixed, cal)
+    assert total == pytest.approx(predict(specs, lut, fixed, cal).latency_ms)

@@ -285,6 +285,18 @@ class SearchSpace:
             specs[spec.key] = spec
         return list(specs.values())
 
+    def candidate_specs(self) -> list[list[OpSpec]]:
+        """Per searchable layer, the OpSpec of each candidate (in `slot.candidates` order)."""
+        return [
+            [self._choice_spec(slot, parse_choice(token)) for token in slot.candidates]
+            for slot in self._slots
+        ]
+
+    def fixed_specs(self) -> list[OpSpec]:
+        """The ops every architecture has, in network order: stem, fixed blocks, head."""
+        fixed = [item for item in self._order if isinstance(item, OpSpec)]
+        return [self._stem(), *fixed, *self._head_for_any()]
+
     def _head_for_any(self) -> list[OpSpec]:
         # The head's input shape does not depend on the choices (every candidate keeps shape).
         first = [slot.candidates[0] for slot in self._slots]

@@ -1,0 +1,76 @@
+"""An exact solver of the multiple-choice knapsack: pick one item per group, maximise the summed
+value subject to the summed cost ≤ budget.
+
+Dynamic programming over Pareto frontiers: after each group only (cost, value) pairs that no other
+pair beats on both counts survive, and pairs that cannot fit even with the cheapest remaining
+choices are dropped. Exact (no discretisation of costs); fast for NAS-sized problems (tens of
+groups, around ten items each).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class Infeasible(ValueError):
+    """No selection fits the budget; `min_cost` is the smallest achievable total."""
+
+    def __init__(self, budget: float, min_cost: float, unit: str = "ms") -> None:
+        self.budget, self.min_cost = budget, min_cost
+        super().__init__(
+            f"budget {budget:.4g} {unit} is infeasible: the smallest achievable is "
+            f"{min_cost:.4g} {unit}"
+        )
+
+
+@dataclass(frozen=True)
+class Selection:
+    choices: tuple[int, ...]
+    value: float
+    cost: float
+
+
+def solve_mckp(
+    values: Sequence[Sequence[float]],
+    costs: Sequence[Sequence[float]],
+    budget: float,
+    *,
+    tolerance: float = 1e-9,
+) -> Selection:
+    """Maximise Σ values[g][choice_g] subject to Σ costs[g][choice_g] <= budget."""
+    if len(values) != len(costs) or not values:
+        raise ValueError("values and costs need the same, non-zero number of groups")
+    vals = [np.asarray(v, dtype=float) for v in values]
+    csts = [np.asarray(c, dtype=float) for c in costs]
+    if any(v.shape != c.shape or v.size == 0 for v, c in zip(vals, csts, strict=True)):
+        raise ValueError("every group needs at least one item, with as many values as costs")
+    min_rest = np.concatenate([np.cumsum([c.min() for c in csts][::-1])[::-1], [0.0]])
+    if min_rest[0] > budget + tolerance:
+        raise Infeasible(budget, float(min_rest[0]))
+    frontier_cost, frontier_value = np.zeros(1), np.zeros(1)
+    parents: list[tuple[np.ndarray, np.ndarray]] = []
+    for g, (v, c) in enumerate(zip(vals, csts, strict=True)):
+        cost = (frontier_cost[:, None] + c[None, :]).ravel()
+        value = (frontier_value[:, None] + v[None, :]).ravel()
+        parent = np.repeat(np.arange(frontier_cost.size), c.size)
+        choice = np.tile(np.arange(c.size), frontier_cost.size)
+        fits = cost + min_rest[g + 1] <= budget + tolerance
+        cost, value, parent, choice = cost[fits], value[fits], parent[fits], choice[fits]
+        order = np.lexsort((-value, cost))  # by cost, then best value first
+        cost, value, parent, choice = cost[order], value[order], parent[order], choice[order]
+        best_before = np.concatenate([[-np.inf], np.maximum.accumulate(value)[:-1]])
+        keep = value > best_before  # strictly better than every cheaper pair: Pareto-optimal
+        frontier_cost, frontier_value = cost[keep], value[keep]
+        parents.append((parent[keep], choice[keep]))
+    best = int(np.argmax(frontier_value))
+    picked = []
+    index = best
+    for parent, choice in reversed(parents):
+        picked.append(int(choice[index]))
+        index = int(parent[index])
+    return Selection(
+        tuple(reversed(picked)), float(frontier_value[best]), float(frontier_cost[best])
+    )
