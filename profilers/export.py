@@ -31,7 +31,22 @@ def op_model(spec: OpSpec) -> tuple[nn.Module, torch.Tensor]:
         raise ValueError(f"{spec.short()} is an identity: there is nothing to measure")
     from search.spaces.blocks import build_op, example_input
 
-    return build_op(spec), example_input(spec)
+    module = build_op(spec)
+    _replace_all_zero_parameters(module)
+    return module, example_input(spec)
+
+
+def _replace_all_zero_parameters(module: nn.Module) -> None:
+    """Converters fold arithmetic with all-zero constants away (litert-torch turns the `add`
+    probe's `x + 0` into a model with no op at all), which would time an empty model. Such
+    parameters get small, fixed non-zero values; the graph and its cost stay the same."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in module.parameters():
+            if not parameter.any():
+                parameter.copy_(0.01 * torch.randn(parameter.shape, generator=generator))
 
 
 def check_cache_key(key: str) -> str:

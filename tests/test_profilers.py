@@ -21,7 +21,7 @@ from profilers.base import (
     create_backend,
     get_backend_class,
 )
-from profilers.export import ensure_cached
+from profilers.export import ensure_cached, op_model
 from profilers.memory import RSS_METHOD, track_peak_rss
 from profilers.protocol import QUICK, pinned_to_cores
 from profilers.quiet import silenced
@@ -151,6 +151,29 @@ def test_measure_module_whole_network(name: str, backends: dict[str, ProfilerBac
     assert measurement.n >= QUICK.min_runs
     if isinstance(backend, ConvertedModelBackend):
         assert backend.model_path("fbnet-tiny-arch0").is_file()
+
+
+def test_micro_models_have_no_foldable_all_zero_parameters() -> None:
+    probe = OpSpec(op="add", in_channels=8, out_channels=8, height=8, width=8)
+    module, _ = op_model(probe)
+    assert all(parameter.any() for parameter in module.parameters())
+
+
+@pytest.mark.slow
+def test_litert_add_probe_does_real_work(backends: dict[str, ProfilerBackend]) -> None:
+    """litert-torch folds `x + 0` into a model without ops; the probe must still add something."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    backend = backends["litert"]
+    assert isinstance(backend, ConvertedModelBackend)
+    probe = OpSpec(op="add", in_channels=8, out_channels=8, height=8, width=8)
+    backend.measure_op(probe)
+    interpreter = Interpreter(model_path=str(backend.model_path(probe.key)))
+    interpreter.allocate_tensors()
+    x = torch.randn(1, 8, 8, 8).permute(0, 2, 3, 1).contiguous().numpy()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+    interpreter.invoke()
+    assert not (interpreter.get_tensor(interpreter.get_output_details()[0]["index"]) == x).all()
 
 
 def test_tensorrt_unavailable_here_says_why(tmp_path: Path) -> None:
