@@ -292,6 +292,10 @@ class SearchSpace:
             for slot in self._slots
         ]
 
+    def block_order(self) -> list[str]:
+        """The body between stem and head: "slot" (searchable) or "fixed", in network order."""
+        return ["slot" if isinstance(item, LayerSlot) else "fixed" for item in self._order]
+
     def fixed_specs(self) -> list[OpSpec]:
         """The ops every architecture has, in network order: stem, fixed blocks, head."""
         fixed = [item for item in self._order if isinstance(item, OpSpec)]
