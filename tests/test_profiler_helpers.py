@@ -1,0 +1,69 @@
+"""Helpers the profiler backends share: micro-model building, the atomic file cache, peak memory,
+CPU pinning and silenced output."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from lut.opspec import OpSpec
+from profilers.export import ensure_cached, op_model
+from profilers.memory import RSS_METHOD, track_peak_rss
+from profilers.protocol import pinned_to_cores
+from profilers.quiet import silenced
+
+
+def test_micro_models_have_no_foldable_all_zero_parameters() -> None:
+    probe = OpSpec(op="add", in_channels=8, out_channels=8, height=8, width=8)
+    module, _ = op_model(probe)
+    assert all(parameter.any() for parameter in module.parameters())
+
+
+def test_ensure_cached_writes_atomically_once(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "model.bin"
+    assert ensure_cached(target, lambda tmp: tmp.write_bytes(b"model")) is True
+    assert ensure_cached(target, lambda tmp: tmp.write_bytes(b"other")) is False
+    assert target.read_bytes() == b"model"
+
+    def failing(tmp: Path) -> None:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("conversion failed")
+
+    with pytest.raises(RuntimeError):
+        ensure_cached(tmp_path / "broken.bin", failing)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sub"]  # no half-written file left
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="VmHWM and clear_refs are Linux-only")
+def test_peak_rss_sees_a_large_allocation() -> None:
+    with track_peak_rss() as memory:
+        block = bytearray(64 * 1024 * 1024)
+        del block
+    assert memory.method == RSS_METHOD
+    assert memory.bytes is not None and memory.bytes >= 60 * 1024 * 1024
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="no CPU affinity on this OS")
+def test_pinning_restores_the_previous_affinity() -> None:
+    before = os.sched_getaffinity(0)
+    with pinned_to_cores(1) as cpus:
+        if cpus is not None:
+            assert os.sched_getaffinity(0) == set(cpus) and len(cpus) == 1
+    assert os.sched_getaffinity(0) == before
+
+
+def test_silenced_swallows_native_output_and_keeps_it_for_errors(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    with silenced():
+        os.write(1, b"native stdout\n")
+        os.write(2, b"native stderr\n")
+        print("python stdout")
+    assert capfd.readouterr() == ("", "")
+    with pytest.raises(RuntimeError) as info, silenced():
+        os.write(2, b"why it failed\n")
+        raise RuntimeError("boom")
+    assert "why it failed" in "".join(getattr(info.value, "__notes__", []))
