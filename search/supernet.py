@@ -4,6 +4,7 @@ apart from the weights.
 A mixed op runs its candidates in one of three ways, chosen per call by the strategy:
 - `weights` (one weight per candidate): Σ_k w_k · op_k(x) over candidates with w_k ≠ 0, or over
   all of them when `dense` (FBNet's Gumbel-softmax relaxation; straight-through one-hot weights);
+- `(weights, indices)`: Σ over those candidates only (ProxylessNAS's two sampled paths);
 - `index`: only that candidate (single-path weight training, memory of one path).
 """
 
@@ -17,7 +18,7 @@ import torch.nn as nn
 from search.spaces.base import LayerSlot, SearchSpace
 from search.spaces.blocks import build_op
 
-LayerMode = torch.Tensor | int
+LayerMode = torch.Tensor | int | tuple[torch.Tensor, list[int]]
 
 
 class MixedOp(nn.Module):
@@ -29,8 +30,13 @@ class MixedOp(nn.Module):
     def forward(self, x: torch.Tensor, mode: LayerMode, dense: bool = False) -> torch.Tensor:
         if isinstance(mode, int):
             return self.candidates[mode](x)
-        active = range(len(self.candidates)) if dense else mode.nonzero().flatten().tolist()
-        outputs = [mode[k] * self.candidates[k](x) for k in active]
+        if isinstance(mode, tuple):
+            weights, active = mode
+        elif dense:
+            weights, active = mode, list(range(len(self.candidates)))
+        else:
+            weights, active = mode, mode.nonzero().flatten().tolist()
+        outputs = [weights[k] * self.candidates[k](x) for k in active]
         return torch.stack(outputs).sum(0) if len(outputs) > 1 else outputs[0]
 
 

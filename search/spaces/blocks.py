@@ -125,11 +125,12 @@ class GlobalPool(nn.Module):
 
 
 class AddConstant(nn.Module):
-    """The per-call overhead probe: one elementwise op that no runtime can fold away."""
+    """The per-call overhead probe: one elementwise op. The bias is non-zero, or converters fold
+    `x + 0` away and the probe measures an empty model."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.bias = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        self.bias = nn.Parameter(torch.full((1, channels, 1, 1), 0.5))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.bias

@@ -1,0 +1,126 @@
+"""The strategy interface and its registry. A strategy decides how each searchable layer runs in a
+weight step and in an architecture step, what the architecture loss is, and how the final
+discrete architecture is derived. The engine (`search.engine`) owns the loop."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+
+from search.cost import LatencyCostModel
+from search.supernet import LayerMode, Supernet
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Latency budget (ms) on one device, as a cost model of that device."""
+
+    cost_model: LatencyCostModel
+    latency_ms: float
+
+    @property
+    def device(self) -> str:
+        return self.cost_model.device
+
+
+@dataclass
+class StepDetails:
+    """What an architecture step reports: the progress stream and logs come from it."""
+
+    loss: float
+    task_loss: float
+    expected_latency_ms: dict[str, float]
+    penalty: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class SearchStrategy(ABC):
+    name: ClassVar[str]
+    differentiable: ClassVar[bool] = True
+
+    def __init__(self, supernet: Supernet, budgets: Sequence[Budget], **options: Any) -> None:
+        self.supernet = supernet
+        self.budgets = list(budgets)
+        unknown = set(options) - set(self.option_defaults())
+        if unknown:
+            raise ValueError(
+                f"strategy {self.name!r} has no option(s) {', '.join(sorted(unknown))}; "
+                f"valid: {', '.join(sorted(self.option_defaults())) or 'none'}"
+            )
+        self.options = {**self.option_defaults(), **options}
+
+    @classmethod
+    def option_defaults(cls) -> dict[str, Any]:
+        return {}
+
+    def on_epoch_start(self, epoch: int, epochs: int) -> None:
+        """Schedules (temperature annealing, ...)."""
+
+    def weight_modes(self, generator: torch.Generator) -> list[LayerMode]:
+        """How each layer runs in a weight step; default: one path sampled from p (single-path
+        training, memory of one path)."""
+        probs = self.supernet.probabilities()
+        return [int(torch.multinomial(p.detach(), 1, generator=generator)) for p in probs]
+
+    @abstractmethod
+    def architecture_loss(
+        self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, StepDetails]:
+        """The architecture step's loss on a validation batch and its details."""
+
+    def after_architecture_step(self) -> None:
+        """Projections back onto the feasible set (HardCoRe), clipping, ..."""
+
+    @abstractmethod
+    def derive(self) -> list[int]:
+        """The final discrete architecture: one candidate index per searchable layer."""
+
+    def expected_latencies(self) -> dict[str, torch.Tensor]:
+        probs = self.supernet.probabilities()
+        return {b.device: b.cost_model.expected_cost(probs) for b in self.budgets}
+
+    def state(self) -> dict[str, Any]:
+        """Strategy state that a checkpoint must hold beyond the supernet's parameters."""
+        return {}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        del state
+
+    def describe(self) -> dict[str, float]:
+        """Figures for the progress stream (temperature, ...)."""
+        return {}
+
+
+_REGISTRY: dict[str, type[SearchStrategy]] = {}
+
+
+def register_strategy(name: str) -> Callable[[type[SearchStrategy]], type[SearchStrategy]]:
+    def decorator(cls: type[SearchStrategy]) -> type[SearchStrategy]:
+        if name in _REGISTRY:
+            raise ValueError(f"search strategy {name!r} is registered twice")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorator
+
+
+def strategy_names() -> list[str]:
+    import search.strategies.differentiable  # noqa: F401  (registers the built-ins)
+
+    return sorted(_REGISTRY)
+
+
+def get_strategy(name: str) -> type[SearchStrategy]:
+    names = strategy_names()
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown strategy {name!r}; valid: {', '.join(names)}")
+    return _REGISTRY[name]
+
+
+def argmax_choices(supernet: Supernet) -> list[int]:
+    return [int(torch.argmax(a.detach())) for a in supernet.alphas]
