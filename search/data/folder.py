@@ -14,7 +14,8 @@ from search.data.splits import resize_images
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".pgm"})
 GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N"})
-MAX_IMAGE_BYTES = 4 * 1024**3  # float32 pixels held in RAM; beyond this ask for a smaller resolution
+# float32 pixels held in RAM; beyond this the user is asked for a smaller resolution
+MAX_IMAGE_BYTES = 4 * 1024**3
 _PIL_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
@@ -26,9 +27,11 @@ def is_hidden(name: str) -> bool:
 def class_root(root: Path) -> Path:
     """`root` itself, or its one visible sub-folder when that holds the class folders (zip layouts)."""
     entries = [entry for entry in root.iterdir() if not is_hidden(entry.name)]
-    if len(entries) == 1 and entries[0].is_dir():
-        if any(child.is_dir() and not is_hidden(child.name) for child in entries[0].iterdir()):
-            return entries[0]
+    nested = len(entries) == 1 and entries[0].is_dir()
+    if nested and any(
+        child.is_dir() and not is_hidden(child.name) for child in entries[0].iterdir()
+    ):
+        return entries[0]
     return root
 
 
@@ -38,7 +41,9 @@ def _scan(root: Path, describe: Callable[[Path], str]) -> tuple[list[str], list[
         key=lambda entry: entry.name,
     )
     if not class_dirs:
-        raise DatasetError(f"{describe(root)}: no class folders (expected <class_name>/<image> files)")
+        raise DatasetError(
+            f"{describe(root)}: no class folders (expected <class_name>/<image> files)"
+        )
     items: list[tuple[Path, int]] = []
     for label, class_dir in enumerate(class_dirs):
         files = sorted(
@@ -50,7 +55,9 @@ def _scan(root: Path, describe: Callable[[Path], str]) -> tuple[list[str], list[
         )
         if not files:
             suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
-            raise DatasetError(f"{describe(class_dir)}: class {class_dir.name!r} has no images ({suffixes})")
+            raise DatasetError(
+                f"{describe(class_dir)}: class {class_dir.name!r} has no images ({suffixes})"
+            )
         items.extend((path, label) for path in files)
     return [class_dir.name for class_dir in class_dirs], items
 
@@ -66,7 +73,9 @@ def _header(path: Path, describe: Callable[[Path], str]) -> tuple[str, tuple[int
     return mode, size
 
 
-def _pixels(path: Path, channels: int, describe: Callable[[Path], str]) -> tuple[np.ndarray, np.ndarray]:
+def _pixels(
+    path: Path, channels: int, describe: Callable[[Path], str]
+) -> tuple[np.ndarray, np.ndarray]:
     """(decoded source pixels for hashing, float32 (C, H, W) in [0, 1])."""
     try:
         with Image.open(path) as image:
@@ -95,8 +104,8 @@ def load_image_folder(
 ) -> RawImages:
     """Load every image under `root/<class>/`; class names are sorted folder names.
 
-    All images must share one size unless `resolution` is given (then each is resized to it).
-    Grayscale images keep one channel; if any image is colour, all become RGB.
+    All images must share one size unless `resolution` is given (then each is resized to it as it
+    is read). Grayscale images keep one channel; if any image is colour, all become RGB.
     """
     class_names, items = _scan(root, describe)
     headers = [_header(path, describe) for path, _ in items]
@@ -108,8 +117,8 @@ def load_image_folder(
                 f"{first_size[1]} of {describe(items[0][0])}; pass a resolution to resize all images"
             )
     channels = 1 if all(mode in GRAY_MODES for mode, _ in headers) else 3
-    mixed = any(size != first_size for _, size in headers)
-    height, width = (resolution, resolution) if mixed and resolution else first_size[::-1]
+    # Resizing image by image keeps RAM at the target resolution, not the source one.
+    height, width = (resolution, resolution) if resolution else first_size[::-1]
     if len(items) * channels * height * width * 4 > MAX_IMAGE_BYTES:
         raise DatasetError(
             f"{describe(root)}: {len(items)} images of {channels}×{height}×{width} need more than "
