@@ -58,7 +58,8 @@ class SearchStrategy(ABC):
         return {}
 
     def on_epoch_start(self, epoch: int, epochs: int) -> None:
-        """Schedules (temperature annealing, ...)."""
+        """Schedules (temperature annealing, ...); none by default."""
+        del epoch, epochs
 
     def weight_modes(self, generator: torch.Generator) -> list[LayerMode]:
         """How each layer runs in a weight step; default: one path sampled from p (single-path
@@ -73,7 +74,8 @@ class SearchStrategy(ABC):
         """The architecture step's loss on a validation batch and its details."""
 
     def after_architecture_step(self) -> None:
-        """Projections back onto the feasible set (HardCoRe), clipping, ..."""
+        """Projections back onto the feasible set (HardCoRe), clipping, ...; none by default."""
+        return None
 
     @abstractmethod
     def derive(self) -> list[int]:
@@ -109,13 +111,19 @@ def register_strategy(name: str) -> Callable[[type[SearchStrategy]], type[Search
     return decorator
 
 
+# Baselines train stand-alone candidates instead of a supernet (search.baselines).
+BASELINES = ("random", "evolution")
+
+
 def strategy_names() -> list[str]:
+    """Every strategy `hwnas search --strategy` takes: the differentiable ones and baselines."""
     import search.strategies.differentiable  # noqa: F401  (registers the built-ins)
 
-    return sorted(_REGISTRY)
+    return sorted([*_REGISTRY, *BASELINES])
 
 
 def get_strategy(name: str) -> type[SearchStrategy]:
+    """A differentiable (supernet) strategy by name."""
     names = strategy_names()
     if name not in _REGISTRY:
         raise ValueError(f"unknown strategy {name!r}; valid: {', '.join(names)}")

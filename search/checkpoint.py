@@ -1,0 +1,45 @@
+"""Search checkpoints: supernet weights and architecture parameters, both optimiser states, RNG
+states, position and LUT version, written atomically (temporary file + os.replace)."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import torch
+
+CHECKPOINT = "checkpoint.pt"
+FORMAT_VERSION = 1
+
+
+def save_checkpoint(directory: Path, state: dict[str, Any]) -> Path:
+    path = directory / CHECKPOINT
+    tmp = directory / f".{CHECKPOINT}.{os.getpid()}.tmp"
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "python_random": random.getstate(),
+        "torch_random": torch.get_rng_state(),
+        **state,
+    }
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(directory: Path) -> dict[str, Any] | None:
+    path = directory / CHECKPOINT
+    if not path.exists():
+        return None
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise ValueError(
+            f"checkpoint {path} is unreadable ({exc}); delete it to start over"
+        ) from None
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"checkpoint {path} has an unknown format; delete it to start over")
+    random.setstate(payload["python_random"])
+    torch.set_rng_state(payload["torch_random"])
+    return payload

@@ -1,0 +1,178 @@
+"""One whole search: data, cost models, feasibility, the search itself, the derived child trained
+and evaluated, and the run directory's outputs (arch.json, child.pt, metrics.json, history)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lut.store import LutStore
+from search.cost import LatencyCostModel, build_cost_model
+from search.engine import SearchSettings, SupernetSearch
+from search.mckp import Infeasible
+from search.spaces.base import Architecture, SearchSpace, space_from_string
+from search.spaces.complexity import total_macs
+from search.spaces.grammar import SpaceParams
+from search.strategies.base import BASELINES, Budget
+from search.supernet import Supernet
+from search.train import train_child
+
+EventFn = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    space: str
+    dataset: str
+    devices: tuple[str, ...]  # LUTs the budgets refer to; the first is the primary device
+    budgets_ms: tuple[float | None, ...]  # one per device; None: no hard budget there
+    settings: SearchSettings
+    child_epochs: int | None = None  # default: the search's epochs
+    inherit_weights: bool = False
+    trials: int = 8  # candidates trained by the random / evolution baselines
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def bind_space(space_text: str, data: Any) -> SearchSpace:
+    """The space with the dataset's channels and classes (resolution stays the space's: the data
+    is resized to it)."""
+    channels = data.input_shape[0]
+    return space_from_string(
+        space_text, SpaceParams(in_channels=channels, num_classes=data.num_classes)
+    )
+
+
+def cost_models(
+    store: LutStore, space: SearchSpace, devices: tuple[str, ...]
+) -> list[LatencyCostModel]:
+    return [build_cost_model(store, store.resolve_device(name), space) for name in devices]
+
+
+def check_feasible(
+    models: list[LatencyCostModel], budgets: tuple[float | None, ...]
+) -> list[Budget]:
+    result = []
+    for model, budget in zip(models, budgets, strict=True):
+        if budget is None:
+            continue
+        if budget < model.min_latency_ms:
+            raise Infeasible(budget, model.min_latency_ms, unit=f"ms on {model.device}")
+        result.append(Budget(model, budget))
+    return result
+
+
+def run_search(
+    request: SearchRequest,
+    store: LutStore,
+    out_dir: Path,
+    *,
+    data: Any,
+    on_event: EventFn | None = None,
+) -> dict[str, Any]:
+    """Search (or resume searching) into `out_dir`; returns the metrics written there."""
+    emit = on_event or (lambda event: None)
+    torch.manual_seed(request.settings.seed)
+    space = bind_space(request.space, data)
+    models = cost_models(store, space, request.devices)
+    budgets = check_feasible(models, request.budgets_ms)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lut_version = _lut_version(models)
+    start = time.perf_counter()
+    emit({"type": "state", "state": "searching"})
+    if request.settings.strategy in BASELINES:
+        from search.baselines import run_baseline
+
+        choices, supernet = run_baseline(request, space, budgets, data, emit), None
+    else:
+        supernet = Supernet(space)
+        search = SupernetSearch.create(
+            supernet,
+            budgets,
+            request.settings,
+            train=data.train,
+            val=data.val,
+            out_dir=out_dir,
+            lut_version=lut_version,
+            on_event=emit,
+        )
+        choices = search.run()
+    search_wall = time.perf_counter() - start
+    arch = space.architecture(
+        [slot.candidates[i] for slot, i in zip(space.layers, choices, strict=True)]
+    )
+    emit({"type": "derived", "arch": arch.to_string()})
+    emit({"type": "state", "state": "training"})
+    child = space.build(arch)
+    if request.inherit_weights and supernet is not None:
+        child.load_state_dict(supernet.child_state_dict(choices))
+    trained = train_child(
+        child,
+        data.train,
+        data.val,
+        epochs=request.child_epochs or request.settings.epochs,
+        seed=request.settings.seed,
+        batch_size=request.settings.batch_size,
+        test=data.test,
+        on_event=emit,
+    )
+    metrics = {
+        "arch": arch.to_string(),
+        "strategy": request.settings.strategy,
+        "val_accuracy": trained.val_accuracy,
+        "test_accuracy": trained.test_accuracy,
+        "predicted_latency_ms": {m.device: m.cost(choices) for m in models},
+        "budgets_ms": {m.device: b for m, b in zip(models, request.budgets_ms, strict=True)},
+        "params": sum(p.numel() for p in child.parameters()),
+        "macs": total_macs(space.decode(arch)),
+        "search_wall_s": search_wall,
+        "train_wall_s": trained.wall_s,
+        "child_epochs": trained.epochs,
+        "inherit_weights": request.inherit_weights,
+        "seed": request.settings.seed,
+        "settings": {k: v for k, v in vars(request.settings).items()},
+        "dataset": data.record(),
+        "lut_version": lut_version,
+        "calibrated": {m.device: m.calibrated for m in models},
+    }
+    write_outputs(out_dir, space, arch, choices, child, metrics)
+    emit({"type": "done", "metrics": metrics})
+    return metrics
+
+
+def write_outputs(
+    out_dir: Path,
+    space: SearchSpace,
+    arch: Architecture,
+    choices: list[int],
+    child: Any,
+    metrics: dict[str, Any],
+) -> None:
+    layers = [
+        {"layer": slot.label, "choice": slot.candidates[i], "index": i}
+        for slot, i in zip(space.layers, choices, strict=True)
+    ]
+    _atomic_json(out_dir / "arch.json", {**arch.to_json(), "layers": layers})
+    tmp = out_dir / ".child.pt.tmp"
+    torch.save(child.state_dict(), tmp)
+    os.replace(tmp, out_dir / "child.pt")
+    _atomic_json(out_dir / "metrics.json", metrics)
+
+
+def _atomic_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=str))
+    os.replace(tmp, path)
+
+
+def _lut_version(models: list[LatencyCostModel]) -> str:
+    import hashlib
+
+    text = json.dumps([[m.device, m.layer_costs, m.constant_ms] for m in models])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

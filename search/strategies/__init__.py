@@ -1,0 +1,1 @@
+"""Search strategies: FBNet, ProxylessNAS, HardCoRe-NAS (and the baselines in search.baselines)."""

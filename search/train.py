@@ -1,0 +1,103 @@
+"""Training and evaluating a stand-alone child network (and batching helpers shared with search)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.data import TensorDataset
+
+EventFn = Callable[[dict], None]
+
+
+def batches(
+    data: TensorDataset, batch_size: int, generator: torch.Generator | None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Mini-batches of a tensor dataset; shuffled when a generator is given."""
+    images, labels = data.tensors
+    count = len(labels)
+    order = (
+        torch.randperm(count, generator=generator) if generator is not None else torch.arange(count)
+    )
+    for start in range(0, count, batch_size):
+        index = order[start : start + batch_size]
+        yield images[index], labels[index]
+
+
+def steps_per_epoch(data: TensorDataset, batch_size: int) -> int:
+    return math.ceil(len(data) / batch_size)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: TensorDataset, batch_size: int = 512) -> tuple[float, float]:
+    """(accuracy, mean cross-entropy) of `model` on `data`."""
+    was_training = model.training
+    model.eval()
+    correct, loss, count = 0, 0.0, 0
+    for images, labels in batches(data, batch_size, None):
+        logits = model(images)
+        loss += float(F.cross_entropy(logits, labels, reduction="sum"))
+        correct += int((logits.argmax(1) == labels).sum())
+        count += len(labels)
+    model.train(was_training)
+    return correct / max(count, 1), loss / max(count, 1)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    val_accuracy: float
+    test_accuracy: float | None
+    epochs: int
+    wall_s: float
+
+
+def train_child(
+    model: nn.Module,
+    train: TensorDataset,
+    val: TensorDataset,
+    *,
+    epochs: int,
+    seed: int,
+    batch_size: int = 128,
+    lr: float = 0.05,
+    weight_decay: float = 4e-5,
+    test: TensorDataset | None = None,
+    on_event: EventFn | None = None,
+) -> TrainResult:
+    """SGD with Nesterov momentum and a cosine schedule; evaluates on `val` after each epoch."""
+    start = time.perf_counter()
+    model.train()
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay
+    )
+    total = max(1, epochs * steps_per_epoch(train, batch_size))
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total)
+    val_accuracy = 0.0
+    for epoch in range(epochs):
+        for images, labels in batches(train, batch_size, generator):
+            loss = F.cross_entropy(model(images), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+        val_accuracy, val_loss = evaluate(model, val)
+        if on_event:
+            on_event(
+                {
+                    "type": "train",
+                    "epoch": epoch + 1,
+                    "epochs": epochs,
+                    "loss": float(loss),
+                    "val_loss": val_loss,
+                    "accuracy": val_accuracy,
+                }
+            )
+    test_accuracy = evaluate(model, test)[0] if test is not None else None
+    model.eval()
+    return TrainResult(val_accuracy, test_accuracy, epochs, time.perf_counter() - start)
