@@ -138,7 +138,7 @@ class SupernetSearch:
                     "epochs": self.settings.epochs,
                     "step": self.step,
                     "steps": self.settings.epochs * self.steps_per_epoch,
-                    "loss": float(loss),
+                    "loss": loss.item(),
                     "accuracy": accuracy,
                     "expected_latency_ms": expected,
                     "arch_loss": details.loss if details else None,

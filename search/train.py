@@ -93,7 +93,7 @@ def train_child(
                     "type": "train",
                     "epoch": epoch + 1,
                     "epochs": epochs,
-                    "loss": float(loss),
+                    "loss": loss.item(),
                     "val_loss": val_loss,
                     "accuracy": val_accuracy,
                 }

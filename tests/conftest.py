@@ -48,7 +48,17 @@ def postgres_server() -> Iterator[str]:
 
     pg(str(bin_dir / "initdb"), "-D", str(data), "-U", "hwnas", "--auth=trust", "-E", "UTF8")
     options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
-    pg(str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start")
+    pg(
+        str(bin_dir / "pg_ctl"),
+        "-D",
+        str(data),
+        "-o",
+        options,
+        "-l",
+        str(base / "log"),
+        "-w",
+        "start",
+    )
     try:
         yield f"postgresql+psycopg://hwnas@127.0.0.1:{port}"
     finally:

@@ -143,7 +143,9 @@ def test_four_processes_write_one_database(db_url: str) -> None:
     device = store.register_device("shared", FINGERPRINT)
     per_worker = 40
     ctx = multiprocessing.get_context("spawn")
-    workers = [ctx.Process(target=_writer, args=(db_url, device.id, w, per_worker)) for w in range(4)]
+    workers = [
+        ctx.Process(target=_writer, args=(db_url, device.id, w, per_worker)) for w in range(4)
+    ]
     for p in workers:
         p.start()
     for p in workers:

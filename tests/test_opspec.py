@@ -9,8 +9,18 @@ import pytest
 
 from lut.opspec import OpSpec
 
-SPEC = OpSpec(op="mbconv", in_channels=24, out_channels=32, height=56, width=56, kernel=5,
-              stride=2, expansion=6, groups=1, se=True)
+SPEC = OpSpec(
+    op="mbconv",
+    in_channels=24,
+    out_channels=32,
+    height=56,
+    width=56,
+    kernel=5,
+    stride=2,
+    expansion=6,
+    groups=1,
+    se=True,
+)
 
 
 def test_hash_is_stable_across_processes() -> None:
@@ -21,7 +31,10 @@ def test_hash_is_stable_across_processes() -> None:
     )
     keys = {
         subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
             env={"PYTHONHASHSEED": str(seed), "PATH": ""},
         ).stdout.strip()
         for seed in (1, 2, 3)
@@ -31,8 +44,12 @@ def test_hash_is_stable_across_processes() -> None:
 
 def test_hash_pinned() -> None:
     # The key is a database primary key: changing it orphans every stored LUT.
-    assert OpSpec(op="conv", in_channels=3, out_channels=16, height=224, width=224,
-                  kernel=3, stride=2).key == "86f60df16ef977bd293a"
+    assert (
+        OpSpec(
+            op="conv", in_channels=3, out_channels=16, height=224, width=224, kernel=3, stride=2
+        ).key
+        == "86f60df16ef977bd293a"
+    )
 
 
 def test_int_and_float_expansion_hash_equal() -> None:

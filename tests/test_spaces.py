@@ -16,7 +16,9 @@ SPACES = space_names()
 
 
 def test_registry_has_the_issue_spaces() -> None:
-    assert {"fbnet", "fbnet-tiny", "proxyless", "proxyless-tiny", "mbv3", "mbv3-tiny"} <= set(SPACES)
+    assert {"fbnet", "fbnet-tiny", "proxyless", "proxyless-tiny", "mbv3", "mbv3-tiny"} <= set(
+        SPACES
+    )
 
 
 def test_fbnet_is_22_layers_of_9_candidates() -> None:
@@ -105,5 +107,8 @@ def test_arch_json_file(tmp_path) -> None:
 def test_split_keeps_tokens_in_order() -> None:
     name, params, tokens = split_arch_string("fbnet@r160_w0.75:skip-ir_k3_e6")
     assert (name, params.resolution, params.width_mult, tokens) == (
-        "fbnet", 160, 0.75, ("skip", "ir_k3_e6")
+        "fbnet",
+        160,
+        0.75,
+        ("skip", "ir_k3_e6"),
     )
