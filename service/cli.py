@@ -11,6 +11,7 @@ from service.commands import arch as arch_cmds
 from service.commands import demo as demo_cmds
 from service.commands import lut as lut_cmds
 from service.commands import profile as profile_cmds
+from service.commands import search as search_cmds
 from service.commands.common import EnvironmentProblem, UsageProblem
 
 EPILOG = """\
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     profile_cmds.register(sub)
     lut_cmds.register(sub)
     arch_cmds.register(sub)
+    search_cmds.register(sub)
     demo_cmds.register(sub)
     return parser
 
