@@ -26,14 +26,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import torch  # noqa: E402
-from scipy.stats import kendalltau  # noqa: E402
+import torch
+from scipy.stats import kendalltau
 
-from lut.predictor import features, fit_calibration, predict_from_features  # noqa: E402
-from lut.store import Device, LutStore, arch_key  # noqa: E402
-from profilers.base import cpu_model, create_backend  # noqa: E402
-from profilers.runner import profile_specs  # noqa: E402
-from search.spaces.base import SearchSpace, space_from_string  # noqa: E402
+from lut.predictor import features, fit_calibration, predict_from_features
+from lut.store import Device, LutStore, arch_key
+from profilers.base import cpu_model, create_backend
+from profilers.runner import profile_specs
+from search.spaces.base import SearchSpace, space_from_string
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -19,16 +19,26 @@ def write_pareto(out: Path, results: list[tuple[float | None, Path, dict[str, An
     rows = []
     for budget, run_dir, metrics in results:
         device, latency = next(iter(metrics["predicted_latency_ms"].items()))
-        rows.append({"budget_ms": budget, "device": device, "predicted_ms": latency,
-                     "test_accuracy": metrics["test_accuracy"], "arch": metrics["arch"],
-                     "run": str(run_dir)})
+        rows.append(
+            {
+                "budget_ms": budget,
+                "device": device,
+                "predicted_ms": latency,
+                "test_accuracy": metrics["test_accuracy"],
+                "arch": metrics["arch"],
+                "run": str(run_dir),
+            }
+        )
     front = pareto_front([(r["predicted_ms"], r["test_accuracy"]) for r in rows])
     for row, optimal in zip(rows, front, strict=True):
         row["pareto_optimal"] = optimal
     (out / "pareto.json").write_text(json.dumps(rows, indent=1))
     lines = ["| budget ms | predicted ms | test accuracy | Pareto | run |", "|---|---|---|---|---|"]
-    lines += [f"| {r['budget_ms']} | {r['predicted_ms']:.4f} | {r['test_accuracy']:.4f} | "
-              f"{'yes' if r['pareto_optimal'] else ''} | {r['run']} |" for r in rows]
+    lines += [
+        f"| {r['budget_ms']} | {r['predicted_ms']:.4f} | {r['test_accuracy']:.4f} | "
+        f"{'yes' if r['pareto_optimal'] else ''} | {r['run']} |"
+        for r in rows
+    ]
     (out / "pareto.md").write_text("\n".join(lines) + "\n")
     _plot(out / "pareto.png", rows)
 

@@ -94,8 +94,8 @@ class Supernet(nn.Module):
         """The weights of the chosen path, keyed like `space.build(arch)`'s Sequential."""
         modules: list[nn.Module] = [self.stem]
         picks = iter(choices)
-        for block, mixed in zip(self.body, self._is_mixed, strict=True):
-            modules.append(block.candidates[next(picks)] if mixed else block)  # type: ignore[union-attr]
+        for block in self.body:
+            modules.append(block.candidates[next(picks)] if isinstance(block, MixedOp) else block)
         modules += list(self.head)
         state: dict[str, torch.Tensor] = {}
         for index, module in enumerate(modules):

@@ -35,7 +35,7 @@ class _LatencyAware(SearchStrategy):
         ratio = torch.ones(())
         for budget in self.budgets:
             ratio = ratio * expected[budget.device] / budget.latency_ms
-        return ratio, {d: float(v) for d, v in expected.items()}
+        return ratio, {d: v.item() for d, v in expected.items()}
 
 
 @register_strategy("fbnet")
@@ -63,7 +63,7 @@ class FBNetStrategy(_LatencyAware):
         ratio, expected = self.latency_ratio()
         factor = self.options["alpha"] * ratio ** self.options["beta"]
         loss = task * factor
-        return loss, StepDetails(float(loss), float(task), expected, float(factor))
+        return loss, StepDetails(loss.item(), task.item(), expected, factor.item())
 
     def derive(self) -> list[int]:
         return argmax_choices(self.supernet)
@@ -112,7 +112,7 @@ class ProxylessStrategy(_LatencyAware):
             loss = task + penalty
         else:
             raise ValueError("proxyless penalty must be 'mul' or 'add'")
-        return loss, StepDetails(float(loss), float(task), expected, float(penalty))
+        return loss, StepDetails(loss.item(), task.item(), expected, penalty.item())
 
     def derive(self) -> list[int]:
         return argmax_choices(self.supernet)
@@ -146,8 +146,8 @@ class HardCoReStrategy(SearchStrategy):
     ) -> tuple[torch.Tensor, StepDetails]:
         modes = [gumbel_weights(a, self.tau, True, generator) for a in self.supernet.alphas]
         loss = F.cross_entropy(self.supernet(images, modes), labels)
-        expected = {d: float(v) for d, v in self.expected_latencies().items()}
-        return loss, StepDetails(float(loss), float(loss), expected)
+        expected = {d: v.item() for d, v in self.expected_latencies().items()}
+        return loss, StepDetails(loss.item(), loss.item(), expected)
 
     def after_architecture_step(self) -> None:
         self.project()

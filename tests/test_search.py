@@ -1,0 +1,180 @@
+"""The search engine: exact knapsack, LUT cost model, strategies, hard budgets, resume."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import TensorDataset
+
+from lut.measurement import Measurement
+from lut.predictor import FixedCosts, predict
+from lut.store import LutStore
+from search.cost import build_cost_model
+from search.data import load_dataset
+from search.engine import SearchSettings
+from search.mckp import Infeasible, solve_mckp
+from search.run import SearchRequest, run_search
+from search.spaces.base import space_from_string
+from search.spaces.complexity import macs
+from search.strategies.base import strategy_names
+
+SPACE = "fbnet-tiny"
+
+
+def synthetic_lut(url: str, name: str = "synthetic") -> LutStore:
+    """A LUT whose entries come from a formula (0.004 ms + 2 ns per MAC), standing in for a
+    profiled device so search tests need no timing; profiling is tested on real runtimes."""
+    store = LutStore(url)
+    device = store.register_device(name, {"backend": "synthetic", "threads": 1})
+    store.set_fixed_costs(device, FixedCosts(0.004, 0.0, 0.0))
+    specs = [s for s in space_from_string(SPACE).distinct_opspecs() if not s.is_identity]
+    store.add_measurements(
+        device,
+        [(s, Measurement.from_samples([0.004 + 2e-6 * macs(s)] * 7, warmup=0)) for s in specs],
+    )
+    return store
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> LutStore:
+    return synthetic_lut(f"sqlite:///{tmp_path_factory.mktemp('lut') / 'lut.db'}")
+
+
+@pytest.fixture(scope="module")
+def small_data():  # type: ignore[no-untyped-def]
+    data = load_dataset("mnist5k", seed=0)
+
+    def head(ds: TensorDataset, n: int) -> TensorDataset:
+        return TensorDataset(*(t[:n] for t in ds.tensors))
+
+    return replace(
+        data, train=head(data.train, 256), val=head(data.val, 128), test=head(data.test, 128)
+    )
+
+
+def test_mckp_matches_brute_force() -> None:
+    rng = random.Random(0)
+    for _ in range(100):
+        sizes = [rng.randint(1, 4) for _ in range(rng.randint(1, 5))]
+        values = [[rng.uniform(-3, 0) for _ in range(k)] for k in sizes]
+        costs = [[rng.uniform(0, 1) for _ in range(k)] for k in sizes]
+        budget = rng.uniform(0, len(sizes))
+        feasible = [
+            (sum(values[g][i] for g, i in enumerate(c)), c)
+            for c in itertools.product(*(range(k) for k in sizes))
+            if sum(costs[g][i] for g, i in enumerate(c)) <= budget
+        ]
+        if not feasible:
+            with pytest.raises(Infeasible, match="smallest achievable"):
+                solve_mckp(values, costs, budget)
+            continue
+        best = solve_mckp(values, costs, budget)
+        assert best.value == pytest.approx(max(feasible)[0])
+        assert best.cost <= budget + 1e-9
+
+
+def test_cost_model_equals_the_predictor(store: LutStore) -> None:
+    device = store.resolve_device("synthetic")
+    space = space_from_string(SPACE)
+    model = build_cost_model(store, device, space)
+    for arch in space.iter_random(seed=4, count=10):
+        index = [
+            slot.candidates.index(t) for slot, t in zip(space.layers, arch.choices, strict=True)
+        ]
+        specs = space.decode(arch)
+        expected = predict(specs, store.lookup(device, specs), device.fixed_costs).latency_ms
+        assert model.cost(index) == pytest.approx(expected)
+    probs = [torch.full((len(s.candidates),), 1 / len(s.candidates)) for s in space.layers]
+    uniform = model.constant_ms + sum(sum(c) / len(c) for c in model.layer_costs)
+    assert float(model.expected_cost(probs)) == pytest.approx(uniform)
+
+
+def test_every_strategy_is_registered() -> None:
+    assert {"fbnet", "proxyless", "hardcore", "random", "evolution"} <= set(strategy_names())
+
+
+def _request(strategy: str, budget: float | None, **settings: object) -> SearchRequest:
+    base = {"strategy": strategy, "epochs": 2, "warmup_epochs": 1, "batch_size": 64, "seed": 3}
+    return SearchRequest(
+        space=SPACE,
+        dataset="mnist5k",
+        devices=("synthetic",),
+        budgets_ms=(budget,),
+        settings=SearchSettings(**{**base, **settings}),  # type: ignore[arg-type]
+        child_epochs=1,
+        trials=3,
+    )
+
+
+def _budget(store: LutStore, share: float) -> float:
+    model = build_cost_model(store, store.resolve_device("synthetic"), space_from_string(SPACE))
+    return model.min_latency_ms + share * (model.max_latency_ms - model.min_latency_ms)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["hardcore", "fbnet", "proxyless", "random", "evolution"])
+def test_strategy_produces_a_trained_architecture(
+    strategy: str, store: LutStore, small_data: object, tmp_path: Path
+) -> None:
+    budget = _budget(store, 0.4)
+    metrics = run_search(_request(strategy, budget), store, tmp_path, data=small_data)
+    for name in ("arch.json", "child.pt", "metrics.json"):
+        assert (tmp_path / name).exists()
+    _, arch = space_from_string(SPACE), metrics["arch"]
+    assert arch.startswith("fbnet-tiny@")
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+    if strategy in ("hardcore", "random", "evolution"):  # hard budgets
+        assert metrics["predicted_latency_ms"]["synthetic"] <= budget
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("share", [0.05, 0.3, 0.7])
+def test_hardcore_meets_and_uses_the_budget(
+    share: float, store: LutStore, small_data: object, tmp_path: Path
+) -> None:
+    budget = _budget(store, share)
+    metrics = run_search(_request("hardcore", budget), store, tmp_path, data=small_data)
+    predicted = metrics["predicted_latency_ms"]["synthetic"]
+    assert predicted <= budget
+    assert predicted >= 0.9 * budget or share == 0.05  # near the minimum little room is left
+
+
+def test_infeasible_budget_names_the_smallest_latency(
+    store: LutStore, small_data: object, tmp_path: Path
+) -> None:
+    minimum = _budget(store, 0.0)
+    with pytest.raises(Infeasible, match=f"smallest achievable is {minimum:.4g}"):
+        run_search(_request("hardcore", minimum * 0.5), store, tmp_path, data=small_data)
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["hardcore", "fbnet"])
+def test_resumed_search_ends_like_the_uninterrupted_one(
+    strategy: str, store: LutStore, small_data: object, tmp_path: Path
+) -> None:
+    budget = _budget(store, 0.5)
+    request = _request(strategy, budget, checkpoint_every=2, epochs=3)
+    whole = run_search(request, store, tmp_path / "whole", data=small_data)
+
+    def stop_at_step_7(event: dict) -> None:
+        if event.get("type") == "search" and event["step"] >= 7:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run_search(request, store, tmp_path / "cut", data=small_data, on_event=stop_at_step_7)
+    events: list[dict] = []
+    resumed = run_search(request, store, tmp_path / "cut", data=small_data, on_event=events.append)
+    assert {"type": "resumed", "step": 6} in events
+    assert resumed["arch"] == whole["arch"]
+    whole_history = (tmp_path / "whole" / "history.jsonl").read_text()
+    assert (tmp_path / "cut" / "history.jsonl").read_text() == whole_history
