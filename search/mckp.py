@@ -18,10 +18,11 @@ import numpy as np
 class Infeasible(ValueError):
     """No selection fits the budget; `min_cost` is the smallest achievable total."""
 
-    def __init__(self, budget: float, min_cost: float, unit: str = "ms") -> None:
+    def __init__(self, budget: float, min_cost: float, unit: str = "ms", where: str = "") -> None:
         self.budget, self.min_cost = budget, min_cost
+        place = f" on {where}" if where else ""
         super().__init__(
-            f"budget {budget:.4g} {unit} is infeasible: the smallest achievable is "
+            f"budget {budget:.4g} {unit}{place} is infeasible: the smallest achievable is "
             f"{min_cost:.4g} {unit}"
         )
 

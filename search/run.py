@@ -63,9 +63,22 @@ def check_feasible(
         if budget is None:
             continue
         if budget < model.min_latency_ms:
-            raise Infeasible(budget, model.min_latency_ms, unit=f"ms on {model.device}")
+            raise Infeasible(budget, model.min_latency_ms, where=model.device)
         result.append(Budget(model, budget))
     return result
+
+
+def check_request(request: SearchRequest, store: LutStore, data: Any) -> None:
+    """Everything that can be refused before any work: LUT coverage, feasibility, strategy."""
+    from search.strategies.base import strategy_names
+
+    if request.settings.strategy not in strategy_names():
+        raise ValueError(
+            f"unknown strategy {request.settings.strategy!r}; valid: {', '.join(strategy_names())}"
+        )
+    check_feasible(
+        cost_models(store, bind_space(request.space, data), request.devices), request.budgets_ms
+    )
 
 
 def run_search(

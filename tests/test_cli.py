@@ -215,3 +215,65 @@ def test_arch_random_is_seeded(tmp_path: Path) -> None:
     b = hwnas(tmp_path, "arch", "random", "--space", "fbnet", "--seed", "7", "-n", "5").stdout
     assert a == b and len(a.splitlines()) == 5
     assert all(line.startswith("fbnet@r224_w1_c3_n1000:") for line in a.splitlines())
+
+
+@pytest.mark.slow
+def test_search_writes_a_run_and_resumes(profiled_home: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = [
+        "search",
+        "--space",
+        SPACE,
+        "--dataset",
+        "digits",
+        "--device",
+        "laptop",
+        "--strategy",
+        "hardcore",
+        "--latency-ms",
+        "0.2",
+        "--epochs",
+        "2",
+        "--out",
+        str(out),
+    ]
+    result = hwnas(profiled_home, *args)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["predicted_latency_ms"]["laptop"] <= 0.2
+    assert json.loads((out / "arch.json").read_text())["arch"] == metrics["arch"]
+    assert (out / "child.pt").exists() and (out / "history.jsonl").read_text()
+    events = [json.loads(x) for x in (out / "events.jsonl").read_text().splitlines()]
+    assert {"search", "derived", "train", "done"} <= {e["type"] for e in events}
+    assert metrics["arch"] in result.stdout
+    again = hwnas(profiled_home, "search", "--resume", str(out))
+    assert "resumed at step" in again.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--space", SPACE, "--latency-ms", "0.001"], "smallest achievable is"),
+        (["--space", "proxyless-tiny", "--latency-ms", "1"], "lacks"),
+        (["--space", SPACE, "--strategy", "darts"], "valid: evolution, fbnet, hardcore"),
+        (["--space", SPACE, "--dataset", "/nonexistent.npz"], "nonexistent"),
+    ],
+)
+def test_search_bad_input_is_exit_2(
+    profiled_home: Path, tmp_path: Path, extra: list[str], needle: str
+) -> None:
+    args = [
+        "search",
+        "--dataset",
+        "digits",
+        "--device",
+        "laptop",
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path / "x"),
+        *extra,
+    ]
+    result = hwnas(profiled_home, *args, check=False)
+    assert result.returncode == 2, result.stderr
+    assert needle in result.stderr and result.stderr.count("\n") == 1, result.stderr

@@ -4,6 +4,7 @@ and compare predicted with measured latency on random architectures."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from rich.table import Table
@@ -14,17 +15,21 @@ from service.commands.common import UsageProblem, open_store, stderr, stdout
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "demo",
-        help="profile this CPU, calibrate, and check predicted vs measured latency",
+        help="profile this CPU, calibrate, check predicted vs measured latency, search",
         description="Runs the whole profile → predict → measure loop on this machine with the "
         "embedded SQLite database: profiles SPACE with BACKEND into device 'this-cpu', "
         "calibrates on a few end-to-end runs, then predicts and measures fresh random "
-        "architectures and prints both side by side.",
+        "architectures and prints both side by side, and finally runs a short hardcore search "
+        "on DATASET within a mid-range budget.",
     )
     p.add_argument("--space", default="fbnet-tiny", help="search space (default fbnet-tiny)")
     p.add_argument("--backend", default="onnxruntime", help="runtime (default onnxruntime)")
     p.add_argument("--device", default="this-cpu", help="device name (default this-cpu)")
     p.add_argument("-n", "--count", type=int, default=8, help="architectures to compare (8)")
     p.add_argument("--quick", action="store_true", help="a fast, looser measuring protocol")
+    p.add_argument("--dataset", default="mnist5k", help="dataset of the search step (mnist5k)")
+    p.add_argument("--epochs", type=int, default=3, help="search and training epochs (3)")
+    p.add_argument("--out", default="runs/demo", help="run directory of the search (runs/demo)")
     p.set_defaults(handler=run_demo)
 
 
@@ -35,7 +40,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
     if not 1 <= args.count <= 1000:
         raise UsageProblem("-n must be between 1 and 1000")
-    stderr.print("[bold]1/3[/] profiling every op of the space (resumable)")
+    stderr.print("[bold]1/4[/] profiling every op of the space (resumable)")
     profile.run(
         argparse.Namespace(
             device=args.device,
@@ -46,7 +51,7 @@ def run_demo(args: argparse.Namespace) -> int:
             quick=args.quick,
         )
     )
-    stderr.print("[bold]2/3[/] calibrating the LUT on end-to-end runs")
+    stderr.print("[bold]2/4[/] calibrating the LUT on end-to-end runs")
     calibrate.run_calibrate(
         argparse.Namespace(
             device=args.device,
@@ -57,7 +62,7 @@ def run_demo(args: argparse.Namespace) -> int:
             quick=args.quick,
         )
     )
-    stderr.print("[bold]3/3[/] predicted vs measured on fresh random architectures")
+    stderr.print("[bold]3/4[/] predicted vs measured on fresh random architectures")
     store = open_store()
     device = store.resolve_device(args.device, args.backend)
     backend = profile.make_backend(args.backend, 1, args.quick)
@@ -80,4 +85,30 @@ def run_demo(args: argparse.Namespace) -> int:
         f"mean absolute error {100 * sum(errors) / len(errors):.1f}%, "
         f"{within}/{len(errors)} within ±10%"
     )
-    return 0
+    from search.cost import build_cost_model
+    from service.commands.search import run_search_command
+
+    model = build_cost_model(store, device, space)
+    budget = round(model.min_latency_ms + 0.5 * (model.max_latency_ms - model.min_latency_ms), 4)
+    stderr.print(f"[bold]4/4[/] hardcore search on {args.dataset} within {budget} ms")
+    return run_search_command(
+        argparse.Namespace(
+            space=args.space,
+            dataset=args.dataset,
+            device=[args.device],
+            strategy="hardcore",
+            latency_ms=str(budget),
+            device_budget=[],
+            epochs=args.epochs,
+            warmup_epochs=1,
+            child_epochs=None,
+            batch_size=128,
+            seed=0,
+            trials=8,
+            inherit_weights=False,
+            checkpoint_every=50,
+            option=[],
+            out=Path(args.out),
+            resume=None,
+        )
+    )

@@ -31,20 +31,38 @@ def register(sub: Any) -> None:
     p.add_argument("--space", help="search space, e.g. fbnet-tiny")
     p.add_argument("--dataset", help="mnist5k, digits, or a folder / .zip / .npz of your own")
     p.add_argument("--device", action="append", help="device LUT for the budget (repeatable)")
-    p.add_argument("--strategy", default="hardcore", help="hardcore (default), fbnet, proxyless, random, evolution")
+    p.add_argument(
+        "--strategy",
+        default="hardcore",
+        help="hardcore (default), fbnet, proxyless, random, evolution",
+    )
     p.add_argument("--latency-ms", help="budget(s) on the first device, comma-separated")
-    p.add_argument("--device-budget", action="append", default=[], metavar="DEVICE=MS",
-                   help="a further hard budget on another device (repeatable)")
+    p.add_argument(
+        "--device-budget",
+        action="append",
+        default=[],
+        metavar="DEVICE=MS",
+        help="a further hard budget on another device (repeatable)",
+    )
     p.add_argument("--epochs", type=int, default=10, help="search epochs (default 10)")
     p.add_argument("--warmup-epochs", type=int, default=1, help="weights-only epochs first (1)")
-    p.add_argument("--child-epochs", type=int, help="training epochs of the result (default: --epochs)")
+    p.add_argument(
+        "--child-epochs", type=int, help="training epochs of the result (default: --epochs)"
+    )
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--trials", type=int, default=8, help="candidates of random / evolution (8)")
-    p.add_argument("--inherit-weights", action="store_true", help="start the child from supernet weights")
+    p.add_argument(
+        "--inherit-weights", action="store_true", help="start the child from supernet weights"
+    )
     p.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints")
-    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="a strategy option, e.g. tau0=5 (repeatable)")
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a strategy option, e.g. tau0=5 (repeatable)",
+    )
     p.add_argument("--out", type=Path, help="run directory (default runs/<strategy>-<space>)")
     p.add_argument("--resume", type=Path, metavar="DIR", help="continue the search in DIR")
     p.set_defaults(handler=run_search_command)
@@ -76,16 +94,27 @@ def _request_from_args(args: argparse.Namespace) -> dict[str, Any]:
         budgets = [float(x) for x in args.latency_ms.split(",")] if args.latency_ms else [None]
         extra = {d: float(ms) for d, _, ms in (b.partition("=") for b in args.device_budget)}
     except ValueError:
-        raise UsageProblem("budgets must be numbers: --latency-ms 0.3 or --device-budget pi=2.5") from None
+        raise UsageProblem(
+            "budgets must be numbers: --latency-ms 0.3 or --device-budget pi=2.5"
+        ) from None
     if any(b is not None and b <= 0 for b in budgets):
         raise UsageProblem("--latency-ms must be positive")
     return {
-        "space": args.space, "dataset": args.dataset, "devices": args.device,
-        "budgets": budgets, "device_budgets": extra, "strategy": args.strategy,
-        "epochs": args.epochs, "warmup_epochs": args.warmup_epochs,
-        "child_epochs": args.child_epochs, "batch_size": args.batch_size, "seed": args.seed,
-        "trials": args.trials, "inherit_weights": args.inherit_weights,
-        "checkpoint_every": args.checkpoint_every, "options": _parse_options(args.option),
+        "space": args.space,
+        "dataset": args.dataset,
+        "devices": args.device,
+        "budgets": budgets,
+        "device_budgets": extra,
+        "strategy": args.strategy,
+        "epochs": args.epochs,
+        "warmup_epochs": args.warmup_epochs,
+        "child_epochs": args.child_epochs,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+        "trials": args.trials,
+        "inherit_weights": args.inherit_weights,
+        "checkpoint_every": args.checkpoint_every,
+        "options": _parse_options(args.option),
         "out": str(args.out or Path("runs") / f"{args.strategy}-{args.space}"),
     }
 
@@ -102,7 +131,9 @@ def run_search_command(args: argparse.Namespace) -> int:
     out = Path(req["out"])
     with user_errors():
         if req["strategy"] not in strategy_names():
-            raise ValueError(f"unknown strategy {req['strategy']!r}; valid: {', '.join(strategy_names())}")
+            raise ValueError(
+                f"unknown strategy {req['strategy']!r}; valid: {', '.join(strategy_names())}"
+            )
         space = space_from_string(req["space"])
         requests = build_requests(req)
     store = open_store()
@@ -110,24 +141,35 @@ def run_search_command(args: argparse.Namespace) -> int:
         data = load_dataset(req["dataset"], seed=req["seed"], resolution=space.resolution)
     except DatasetError as exc:
         raise UsageProblem(str(exc)) from None
+    from search.run import check_request
+
+    with user_errors():
+        try:
+            for _, _, request in requests:
+                check_request(request, store, data)
+        except Infeasible as exc:
+            raise UsageProblem(str(exc)) from None
     out.mkdir(parents=True, exist_ok=True)
     (out / REQUEST_FILE).write_text(json.dumps(req, indent=1))
     results = []
     for budget, run_dir, request in requests:
         with progress_bar() as progress, user_errors():
-            label = f"{request.settings.strategy} @ {budget} ms" if budget else request.settings.strategy
+            label = (
+                f"{request.settings.strategy} @ {budget} ms"
+                if budget
+                else request.settings.strategy
+            )
             task = progress.add_task(label, total=None, status="")
-            events = (run_dir / "events.jsonl")
+            events = run_dir / "events.jsonl"
             run_dir.mkdir(parents=True, exist_ok=True)
             with events.open("a") as log:
                 handler = _progress_handler(progress, task, log)
-                try:
-                    results.append((budget, run_dir, _run(request, store, run_dir, data, handler)))
-                except Infeasible as exc:
-                    raise UsageProblem(str(exc)) from None
+                results.append((budget, run_dir, _run(request, store, run_dir, data, handler)))
     for _budget, run_dir, metrics in results:
         lat = ", ".join(f"{d} {v:.4f} ms" for d, v in metrics["predicted_latency_ms"].items())
-        stdout.print(f"{run_dir}: {metrics['arch']}\n  test accuracy {metrics['test_accuracy']:.4f}, predicted {lat}")
+        stdout.print(
+            f"{run_dir}: {metrics['arch']}\n  test accuracy {metrics['test_accuracy']:.4f}, predicted {lat}"
+        )
     if len(results) > 1:
         write_pareto(out, results)
         stdout.print(f"Pareto table and plot: {out / 'pareto.md'}, {out / 'pareto.png'}")
@@ -148,15 +190,29 @@ def _progress_handler(progress: Any, task: Any, log: Any) -> Any:
         if kind == "search":
             lat = " ".join(f"{v:.4f}ms" for v in event["expected_latency_ms"].values())
             temp = f" τ {event['temperature']:.2f}" if "temperature" in event else ""
-            progress.update(task, total=event["steps"], completed=event["step"],
-                            status=f"epoch {event['epoch']}/{event['epochs']} loss {event['loss']:.3f} "
-                                   f"acc {event['accuracy']:.3f} E[lat] {lat}{temp}")
+            progress.update(
+                task,
+                total=event["steps"],
+                completed=event["step"],
+                status=f"epoch {event['epoch']}/{event['epochs']} loss {event['loss']:.3f} "
+                f"acc {event['accuracy']:.3f} E[lat] {lat}{temp}",
+            )
         elif kind == "trial":
-            progress.update(task, total=event["trials"], completed=event["trial"],
-                            status=f"trial acc {event['accuracy']:.3f}")
+            progress.update(
+                task,
+                total=event["trials"],
+                completed=event["trial"],
+                status=f"trial acc {event['accuracy']:.3f}",
+            )
         elif kind == "train":
-            progress.update(task, description="training child", total=event["epochs"],
-                            completed=event["epoch"], status=f"val acc {event['accuracy']:.3f}")
+            progress.update(
+                task,
+                description="training child",
+                total=event["epochs"],
+                completed=event["epoch"],
+                status=f"val acc {event['accuracy']:.3f}",
+            )
         elif kind == "resumed":
             stderr.print(f"resumed at step {event['step']}")
+
     return handle
