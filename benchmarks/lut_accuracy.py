@@ -43,7 +43,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--backends", default="onnxruntime,litert")
     p.add_argument("--spaces", default="fbnet-tiny,fbnet")
     p.add_argument("--count", type=int, default=100, help="test architectures per space")
-    p.add_argument("--calibration", type=int, default=15, help="calibration architectures")
+    p.add_argument("--calibration", type=int, default=20, help="calibration architectures")
+    p.add_argument(
+        "--fresh", action="store_true", help="drop this run's LUTs and measurements and redo them"
+    )
     p.add_argument("--workdir", type=Path, default=Path("/tmp/hwnas-bench"))
     p.add_argument("--tag", default="", help="suffix of the result files")
     return p.parse_args()
@@ -55,6 +58,9 @@ def measure_e2e(
     """End-to-end medians, resumable through the device's e2e table."""
     done = {a: m.median_ms for a, m in store.e2e_measurements(device, space.spec_string)}
     example = torch.randn(space.input_shape, generator=torch.Generator().manual_seed(0))
+    # Calibration and test architectures interleaved, so a drift of the machine's speed during
+    # the run cannot bias one set against the other.
+    archs = sorted(archs, key=lambda a: arch_key(a.to_string()))
     for i, arch in enumerate(archs, start=1):
         text = arch.to_string()
         if text in done:
@@ -84,6 +90,9 @@ def run_one(backend_name: str, space_name: str, args: argparse.Namespace) -> dic
     backend = create_backend(backend_name, threads=1, cache_dir=args.workdir / "cache")
     device_name = f"bench-{backend_name}"
     specs = space.distinct_opspecs()
+    if args.fresh:
+        for old in store.devices(device_name):
+            store.delete_device(old)
     start = time.perf_counter()
     report = profile_specs(store, backend, device_name, specs)
     profile_wall = time.perf_counter() - start
@@ -101,13 +110,16 @@ def run_one(backend_name: str, space_name: str, args: argparse.Namespace) -> dic
         decoded = space.decode(arch)
         return features(decoded, lut, fixed)
 
-    calibration = fit_calibration([(feats(a), e2e[a.to_string()]) for a in cal_archs], fixed)
+    cal_points = [(feats(a), e2e[a.to_string()]) for a in cal_archs]
+    calibration = fit_calibration(cal_points, fixed)
+    single = fit_calibration(cal_points, fixed, per_family=False)
     store.set_calibration(device, space.spec_string, calibration)
     measured = [e2e[a.to_string()] for a in test_archs]
     test_feats = [feats(a) for a in test_archs]
     raw = [f.raw_sum_ms for f in test_feats]
     corrected = [predict_from_features(f, fixed).latency_ms for f in test_feats]
     calibrated = [predict_from_features(f, fixed, calibration).latency_ms for f in test_feats]
+    single_alpha = [predict_from_features(f, fixed, single).latency_ms for f in test_feats]
     return {
         "backend": backend_name,
         "space": space.spec_string,
@@ -124,6 +136,7 @@ def run_one(backend_name: str, space_name: str, args: argparse.Namespace) -> dic
         },
         "raw_lut_sum": metrics(raw, measured),
         "corrected_uncalibrated": metrics(corrected, measured),
+        "calibrated_single_alpha": metrics(single_alpha, measured),
         "corrected_calibrated": metrics(calibrated, measured),
         "profile": {
             "ops": len([s for s in specs if not s.is_identity]),
@@ -157,7 +170,8 @@ def write_results(results: list[dict[str, Any]], tag: str) -> None:
         for key, label in (
             ("raw_lut_sum", "raw LUT sum"),
             ("corrected_uncalibrated", "fixed costs"),
-            ("corrected_calibrated", "calibrated"),
+            ("calibrated_single_alpha", "calibrated, one α"),
+            ("corrected_calibrated", "calibrated, α per op family"),
         ):
             m = r[key]
             lines.append(

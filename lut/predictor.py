@@ -77,23 +77,46 @@ class FixedCosts:
 NO_FIXED_COSTS = FixedCosts(0.0, 0.0, 0.0)
 
 
+OP_FAMILIES = ("conv", "mbconv", "dwsep", "other")
+
+
+def op_family(spec: OpSpec) -> str:
+    """Ops whose in-network cost scales alike: plain convs, inverted residuals with an expand conv,
+    depthwise-separable blocks (expansion 1, no expand conv), and the rest."""
+    if spec.op == "conv":
+        return "conv"
+    if spec.op == "mbconv":
+        has_expand = spec.mid_channels != spec.in_channels or spec.groups > 1
+        return "mbconv" if has_expand else "dwsep"
+    return "other"
+
+
 @dataclass(frozen=True)
 class Calibration:
-    alpha: float
+    """predicted = Σ_family alphas[family] · compute_family + beta · n_ops + gamma."""
+
+    alphas: dict[str, float]
     beta: float
     gamma: float
     n_points: int
     mape_before: float  # of the uncalibrated predictor on the fitting points, in percent
     mape_after: float
 
-    def to_dict(self) -> dict[str, float]:
+    def alpha(self, family: str) -> float:
+        return self.alphas.get(family, 1.0)
+
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Calibration:
         try:
+            if "alphas" in data:
+                alphas = {str(k): float(v) for k, v in dict(data["alphas"]).items()}
+            else:  # one alpha for every family
+                alphas = dict.fromkeys(OP_FAMILIES, float(data["alpha"]))
             return cls(
-                alpha=float(data["alpha"]),
+                alphas=alphas,
                 beta=float(data["beta"]),
                 gamma=float(data["gamma"]),
                 n_points=int(data["n_points"]),
@@ -112,6 +135,7 @@ class Features:
     compute_ms: float
     n_ops: int
     network_overhead_ms: float
+    compute_by_family: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -138,16 +162,19 @@ def features(
     missing = {spec.key: spec for spec in measured if spec.key not in lut}
     if missing:
         raise MissingEntries(device, list(missing.values()))
-    raw = compute = 0.0
+    raw = 0.0
+    by_family = dict.fromkeys(OP_FAMILIES, 0.0)
     for spec in measured:
         latency = lut[spec.key].median_ms
         raw += latency
-        compute += max(latency - fixed.overhead_ms(io_megabytes(spec)), 0.0)
+        by_family[op_family(spec)] += max(latency - fixed.overhead_ms(io_megabytes(spec)), 0.0)
     net_io = 0.0
     if specs:
         first, last = specs[0], specs[-1]
         net_io = (math.prod(first.input_shape) + math.prod(last.output_shape)) * FLOAT_BYTES / 1e6
-    return Features(raw, compute, len(measured), fixed.overhead_ms(net_io))
+    return Features(
+        raw, sum(by_family.values()), len(measured), fixed.overhead_ms(net_io), by_family
+    )
 
 
 def predict_from_features(
@@ -157,11 +184,8 @@ def predict_from_features(
         latency = feats.compute_ms + fixed.between_blocks_ms * feats.n_ops
         latency += feats.network_overhead_ms
     else:
-        latency = (
-            calibration.alpha * feats.compute_ms
-            + calibration.beta * feats.n_ops
-            + calibration.gamma
-        )
+        latency = sum(calibration.alpha(f) * c for f, c in feats.compute_by_family.items())
+        latency += calibration.beta * feats.n_ops + calibration.gamma
     return Prediction(
         latency, feats.raw_sum_ms, feats.compute_ms, feats.n_ops, calibration is not None
     )
@@ -194,7 +218,7 @@ def op_cost_ms(
     compute = max(lut[spec.key].median_ms - fixed.overhead_ms(io_megabytes(spec)), 0.0)
     if calibration is None:
         return compute + fixed.between_blocks_ms
-    return calibration.alpha * compute + calibration.beta
+    return calibration.alpha(op_family(spec)) * compute + calibration.beta
 
 
 def network_constant_ms(
@@ -207,9 +231,12 @@ def network_constant_ms(
     return fixed.overhead_ms(net_io)
 
 
-def fit_calibration(points: Sequence[tuple[Features, float]], fixed: FixedCosts) -> Calibration:
-    """Fit (alpha, beta, gamma) >= 0 minimising the squared *relative* error over
-    (features, measured end-to-end ms) points, with non-negative least squares."""
+def fit_calibration(
+    points: Sequence[tuple[Features, float]], fixed: FixedCosts, *, per_family: bool = True
+) -> Calibration:
+    """Fit alphas, beta, gamma >= 0 minimising the squared *relative* error over (features,
+    measured end-to-end ms) points with non-negative least squares. `per_family` fits one alpha
+    per op family present (when there are at least 3 points per coefficient), else one alpha."""
     import numpy as np
     from scipy.optimize import nnls
 
@@ -220,15 +247,27 @@ def fit_calibration(points: Sequence[tuple[Features, float]], fixed: FixedCosts)
     measured = np.array([m for _, m in points], dtype=float)
     if np.any(measured <= 0):
         raise ValueError("end-to-end latencies must be positive")
-    design = np.array([[f.compute_ms, f.n_ops, 1.0] for f, _ in points], dtype=float)
+    present = [f for f in OP_FAMILIES if any(p.compute_by_family.get(f, 0) > 0 for p, _ in points)]
+    if not per_family or len(points) < 3 * (len(present) + 2):
+        groups = [present]
+    else:
+        groups = [[f] for f in present]
+    design = np.array(
+        [
+            [sum(p.compute_by_family.get(f, 0.0) for f in g) for g in groups] + [p.n_ops, 1.0]
+            for p, _ in points
+        ],
+        dtype=float,
+    )
     weights = 1.0 / measured
     coef, _ = nnls(design * weights[:, None], measured * weights)
+    alphas = {f: float(coef[i]) for i, g in enumerate(groups) for f in g}
     before = [predict_from_features(f, fixed).latency_ms for f, _ in points]
     after = design @ coef
     return Calibration(
-        alpha=float(coef[0]),
-        beta=float(coef[1]),
-        gamma=float(coef[2]),
+        alphas=alphas,
+        beta=float(coef[-2]),
+        gamma=float(coef[-1]),
         n_points=len(points),
         mape_before=_mape(before, measured.tolist()),
         mape_after=_mape(after.tolist(), measured.tolist()),

@@ -69,7 +69,9 @@ def test_export_import_round_trip(db_url: str, tmp_path: Path) -> None:
     for i, spec in enumerate(SPECS):
         store.add_measurement(device, spec, _measurement(0.1 * (i + 1)))
     store.add_e2e(device, "fbnet-tiny@r28_w1_c1_n10:x", "fbnet-tiny@r28_w1_c1_n10", _measurement(1))
-    store.set_calibration(device, "fbnet-tiny@r28_w1_c1_n10", Calibration(1.1, 0.0, 0.01, 5, 9, 2))
+    store.set_calibration(
+        device, "fbnet-tiny@r28_w1_c1_n10", Calibration({"conv": 1.1}, 0.0, 0.01, 5, 9, 2)
+    )
     data = json.loads(json.dumps(export_lut(store, store.device(device.id))))
 
     other = LutStore(f"sqlite:///{tmp_path / 'other.db'}")
@@ -77,7 +79,7 @@ def test_export_import_round_trip(db_url: str, tmp_path: Path) -> None:
     assert added == len(SPECS)
     assert imported.fixed_costs == FixedCosts(0.005, 0.1, 0.001)
     assert other.lookup(imported).keys() == store.lookup(device).keys()
-    assert other.calibration(imported, "fbnet-tiny@r28_w1_c1_n10").alpha == 1.1
+    assert other.calibration(imported, "fbnet-tiny@r28_w1_c1_n10").alpha("conv") == 1.1
     assert len(other.e2e_measurements(imported)) == 1
     assert import_lut(other, parse_lut(data))[1] == 0  # nothing new the second time
 

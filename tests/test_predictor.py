@@ -55,7 +55,7 @@ def test_calibration_recovers_a_linear_truth() -> None:
         f = features([A, B], _lut(A=a, B=b), fixed)
         points.append((f, 0.9 * (a + b) + 0.05))  # truth: alpha 0.9, gamma 0.05
     cal = fit_calibration(points, fixed)
-    assert cal.alpha == pytest.approx(0.9, rel=1e-6)
+    assert cal.alpha("conv") == pytest.approx(0.9, rel=1e-6)
     assert cal.beta + cal.gamma / 2 == pytest.approx(0.025, abs=1e-6)  # n_ops is constant here
     assert cal.mape_after < 1e-6 < cal.mape_before
     p = predict([A, B], _lut(A=3.0, B=1.0), fixed, cal)
@@ -73,9 +73,28 @@ def test_per_op_costs_add_up_to_the_prediction(calibrated: bool) -> None:
     from lut.predictor import Calibration, network_constant_ms, op_cost_ms
 
     fixed = FixedCosts(call_overhead_ms=0.01, per_mb_ms=0.5, between_blocks_ms=0.002)
-    cal = Calibration(0.8, 0.003, 0.02, 10, 5.0, 2.0) if calibrated else None
+    alphas = {"conv": 0.8, "other": 1.2}
+    cal = Calibration(alphas, 0.003, 0.02, 10, 5.0, 2.0) if calibrated else None
     lut = _lut(A=1.0, B=0.5)
     specs = [A, IDENTITY, B]
     total = sum(op_cost_ms(s, lut, fixed, cal) for s in specs)
     total += network_constant_ms(specs[0], specs[-1], fixed, cal)
     assert total == pytest.approx(predict(specs, lut, fixed, cal).latency_ms)
+
+
+def test_per_family_calibration_recovers_different_scales() -> None:
+    import random
+
+    fixed = FixedCosts(0.0, 0.0, 0.0)
+    rng = random.Random(0)
+    points = []
+    for _ in range(16):
+        a, b = rng.uniform(0.1, 3), rng.uniform(0.1, 3)
+        f = features([A, B], _lut(A=a, B=b), fixed)
+        points.append((f, 0.8 * a + 1.3 * b + 0.02))  # conv scaled 0.8, pool ("other") 1.3
+    cal = fit_calibration(points, fixed)
+    assert cal.alpha("conv") == pytest.approx(0.8, rel=1e-4)
+    assert cal.alpha("other") == pytest.approx(1.3, rel=1e-4)
+    single = fit_calibration(points, fixed, per_family=False)
+    assert single.alpha("conv") == single.alpha("other")
+    assert cal.mape_after < single.mape_after

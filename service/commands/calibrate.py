@@ -66,7 +66,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     stdout.print(
         f"calibrated {device.label} for {space.spec_string} on {calibration.n_points} runs: "
         f"MAPE {calibration.mape_before:.1f}% → {calibration.mape_after:.1f}% "
-        f"(alpha {calibration.alpha:.3f}, beta {calibration.beta * 1000:.1f} µs/op, "
+        f"(alphas {_alphas(calibration)}, beta {calibration.beta * 1000:.1f} µs/op, "
         f"gamma {calibration.gamma * 1000:.1f} µs)"
     )
     return 0
@@ -87,3 +87,7 @@ def _check_same_machine(stored: dict[str, Any], here: dict[str, Any]) -> None:
             f"({', '.join(f'{k}: {stored.get(k)} vs {here.get(k)}' for k in differ)}); "
             "calibrate on the device itself"
         )
+
+
+def _alphas(calibration: Any) -> str:
+    return " ".join(f"{k} {v:.2f}" for k, v in calibration.alphas.items())

@@ -158,7 +158,7 @@ def _print_header(store: LutStore, device: Device) -> None:
         )
     for space, c in store.calibrations(device).items():
         stdout.print(
-            f"  calibration {space}: {c.alpha:.3f}·compute + {c.beta * 1000:.1f} µs/op + "
+            f"  calibration {space}: alphas {c.alphas}, {c.beta * 1000:.1f} µs/op + "
             f"{c.gamma * 1000:.1f} µs (n={c.n_points}, MAPE {c.mape_before:.1f}% → {c.mape_after:.1f}%)"
         )
 
