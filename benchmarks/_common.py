@@ -1,0 +1,281 @@
+"""Shared helpers of the search benchmarks (search_quality, constraint_satisfaction, search_cost):
+this machine's onnxruntime LUT of a space in the benchmark's own database (resumable), its
+calibration on end-to-end runs, end-to-end measurement of results, cached search runs, outputs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch
+
+from lut.predictor import features, fit_calibration
+from lut.store import Device, LutStore, arch_key
+from profilers.base import ProfilerBackend, cpu_model, create_backend
+from profilers.protocol import QUICK
+from profilers.runner import profile_specs
+from search.cost import LatencyCostModel, build_cost_model
+from search.data import load_dataset
+from search.engine import SearchSettings
+from search.run import SearchRequest, bind_space, run_search
+from search.spaces.base import Architecture, SearchSpace
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DEVICE = "bench-onnxruntime"
+BACKEND = "onnxruntime"
+DATASET = "mnist5k"
+SPACE = "fbnet-tiny"
+CALIBRATION_SEED = 1000
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def add_common_args(p: argparse.ArgumentParser, strategies: str, epochs: int) -> None:
+    p.add_argument("--strategies", default=strategies, help="comma-separated strategies")
+    p.add_argument("--epochs", type=int, default=epochs, help="search epochs")
+    p.add_argument("--warmup-epochs", type=int, default=1, help="(at most epochs - 1)")
+    p.add_argument("--child-epochs", type=int, default=None, help="default: --epochs")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--calibration", type=int, default=10, help="end-to-end runs to calibrate on")
+    p.add_argument("--workdir", type=Path, default=None, help="default /tmp/hwnas-search-bench")
+    p.add_argument("--smoke", action="store_true", help="tiny configuration, quick protocol")
+
+
+def parse(p: argparse.ArgumentParser, smoke: dict[str, Any]) -> argparse.Namespace:
+    """Parse the flags; `--smoke` swaps in the `smoke` defaults (explicit flags still win)."""
+    if p.parse_known_args()[0].smoke:
+        p.set_defaults(**smoke)
+    return finish_args(p.parse_args())
+
+
+def finish_args(args: argparse.Namespace) -> argparse.Namespace:
+    """Defaults that depend on other flags; the smoke run gets its own workdir, since its
+    quick-protocol LUT must never be reused by a full run."""
+    if args.workdir is None:
+        suffix = "-smoke" if args.smoke else ""
+        args.workdir = Path(f"/tmp/hwnas-search-bench{suffix}")
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    args.strategies = [s for s in args.strategies.split(",") if s]
+    args.child_epochs = args.child_epochs or args.epochs
+    args.warmup_epochs = max(0, min(args.warmup_epochs, args.epochs - 1))
+    return args
+
+
+@dataclass
+class Bench:
+    store: LutStore
+    backend: ProfilerBackend
+    data: Any
+    workdir: Path
+    calibration_count: int
+
+    @property
+    def device(self) -> Device:
+        return self.store.resolve_device(DEVICE, BACKEND)
+
+
+def open_bench(args: argparse.Namespace) -> Bench:
+    store = LutStore(f"sqlite:///{args.workdir / 'bench.db'}")
+    protocol = QUICK if args.smoke else None
+    backend = create_backend(
+        BACKEND, threads=1, cache_dir=args.workdir / "cache", protocol=protocol
+    )
+    data = load_dataset(DATASET, seed=0, resolution=28)
+    return Bench(store, backend, data, args.workdir, args.calibration)
+
+
+def prepare_space(bench: Bench, space_text: str) -> tuple[SearchSpace, LatencyCostModel]:
+    """The space bound to the data, its LUT (profiled where missing) and its calibration fitted on
+    `calibration_count` random architectures measured end to end (resumable); its cost model."""
+    space = bind_space(space_text, bench.data)
+    specs = space.distinct_opspecs()
+    report = profile_specs(
+        bench.store,
+        bench.backend,
+        DEVICE,
+        specs,
+        on_start=lambda n: log(f"{space.spec_string}: profiling {n} ops") if n else None,
+    )
+    device = report.device
+    archs = list(space.iter_random(seed=CALIBRATION_SEED, count=bench.calibration_count))
+    measured = measure_archs(bench, space, archs)
+    lut = bench.store.lookup(device, specs)
+    assert device.fixed_costs is not None
+    points = [
+        (features(space.decode(a), lut, device.fixed_costs), measured[a.to_string()]) for a in archs
+    ]
+    calibration = fit_calibration(points, device.fixed_costs)
+    bench.store.set_calibration(device, space.spec_string, calibration)
+    log(
+        f"{space.spec_string}: calibrated on {len(points)} runs, MAPE "
+        f"{calibration.mape_before:.1f}% -> {calibration.mape_after:.1f}%"
+    )
+    return space, build_cost_model(bench.store, device, space)
+
+
+def measure_archs(bench: Bench, space: SearchSpace, archs: list[Architecture]) -> dict[str, float]:
+    """End-to-end medians (ms) with the backend's protocol, cached in the e2e table."""
+    device = bench.device
+    done = {a: m.median_ms for a, m in bench.store.e2e_measurements(device, space.spec_string)}
+    example = torch.randn(space.input_shape, generator=torch.Generator().manual_seed(0))
+    for arch in archs:
+        text = arch.to_string()
+        if text in done:
+            continue
+        key = f"net-{arch_key(text)}"
+        m = bench.backend.measure_module(space.build(arch), example, cache_key=key)
+        bench.store.add_e2e(device, text, space.spec_string, m)
+        done[text] = m.median_ms
+        log(f"  e2e {text.split(':')[1]}: {m.median_ms:.4f} ms")
+    return {a.to_string(): done[a.to_string()] for a in archs}
+
+
+def measure_text(bench: Bench, space: SearchSpace, text: str) -> float:
+    arch = space.architecture(text.split(":", 1)[1].split("-"))
+    return measure_archs(bench, space, [arch])[text]
+
+
+def settings(args: argparse.Namespace, strategy: str) -> SearchSettings:
+    return SearchSettings(
+        strategy=strategy,
+        epochs=args.epochs,
+        warmup_epochs=args.warmup_epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
+
+
+def search(
+    bench: Bench,
+    args: argparse.Namespace,
+    strategy: str,
+    budget_ms: float,
+    out_dir: Path,
+    *,
+    trials: int = 8,
+    space_text: str = SPACE,
+) -> dict[str, Any]:
+    """One whole search (search + child training) via `run_search`; a finished run's metrics are
+    reused, an unfinished one is started afresh (so its wall times are whole)."""
+    done = out_dir / "metrics.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    shutil.rmtree(out_dir, ignore_errors=True)
+    request = SearchRequest(
+        space=space_text,
+        dataset=DATASET,
+        devices=(DEVICE,),
+        budgets_ms=(budget_ms,),
+        settings=settings(args, strategy),
+        child_epochs=args.child_epochs,
+        trials=trials,
+    )
+    log(f"{strategy} @ {budget_ms:.4f} ms -> {out_dir}")
+    metrics = run_search(request, bench.store, out_dir, data=bench.data)
+    log(
+        f"  {strategy}: acc {metrics['test_accuracy']:.4f}, predicted "
+        f"{metrics['predicted_latency_ms'][DEVICE]:.4f} ms, search {metrics['search_wall_s']:.0f} s"
+    )
+    return metrics
+
+
+class _Derived(Exception):  # control flow, not an error
+    def __init__(self, arch: str) -> None:
+        self.arch = arch
+
+
+def search_only(
+    bench: Bench,
+    args: argparse.Namespace,
+    strategy: str,
+    budget_ms: float,
+    out_dir: Path,
+    *,
+    trials: int = 8,
+) -> dict[str, Any]:
+    """The search part of `run_search` alone: stopped at its `derived` event, before the child is
+    trained. Returns the architecture and the search's wall time (from its `searching` state);
+    cached in `out_dir/derived.json`."""
+    done = out_dir / "derived.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    shutil.rmtree(out_dir, ignore_errors=True)
+    started: list[float] = []
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event["type"] == "state" and event["state"] == "searching":
+            started.append(time.perf_counter())
+        if event["type"] == "derived":
+            raise _Derived(event["arch"])
+
+    request = SearchRequest(
+        space=SPACE,
+        dataset=DATASET,
+        devices=(DEVICE,),
+        budgets_ms=(budget_ms,),
+        settings=settings(args, strategy),
+        trials=trials,
+    )
+    log(f"{strategy} @ {budget_ms:.4f} ms (search only) -> {out_dir}")
+    try:
+        run_search(request, bench.store, out_dir, data=bench.data, on_event=on_event)
+    except _Derived as derived:
+        result = {"arch": derived.arch, "search_wall_s": time.perf_counter() - started[0]}
+    else:
+        raise RuntimeError("run_search finished without a `derived` event")
+    done.write_text(json.dumps(result))
+    return result
+
+
+def run_dir(args: argparse.Namespace, name: str, budget_ms: float | None, method: str) -> Path:
+    """Where one cached run lives: every setting that changes its result is in the path."""
+    config = (
+        f"e{args.epochs}w{args.warmup_epochs}c{args.child_epochs}b{args.batch_size}s{args.seed}"
+    )
+    budget = "any-budget" if budget_ms is None else f"{budget_ms:.6f}ms"
+    return args.workdir / "runs" / name / config / budget / method
+
+
+def choices_of(space: SearchSpace, arch: str) -> list[int]:
+    tokens = arch.split(":", 1)[1].split("-")
+    return [slot.candidates.index(t) for slot, t in zip(space.layers, tokens, strict=True)]
+
+
+def meta(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "cpu": cpu_model(),
+        "machine": platform.machine(),
+        "date": time.strftime("%Y-%m-%d"),
+        "torch_threads": torch.get_num_threads(),
+        "backend": f"{BACKEND}, 1 thread",
+        "dataset": DATASET,
+        "smoke": bool(args.smoke),
+        "argv": sys.argv[1:],
+    }
+
+
+def write_results(
+    name: str, args: argparse.Namespace, payload: dict[str, Any], md: list[str]
+) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = f"{name}_smoke" if args.smoke else name
+    (RESULTS / f"{stem}.json").write_text(json.dumps(payload, indent=1, default=str))
+    (RESULTS / f"{stem}.md").write_text("\n".join(md) + "\n")
+    log(f"wrote {RESULTS / stem}.json and .md")
+
+
+def choice_share(arch: str, token: str = "skip") -> float:
+    choices = arch.split(":", 1)[1].split("-")
+    return sum(c == token for c in choices) / len(choices)

@@ -1,0 +1,259 @@
+"""search_quality: do the latency-aware searches find better networks than the baselines?
+
+On mnist5k and fbnet-tiny with this machine's onnxruntime LUT (1 thread, calibrated), at three
+budgets (by default 0.3 / 0.55 / 0.8 of the way from the space's smallest to its largest predicted
+latency), every strategy's result is compared with (a) `random` given the wall-clock time the
+hardcore search took (its trial count chosen from the per-trial cost of the plain random run) and
+(b) the hand-made MobileNetV2-style network — every layer `ir_k3_e6` — at the widest width
+multiplier whose predicted latency fits the budget (each width profiled and calibrated as its own
+space), trained for the same child epochs. Test accuracy and measured end-to-end latency (same
+backend, same protocol) for each, and whether "hardcore and fbnet at least match both baselines at
+every budget, and beat them at two of three" holds.
+
+    python benchmarks/search_quality.py
+
+Writes benchmarks/results/search_quality.json and .md (search_quality_smoke.* with --smoke),
+rewritten after each budget. Runs are cached in the workdir, so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from typing import Any
+
+import _common as c
+import torch
+
+from search.train import train_child
+
+NAME = "search_quality"
+MBV2_BLOCK = "ir_k3_e6"
+BASELINES = ("random", "evolution")
+SMOKE = {
+    "strategies": "hardcore,random",
+    "epochs": 1,
+    "child_epochs": 1,
+    "fractions": "0.3,0.8",
+    "widths": "0.5,1.0",
+    "trials": 2,
+    "calibration": 4,
+}
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    c.add_common_args(p, "hardcore,fbnet,proxyless,evolution,random", epochs=10)
+    p.add_argument("--fractions", default="0.3,0.55,0.8", help="budgets, min→max predicted")
+    p.add_argument("--budgets-ms", default="", help="absolute budgets (override --fractions)")
+    p.add_argument("--widths", default="0.25,0.35,0.5,0.75,1.0", help="MobileNetV2 widths")
+    p.add_argument("--trials", type=int, default=8, help="candidates of random / evolution")
+    p.add_argument("--tolerance", type=float, default=0.0, help="'match' = acc ≥ baseline − tol")
+    return c.parse(p, SMOKE)
+
+
+def mbv2_widths(bench: c.Bench, widths: str) -> dict[float, tuple[Any, str, float]]:
+    """Per width: its space (profiled and calibrated), the all-`ir_k3_e6` arch, its prediction."""
+    out = {}
+    for w in sorted(float(x) for x in widths.split(",")):
+        space, model = c.prepare_space(bench, f"{c.SPACE}@w{w:g}")
+        arch = space.architecture([MBV2_BLOCK] * len(space.layers)).to_string()
+        out[w] = (space, arch, model.cost(c.choices_of(space, arch)))
+    return out
+
+
+def train_mbv2(bench: c.Bench, args: argparse.Namespace, space: Any, arch: str) -> dict[str, Any]:
+    """Train the MobileNetV2-style network like a search's child (same epochs, seed; cached)."""
+    out = c.run_dir(args, NAME, None, f"mbv2-{space.spec_string}")
+    if (out / "metrics.json").exists():
+        return json.loads((out / "metrics.json").read_text())
+    c.log(f"{arch}: training {args.child_epochs} epochs")
+    torch.manual_seed(args.seed)
+    d = bench.data
+    trained = train_child(
+        space.build(space.architecture(arch.split(":", 1)[1].split("-"))),
+        d.train,
+        d.val,
+        epochs=args.child_epochs,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        test=d.test,
+    )
+    metrics = {
+        "arch": arch,
+        "test_accuracy": trained.test_accuracy,
+        "val_accuracy": trained.val_accuracy,
+        "train_wall_s": trained.wall_s,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    return metrics
+
+
+def row(method: str, m: dict[str, Any], predicted: float, measured: float, budget: float) -> dict:
+    return {
+        "method": method,
+        "arch": m["arch"],
+        "test_accuracy": m["test_accuracy"],
+        "predicted_ms": predicted,
+        "measured_ms": measured,
+        "measured_over_budget": measured / budget,
+        "search_wall_s": m.get("search_wall_s"),
+        "train_wall_s": m["train_wall_s"],
+        "trials": m.get("trials"),
+    }
+
+
+def one_budget(
+    bench: c.Bench, args: argparse.Namespace, space: Any, budget: float, mbv2: dict
+) -> dict[str, Any]:
+    rows: dict[str, dict[str, Any]] = {}
+
+    def run(label: str, strategy: str, trials: int) -> dict[str, Any]:
+        method = f"{strategy}-t{trials}" if strategy in BASELINES else strategy
+        out = c.run_dir(args, NAME, budget, method)
+        m = c.search(bench, args, strategy, budget, out, trials=trials)
+        m["trials"] = trials if strategy in BASELINES else None
+        measured = c.measure_text(bench, space, m["arch"])
+        rows[label] = row(label, m, m["predicted_latency_ms"][c.DEVICE], measured, budget)
+        return m
+
+    # hardcore first (its wall time is the reference), random next (its cost per trial).
+    order = sorted({*args.strategies, "random"}, key=lambda s: (s != "hardcore", s != "random", s))
+    walls = {s: run(s, s, args.trials)["search_wall_s"] for s in order}
+    reference = "hardcore" if "hardcore" in walls else order[0]
+    eq_trials = max(1, round(walls[reference] / (walls["random"] / args.trials)))
+    eq = run("random (same wall)", "random", eq_trials)
+    fits = [w for w, (_, _, predicted) in mbv2.items() if predicted <= budget]
+    if fits:
+        w_space, arch, predicted = mbv2[max(fits)]
+        m = train_mbv2(bench, args, w_space, arch)
+        measured = c.measure_text(bench, w_space, arch)
+        label = f"MobileNetV2 w{max(fits):g}"
+        rows["mobilenetv2"] = row(label, m, predicted, measured, budget)
+    return {
+        "budget_ms": budget,
+        "mobilenetv2_width": max(fits) if fits else None,
+        "equal_time": {
+            "reference": reference,
+            "reference_search_wall_s": walls[reference],
+            "random_trials": eq_trials,
+            "random_search_wall_s": eq["search_wall_s"],
+        },
+        "rows": rows,
+    }
+
+
+def verdict(budgets: list[dict[str, Any]], tol: float) -> dict[str, Any]:
+    """Does "hardcore and fbnet at least match both baselines at every budget, and beat them at
+    two of three" hold? (Generally: beat at ⌈2n/3⌉ of n budgets; a MobileNetV2 that fits no width
+    at a budget is not a baseline there.)"""
+    need = math.ceil(2 * len(budgets) / 3)
+    out: dict[str, Any] = {"tolerance": tol, "beats_needed": need, "per_strategy": {}}
+    for s in ("hardcore", "fbnet"):
+        if any(s not in b["rows"] for b in budgets):
+            out["per_strategy"][s] = None
+            continue
+        margins = []
+        for b in budgets:
+            acc = b["rows"][s]["test_accuracy"]
+            base = [
+                b["rows"][k]["test_accuracy"]
+                for k in ("random (same wall)", "mobilenetv2")
+                if k in b["rows"]
+            ]
+            margins.append(acc - max(base))
+        out["per_strategy"][s] = {
+            "margins_vs_best_baseline": margins,
+            "matches_every_budget": all(m >= -tol for m in margins),
+            "budgets_beaten": sum(m > 0 for m in margins),
+        }
+    out["holds"] = all(
+        v is not None and v["matches_every_budget"] and v["budgets_beaten"] >= need
+        for v in out["per_strategy"].values()
+    )
+    return out
+
+
+def markdown(meta: dict[str, Any], budgets: list[dict[str, Any]], v: dict[str, Any]) -> list[str]:
+    lines = [
+        f"# search_quality — {meta['cpu']}, {meta['backend']}, {meta['date']}",
+        "",
+        f"mnist5k, fbnet-tiny, search {meta['epochs']} epochs, children trained {meta['child_epochs']} "
+        f"epochs, seed {meta['seed']}. Latency: predicted (calibrated LUT) and measured end to end.",
+        "",
+        "| budget ms (fraction) | method | test acc | predicted ms | measured ms | measured / budget | search s | trials |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for b in budgets:
+        for r in b["rows"].values():
+            search_s = f"{r['search_wall_s']:.0f}" if r["search_wall_s"] is not None else "—"
+            lines.append(
+                f"| {b['budget_ms']:.4f} ({b['fraction']:.2f}) | {r['method']} | {r['test_accuracy']:.4f} "
+                f"| {r['predicted_ms']:.4f} | {r['measured_ms']:.4f} | {r['measured_over_budget']:.2f} "
+                f"| {search_s} | {r['trials'] or '—'} |"
+            )
+        if b["mobilenetv2_width"] is None:
+            lines.append(
+                f"| {b['budget_ms']:.4f} ({b['fraction']:.2f}) | MobileNetV2: no width fits |"
+                + " — |" * 6
+            )
+    lines += ["", "Equal wall-clock random search:", ""]
+    for b in budgets:
+        e = b["equal_time"]
+        lines.append(
+            f"- {b['budget_ms']:.4f} ms: {e['reference']} searched {e['reference_search_wall_s']:.0f} s; "
+            f"random with {e['random_trials']} trials searched {e['random_search_wall_s']:.0f} s"
+        )
+    lines += [
+        "",
+        f"**Claim holds: {'yes' if v['holds'] else 'no'}** (tolerance {v['tolerance']}):",
+        "",
+    ]
+    for s, d in v["per_strategy"].items():
+        if d is None:
+            lines.append(f"- {s}: not run")
+            continue
+        margins = ", ".join(f"{100 * m:+.1f}" for m in d["margins_vs_best_baseline"])
+        lines.append(
+            f"- {s}: accuracy minus the better baseline per budget (pp): {margins}; matches at "
+            f"every budget: {d['matches_every_budget']}; beats both at {d['budgets_beaten']} "
+            f"(needed {v['beats_needed']})"
+        )
+    return lines
+
+
+def main() -> None:
+    args = parse_args()
+    bench = c.open_bench(args)
+    space, model = c.prepare_space(bench, c.SPACE)
+    lo, hi = model.min_latency_ms, model.max_latency_ms
+    if args.budgets_ms:
+        budgets = [float(b) for b in args.budgets_ms.split(",")]
+    else:
+        budgets = [lo + float(f) * (hi - lo) for f in args.fractions.split(",")]
+    mbv2 = mbv2_widths(bench, args.widths)
+    mbv2_pred = {w: p for w, (_, _, p) in mbv2.items()}
+    c.log(f"budgets {[round(b, 4) for b in budgets]} ms; MobileNetV2 predicted {mbv2_pred}")
+    meta = {
+        **c.meta(args),
+        "epochs": args.epochs,
+        "child_epochs": args.child_epochs,
+        "seed": args.seed,
+    }
+    meta["space_range_ms"] = [lo, hi]
+    meta["mbv2_predicted_ms"] = mbv2_pred
+    results: list[dict[str, Any]] = []
+    for budget in budgets:
+        results.append(one_budget(bench, args, space, budget, mbv2))
+        results[-1]["fraction"] = (budget - lo) / (hi - lo)
+        v = verdict(results, args.tolerance)
+        c.write_results(
+            NAME, args, {"meta": meta, "budgets": results, "verdict": v}, markdown(meta, results, v)
+        )
+    c.log(f"claim holds: {v['holds']}")
+
+
+if __name__ == "__main__":
+    main()
