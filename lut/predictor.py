@@ -55,11 +55,18 @@ class FixedCosts:
     call_overhead_ms: float
     per_mb_ms: float
     between_blocks_ms: float = 0.0
+    # False where the backend times an op's kernels (ORT's profiler): its LUT entries hold no
+    # call overhead to take out.
+    entries_include_overhead: bool = True
 
     def overhead_ms(self, megabytes: float) -> float:
         return self.call_overhead_ms + self.per_mb_ms * megabytes
 
-    def to_dict(self) -> dict[str, float]:
+    def entry_overhead_ms(self, spec: OpSpec) -> float:
+        """What a LUT entry of `spec` holds beyond the op's own cost."""
+        return self.overhead_ms(io_megabytes(spec)) if self.entries_include_overhead else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
@@ -71,7 +78,10 @@ class FixedCosts:
             raise ValueError(f"bad fixed costs {dict(data)!r}: {exc}") from None
         if not all(math.isfinite(v) for v in values.values()):
             raise ValueError("fixed costs must be finite numbers")
-        return cls(**values)
+        included = data.get("entries_include_overhead", True)
+        if not isinstance(included, bool):
+            raise ValueError("fixed costs: entries_include_overhead must be true or false")
+        return cls(**values, entries_include_overhead=included)
 
 
 NO_FIXED_COSTS = FixedCosts(0.0, 0.0, 0.0)
@@ -167,7 +177,7 @@ def features(
     for spec in measured:
         latency = lut[spec.key].median_ms
         raw += latency
-        by_family[op_family(spec)] += max(latency - fixed.overhead_ms(io_megabytes(spec)), 0.0)
+        by_family[op_family(spec)] += max(latency - fixed.entry_overhead_ms(spec), 0.0)
     net_io = 0.0
     if specs:
         first, last = specs[0], specs[-1]
@@ -215,7 +225,7 @@ def op_cost_ms(
         return 0.0
     if spec.key not in lut:
         raise MissingEntries("?", [spec])
-    compute = max(lut[spec.key].median_ms - fixed.overhead_ms(io_megabytes(spec)), 0.0)
+    compute = max(lut[spec.key].median_ms - fixed.entry_overhead_ms(spec), 0.0)
     if calibration is None:
         return compute + fixed.between_blocks_ms
     return calibration.alpha(op_family(spec)) * compute + calibration.beta

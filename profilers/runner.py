@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from lut.opspec import OpSpec
 from lut.predictor import FixedCosts, io_megabytes
@@ -29,29 +29,35 @@ class ProfileReport:
 
 
 def measure_fixed_costs(backend: ProfilerBackend) -> FixedCosts:
-    """Per-call overhead: `add` micro-models from ~4 KB to ~10 MB of I/O give a + b·MB.
-    Between-block cost: a chain of
-    depthwise 1x1 convs against one (adds would be folded together by graph optimisers)."""
+    """Per-call overhead: whole runs of `add` models from ~4 KB to ~10 MB of I/O give a + b·MB
+    (the smallest is an almost empty model). Between-block cost: a chain of depthwise 1x1 convs
+    against the op alone (adds would be folded together by graph optimisers)."""
     import numpy as np
+
+    from profilers.export import op_model
 
     probes = [
         OpSpec(op="add", in_channels=c, out_channels=c, height=h, width=w, activation="none")
         for c, h, w in OVERHEAD_PROBES
     ]
     sizes = np.array([io_megabytes(p) for p in probes])
-    times = np.array([backend.measure_op(p).median_ms for p in probes])
-    # The smallest probe is an (almost) empty model: its time is the per-call overhead. The
-    # slope over all probes, weighted by relative error, is the cost per MB of I/O.
+    times = np.array(
+        [backend.measure_module(*op_model(p), cache_key=p.key).median_ms for p in probes]
+    )
+    # The slope over all probes, weighted by relative error, is the cost per MB of I/O.
     slope, _ = np.polyfit(sizes, times, 1, w=1.0 / times)
     slope = max(float(slope), 0.0)
     fixed = FixedCosts(
-        call_overhead_ms=max(float(times[0]) - slope * float(sizes[0]), 0.0), per_mb_ms=slope
+        call_overhead_ms=max(float(times[0]) - slope * float(sizes[0]), 0.0),
+        per_mb_ms=slope,
+        entries_include_overhead=backend.op_entries_include_call_overhead,
     )
-    between = _between_blocks_ms(backend, fixed)
-    return FixedCosts(fixed.call_overhead_ms, fixed.per_mb_ms, between)
+    return replace(fixed, between_blocks_ms=_between_blocks_ms(backend, fixed))
 
 
 def _between_blocks_ms(backend: ProfilerBackend, fixed: FixedCosts) -> float:
+    """(chain − one call's overhead − k · the op's own cost) / k, the op's own cost being its
+    LUT entry less what the entry holds beyond the op."""
     import torch.nn as nn
 
     from search.spaces.blocks import build_op, example_input
@@ -67,13 +73,12 @@ def _between_blocks_ms(backend: ProfilerBackend, fixed: FixedCosts) -> float:
         groups=channels,
         activation="none",
     )
-    single_ms = backend.measure_op(probe).median_ms
+    own = backend.measure_op(probe).median_ms - fixed.entry_overhead_ms(probe)
     chain = nn.Sequential(*(build_op(probe) for _ in range(CHAIN_LENGTH))).eval()
     key = f"chain{CHAIN_LENGTH}-{probe.key}"
     chain_ms = backend.measure_module(chain, example_input(probe), cache_key=key).median_ms
-    per_op_in_chain = (chain_ms - single_ms) / (CHAIN_LENGTH - 1)
-    compute_of_one = single_ms - fixed.overhead_ms(io_megabytes(probe))
-    return max(per_op_in_chain - compute_of_one, 0.0)
+    network = chain_ms - fixed.overhead_ms(io_megabytes(probe))
+    return max((network - CHAIN_LENGTH * own) / CHAIN_LENGTH, 0.0)
 
 
 def profile_specs(

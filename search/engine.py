@@ -117,7 +117,9 @@ class SupernetSearch:
             arch_loss.backward()
             self.arch_opt.step()
             self.strategy.after_architecture_step()
-            probs = [[round(float(v), 5) for v in p] for p in self.supernet.probabilities()]
+            probs = [
+                [round(float(v), 5) for v in p.detach()] for p in self.supernet.probabilities()
+            ]
             history.write(
                 json.dumps(
                     {

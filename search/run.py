@@ -129,7 +129,7 @@ def run_search(
         child,
         data.train,
         data.val,
-        epochs=request.child_epochs or request.settings.epochs,
+        epochs=request.settings.epochs if request.child_epochs is None else request.child_epochs,
         seed=request.settings.seed,
         batch_size=request.settings.batch_size,
         test=data.test,

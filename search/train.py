@@ -48,6 +48,29 @@ def evaluate(model: nn.Module, data: TensorDataset, batch_size: int = 512) -> tu
     return correct / max(count, 1), loss / max(count, 1)
 
 
+@torch.no_grad()
+def recalibrate_batchnorm(
+    model: nn.Module, data: TensorDataset, batch_size: int, max_batches: int = 20
+) -> None:
+    """Re-estimate BatchNorm statistics as an exact average over up to `max_batches` training
+    batches. After a short training run the running averages (momentum 0.1) are far from the
+    weights' true statistics and evaluation collapses to chance; NAS proxies (SPOS, OFA) do this."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average
+    model.train()
+    for i, (images, _) in enumerate(batches(data, batch_size, torch.Generator().manual_seed(0))):
+        if i >= max_batches:
+            break
+        model(images)
+    for m, momentum in zip(norms, saved, strict=True):
+        m.momentum = momentum
+
+
 @dataclass(frozen=True)
 class TrainResult:
     val_accuracy: float
@@ -86,6 +109,7 @@ def train_child(
             loss.backward()
             optimizer.step()
             scheduler.step()
+        recalibrate_batchnorm(model, train, batch_size)
         val_accuracy, val_loss = evaluate(model, val)
         if on_event:
             on_event(

@@ -4,15 +4,20 @@ CPU execution provider, or the CUDA one with device="cuda" (input and output bou
 from __future__ import annotations
 
 import importlib.util
+import tempfile
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lut.measurement import Measurement
+from lut.opspec import OpSpec
 from profilers.backends.converted import ConvertedModelBackend
+from profilers.backends.ort_kernels import kernel_ms_per_run
 from profilers.base import BackendUnavailable, register_backend
-from profilers.export import export_onnx
+from profilers.export import export_onnx, op_model
 from profilers.memory import PeakMemory
+from profilers.protocol import pinned_to_cores, time_runs, wall_timer
 
 if TYPE_CHECKING:
     import torch
@@ -77,10 +82,55 @@ class OnnxRuntimeBackend(ConvertedModelBackend):
     def convert(self, module: nn.Module, example: torch.Tensor, path: Path) -> None:
         export_onnx(module, example, path)
 
-    def load(self, path: Path, example: torch.Tensor) -> Callable[[], object]:
+    @property
+    def op_entries_include_call_overhead(self) -> bool:
+        return self.is_cuda  # on the CPU, ops are timed by their kernels (see measure_op)
+
+    def measure_op(self, spec: OpSpec) -> Measurement:
+        """CPU: the op's summed kernel times per run from ORT's profiler, without the call
+        overhead and layout reorders a stand-alone model adds (the wall-clock run times are kept
+        in `extra`). CUDA: wall-clock, like whole networks."""
+        if self.is_cuda:
+            return super().measure_op(spec)
+        module, example = op_model(spec)
+        path, converted = self._model_file(module, example, spec.key)
+        with pinned_to_cores(self.threads) as cpus, tempfile.TemporaryDirectory() as tmp:
+            self._warm_up_runtime()
+            with self.memory_tracker() as memory:
+                run_once = self.load(path, example, profile_prefix=str(Path(tmp) / "ort"))
+                run_once()
+            wall = time_runs(wall_timer(run_once), self.protocol)
+            kernels = kernel_ms_per_run(Path(run_once.end_profiling()))  # type: ignore[attr-defined]
+        samples = kernels[-wall.n :]
+        if len(samples) != wall.n or not any(samples):
+            raise RuntimeError(f"ORT's profile of {spec.short()} has no kernel events")
+        return Measurement.from_samples(
+            samples,
+            warmup=wall.warmup,
+            peak_memory_bytes=memory.bytes,
+            extra={
+                "backend": self.name,
+                "provider": self.provider(),
+                "threads": self.threads,
+                "cpus": cpus,
+                "timing": "ort-kernels",
+                "wall_median_ms": wall.median_ms,
+                "peak_memory_method": memory.method,
+                "model_file": path.name,
+                "converted": converted,
+                "protocol": self.protocol.to_dict(),
+            },
+        )
+
+    def load(
+        self, path: Path, example: torch.Tensor, profile_prefix: str | None = None
+    ) -> Callable[[], object]:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
+        if profile_prefix is not None:
+            options.enable_profiling = True
+            options.profile_file_prefix = profile_prefix
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -94,7 +144,9 @@ class OnnxRuntimeBackend(ConvertedModelBackend):
         input_name = session.get_inputs()[0].name
         if not self.is_cuda:
             feed = {input_name: array}
-            return lambda: session.run(None, feed)
+            run = _Run(lambda: session.run(None, feed))
+            run.end_profiling = session.end_profiling  # type: ignore[attr-defined]
+            return run
         # Input and output stay on the GPU so host transfers are not part of the op's cost;
         # run_with_iobinding synchronises the device before returning, so wall time is GPU time.
         binding = session.io_binding()
@@ -111,3 +163,13 @@ class OnnxRuntimeBackend(ConvertedModelBackend):
     def _device_index(self) -> int:
         _, _, index = self.device.partition(":")
         return int(index) if index else 0
+
+
+class _Run:
+    """A callable inference that also carries its session's `end_profiling`."""
+
+    def __init__(self, call: Callable[[], object]) -> None:
+        self.call = call
+
+    def __call__(self) -> object:
+        return self.call()
