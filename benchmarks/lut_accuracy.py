@@ -151,8 +151,17 @@ def run_one(backend_name: str, space_name: str, args: argparse.Namespace) -> dic
     }
 
 
+def merged(results: list[dict[str, Any]], tag: str) -> list[dict[str, Any]]:
+    """This run's rows, plus earlier rows of other (backend, space) pairs from the result file."""
+    path = RESULTS / f"lut_accuracy{tag}.json"
+    done = {(r["backend"], r["space"]) for r in results}
+    earlier = json.loads(path.read_text())["results"] if path.exists() else []
+    return [r for r in earlier if (r["backend"], r["space"]) not in done] + results
+
+
 def write_results(results: list[dict[str, Any]], tag: str) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
+    results = merged(results, tag)
     meta = {"cpu": cpu_model(), "machine": platform.machine(), "date": time.strftime("%Y-%m-%d")}
     (RESULTS / f"lut_accuracy{tag}.json").write_text(
         json.dumps({"meta": meta, "results": results}, indent=1)
