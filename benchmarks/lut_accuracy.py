@@ -47,6 +47,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         "--fresh", action="store_true", help="drop this run's LUTs and measurements and redo them"
     )
+    p.add_argument(
+        "--fresh-lut", action="store_true", help="measure the LUTs again, keep end-to-end runs"
+    )
     p.add_argument("--workdir", type=Path, default=Path("/tmp/hwnas-bench"))
     p.add_argument("--tag", default="", help="suffix of the result files")
     return p.parse_args()
@@ -94,7 +97,7 @@ def run_one(backend_name: str, space_name: str, args: argparse.Namespace) -> dic
         for old in store.devices(device_name):
             store.delete_device(old)
     start = time.perf_counter()
-    report = profile_specs(store, backend, device_name, specs)
+    report = profile_specs(store, backend, device_name, specs, force=args.fresh_lut)
     profile_wall = time.perf_counter() - start
     device = report.device
     lut = store.lookup(device, specs)
@@ -182,6 +185,8 @@ def write_results(results: list[dict[str, Any]], tag: str) -> None:
             ("calibrated_single_alpha", "calibrated, one α"),
             ("corrected_calibrated", "calibrated, α per op family"),
         ):
+            if key not in r:  # rows written by an earlier version of this script
+                continue
             m = r[key]
             lines.append(
                 f"| {r['backend']} | {r['space']} | {r['n_test']} | {r['measured_ms']['median']:.3f} "

@@ -23,6 +23,7 @@ from lut.measurement import Measurement
 from lut.opspec import OpSpec
 
 FLOAT_BYTES = 4
+KERNEL_TIMING = "kernels"  # Measurement.extra["timing"] of entries timed by the op's kernels
 
 
 class MissingEntries(LookupError):
@@ -55,16 +56,16 @@ class FixedCosts:
     call_overhead_ms: float
     per_mb_ms: float
     between_blocks_ms: float = 0.0
-    # False where the backend times an op's kernels (ORT's profiler): its LUT entries hold no
-    # call overhead to take out.
-    entries_include_overhead: bool = True
 
     def overhead_ms(self, megabytes: float) -> float:
         return self.call_overhead_ms + self.per_mb_ms * megabytes
 
-    def entry_overhead_ms(self, spec: OpSpec) -> float:
-        """What a LUT entry of `spec` holds beyond the op's own cost."""
-        return self.overhead_ms(io_megabytes(spec)) if self.entries_include_overhead else 0.0
+    def entry_overhead_ms(self, spec: OpSpec, entry: Measurement) -> float:
+        """What a LUT entry holds beyond the op's own cost: one call's overhead for a timed
+        run of a micro-model, nothing for an entry timed by its kernels (`extra.timing`)."""
+        if entry.extra.get("timing") == KERNEL_TIMING:
+            return 0.0
+        return self.overhead_ms(io_megabytes(spec))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,10 +79,7 @@ class FixedCosts:
             raise ValueError(f"bad fixed costs {dict(data)!r}: {exc}") from None
         if not all(math.isfinite(v) for v in values.values()):
             raise ValueError("fixed costs must be finite numbers")
-        included = data.get("entries_include_overhead", True)
-        if not isinstance(included, bool):
-            raise ValueError("fixed costs: entries_include_overhead must be true or false")
-        return cls(**values, entries_include_overhead=included)
+        return cls(**values)
 
 
 NO_FIXED_COSTS = FixedCosts(0.0, 0.0, 0.0)
@@ -177,7 +175,8 @@ def features(
     for spec in measured:
         latency = lut[spec.key].median_ms
         raw += latency
-        by_family[op_family(spec)] += max(latency - fixed.entry_overhead_ms(spec), 0.0)
+        entry = lut[spec.key]
+        by_family[op_family(spec)] += max(latency - fixed.entry_overhead_ms(spec, entry), 0.0)
     net_io = 0.0
     if specs:
         first, last = specs[0], specs[-1]
@@ -225,7 +224,8 @@ def op_cost_ms(
         return 0.0
     if spec.key not in lut:
         raise MissingEntries("?", [spec])
-    compute = max(lut[spec.key].median_ms - fixed.entry_overhead_ms(spec), 0.0)
+    entry = lut[spec.key]
+    compute = max(entry.median_ms - fixed.entry_overhead_ms(spec, entry), 0.0)
     if calibration is None:
         return compute + fixed.between_blocks_ms
     return calibration.alpha(op_family(spec)) * compute + calibration.beta

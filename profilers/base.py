@@ -57,12 +57,6 @@ class ProfilerBackend(ABC):
         """None if the runtime can run here, else one line saying why not."""
         return None
 
-    @property
-    def op_entries_include_call_overhead(self) -> bool:
-        """True where `measure_op` times a whole run of the micro-model (so each LUT entry holds
-        one call's overhead the predictor must take out); False where it times the op's kernels."""
-        return True
-
     @abstractmethod
     def runtime_version(self) -> str: ...
 

@@ -50,7 +50,6 @@ def measure_fixed_costs(backend: ProfilerBackend) -> FixedCosts:
     fixed = FixedCosts(
         call_overhead_ms=max(float(times[0]) - slope * float(sizes[0]), 0.0),
         per_mb_ms=slope,
-        entries_include_overhead=backend.op_entries_include_call_overhead,
     )
     return replace(fixed, between_blocks_ms=_between_blocks_ms(backend, fixed))
 
@@ -73,7 +72,8 @@ def _between_blocks_ms(backend: ProfilerBackend, fixed: FixedCosts) -> float:
         groups=channels,
         activation="none",
     )
-    own = backend.measure_op(probe).median_ms - fixed.entry_overhead_ms(probe)
+    entry = backend.measure_op(probe)
+    own = entry.median_ms - fixed.entry_overhead_ms(probe, entry)
     chain = nn.Sequential(*(build_op(probe) for _ in range(CHAIN_LENGTH))).eval()
     key = f"chain{CHAIN_LENGTH}-{probe.key}"
     chain_ms = backend.measure_module(chain, example_input(probe), cache_key=key).median_ms

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from lut.measurement import Measurement
 from lut.opspec import OpSpec
+from lut.predictor import KERNEL_TIMING
 from profilers.backends.converted import ConvertedModelBackend
 from profilers.backends.ort_kernels import kernel_ms_per_run
 from profilers.base import BackendUnavailable, register_backend
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     import torch.nn as nn
 
 CPU_PROVIDER = "CPUExecutionProvider"
+KERNEL_TIMING_MIN_MS = 0.1
 CUDA_PROVIDER = "CUDAExecutionProvider"
 
 
@@ -82,16 +84,17 @@ class OnnxRuntimeBackend(ConvertedModelBackend):
     def convert(self, module: nn.Module, example: torch.Tensor, path: Path) -> None:
         export_onnx(module, example, path)
 
-    @property
-    def op_entries_include_call_overhead(self) -> bool:
-        return self.is_cuda  # on the CPU, ops are timed by their kernels (see measure_op)
-
     def measure_op(self, spec: OpSpec) -> Measurement:
-        """CPU: the op's summed kernel times per run from ORT's profiler, without the call
-        overhead and layout reorders a stand-alone model adds (the wall-clock run times are kept
-        in `extra`). CUDA: wall-clock, like whole networks."""
-        if self.is_cuda:
-            return super().measure_op(spec)
+        """Whole timed runs of the micro-model, like whole networks. On the CPU, an op whose run
+        takes at least KERNEL_TIMING_MIN_MS is timed again by its summed kernel times from ORT's
+        profiler, which leaves out the call overhead and the layout reorders (NCHWc) a
+        stand-alone model adds; the profiler counts whole microseconds, too coarse below that."""
+        wall = super().measure_op(spec)
+        if self.is_cuda or wall.median_ms < KERNEL_TIMING_MIN_MS:
+            return wall
+        return self._measure_kernels(spec)
+
+    def _measure_kernels(self, spec: OpSpec) -> Measurement:
         module, example = op_model(spec)
         path, converted = self._model_file(module, example, spec.key)
         with pinned_to_cores(self.threads) as cpus, tempfile.TemporaryDirectory() as tmp:
@@ -113,7 +116,7 @@ class OnnxRuntimeBackend(ConvertedModelBackend):
                 "provider": self.provider(),
                 "threads": self.threads,
                 "cpus": cpus,
-                "timing": "ort-kernels",
+                "timing": KERNEL_TIMING,
                 "wall_median_ms": wall.median_ms,
                 "peak_memory_method": memory.method,
                 "model_file": path.name,
