@@ -27,6 +27,14 @@ class Infeasible(ValueError):
         )
 
 
+class JointlyInfeasible(ValueError):
+    """Each budget can be met alone, but no selection meets all of them at once."""
+
+    def __init__(self, budgets: Sequence[float]) -> None:
+        listed = ", ".join(f"{b:.4g}" for b in budgets)
+        super().__init__(f"no architecture meets every budget at once ({listed} ms)")
+
+
 @dataclass(frozen=True)
 class Selection:
     choices: tuple[int, ...]
@@ -75,3 +83,69 @@ def solve_mckp(
     return Selection(
         tuple(reversed(picked)), float(frontier_value[best]), float(frontier_cost[best])
     )
+
+
+MAX_FRONTIER = 200_000
+
+
+def solve_mckp_multi(
+    values: Sequence[Sequence[float]],
+    costs: Sequence[Sequence[Sequence[float]]],
+    budgets: Sequence[float],
+    *,
+    tolerance: float = 1e-9,
+) -> Selection:
+    """Like `solve_mckp` with a cost vector per item and one budget per dimension (several
+    devices' latencies at once): every budget must hold. Exact; the frontier keeps the
+    selections no other beats on value and on every cost. `Selection.cost` is the first
+    dimension's."""
+    if len(budgets) == 1:
+        return solve_mckp(
+            values, [[c[0] for c in g] for g in costs], budgets[0], tolerance=tolerance
+        )
+    vals = [np.asarray(v, dtype=float) for v in values]
+    csts = [
+        np.asarray(c, dtype=float).reshape(len(v), len(budgets))
+        for v, c in zip(values, costs, strict=True)
+    ]
+    limit = np.asarray(budgets, dtype=float) + tolerance
+    mins = np.array([c.min(axis=0) for c in csts])
+    min_rest = np.vstack([np.cumsum(mins[::-1], axis=0)[::-1], np.zeros(len(budgets))])
+    if np.any(min_rest[0] > limit):
+        dim = int(np.argmax(min_rest[0] - limit))
+        raise Infeasible(budgets[dim], float(min_rest[0][dim]), where=f"dimension {dim}")
+    frontier_cost, frontier_value = np.zeros((1, len(budgets))), np.zeros(1)
+    parents: list[tuple[np.ndarray, np.ndarray]] = []
+    for g, (v, c) in enumerate(zip(vals, csts, strict=True)):
+        cost = (frontier_cost[:, None, :] + c[None, :, :]).reshape(-1, len(budgets))
+        value = (frontier_value[:, None] + v[None, :]).ravel()
+        parent = np.repeat(np.arange(len(frontier_value)), len(v))
+        choice = np.tile(np.arange(len(v)), len(frontier_value))
+        fits = np.all(cost + min_rest[g + 1] <= limit, axis=1)
+        cost, value, parent, choice = cost[fits], value[fits], parent[fits], choice[fits]
+        keep = _pareto(cost, value)
+        if keep.size == 0:
+            raise JointlyInfeasible(budgets)
+        if keep.size > MAX_FRONTIER:
+            raise ValueError("too many Pareto-optimal selections for an exact multi-budget solve")
+        frontier_cost, frontier_value = cost[keep], value[keep]
+        parents.append((parent[keep], choice[keep]))
+    best = int(np.argmax(frontier_value))
+    picked, index = [], best
+    for parent, choice in reversed(parents):
+        picked.append(int(choice[index]))
+        index = int(parent[index])
+    return Selection(
+        tuple(reversed(picked)), float(frontier_value[best]), float(frontier_cost[best][0])
+    )
+
+
+def _pareto(cost: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Indices of points that no other point matches or beats on value and every cost."""
+    order = np.lexsort((*cost.T[::-1], -value))  # best value first, then cheapest
+    kept: list[int] = []
+    for i in order:
+        if kept and np.any(np.all(cost[kept] <= cost[i], axis=1)):
+            continue
+        kept.append(int(i))
+    return np.asarray(kept, dtype=int)

@@ -17,7 +17,7 @@ from lut.store import LutStore
 from search.cost import build_cost_model
 from search.data import load_dataset
 from search.engine import SearchSettings
-from search.mckp import Infeasible, solve_mckp
+from search.mckp import Infeasible, JointlyInfeasible, solve_mckp, solve_mckp_multi
 from search.run import SearchRequest, run_search
 from search.spaces.base import space_from_string
 from search.spaces.complexity import macs
@@ -76,6 +76,26 @@ def test_mckp_matches_brute_force() -> None:
         best = solve_mckp(values, costs, budget)
         assert best.value == pytest.approx(max(feasible)[0])
         assert best.cost <= budget + 1e-9
+
+
+def test_multi_budget_mckp_matches_brute_force() -> None:
+    rng = random.Random(1)
+    for _ in range(100):
+        sizes = [rng.randint(1, 4) for _ in range(rng.randint(1, 5))]
+        dims = rng.randint(1, 3)
+        values = [[rng.uniform(-3, 0) for _ in range(k)] for k in sizes]
+        costs = [[[rng.uniform(0, 1) for _ in range(dims)] for _ in range(k)] for k in sizes]
+        budgets = [rng.uniform(0, len(sizes)) for _ in range(dims)]
+        feasible = [
+            sum(values[g][i] for g, i in enumerate(c))
+            for c in itertools.product(*(range(k) for k in sizes))
+            if all(sum(costs[g][i][d] for g, i in enumerate(c)) <= budgets[d] for d in range(dims))
+        ]
+        if not feasible:
+            with pytest.raises((Infeasible, JointlyInfeasible)):
+                solve_mckp_multi(values, costs, budgets)
+            continue
+        assert solve_mckp_multi(values, costs, budgets).value == pytest.approx(max(feasible))
 
 
 def test_cost_model_equals_the_predictor(store: LutStore) -> None:
@@ -151,6 +171,39 @@ def test_infeasible_budget_names_the_smallest_latency(
     with pytest.raises(Infeasible, match=f"smallest achievable is {minimum:.4g}"):
         run_search(_request("hardcore", minimum * 0.5), store, tmp_path, data=small_data)
     assert not (tmp_path / "checkpoint.pt").exists()
+
+
+@pytest.mark.slow
+def test_hardcore_meets_budgets_on_two_devices(
+    store: LutStore, small_data: object, tmp_path: Path
+) -> None:
+    # A second device on which wide expansions are relatively dearer than on the first.
+    other = store.register_device("other", {"backend": "synthetic-2", "threads": 1})
+    store.set_fixed_costs(other, FixedCosts(0.002, 0.0, 0.0))
+    specs = [s for s in space_from_string(SPACE).distinct_opspecs() if not s.is_identity]
+    store.add_measurements(
+        other,
+        [
+            (s, Measurement.from_samples([0.002 + 1e-6 * macs(s) * s.expansion] * 7, warmup=0))
+            for s in specs
+        ],
+    )
+    models = {
+        name: build_cost_model(store, store.resolve_device(name), space_from_string(SPACE))
+        for name in ("synthetic", "other")
+    }
+    budgets = {
+        n: m.min_latency_ms + 0.35 * (m.max_latency_ms - m.min_latency_ms)
+        for n, m in models.items()
+    }
+    request = replace(
+        _request("hardcore", budgets["synthetic"]),
+        devices=("synthetic", "other"),
+        budgets_ms=(budgets["synthetic"], budgets["other"]),
+    )
+    metrics = run_search(request, store, tmp_path, data=small_data)
+    for name, budget in budgets.items():
+        assert metrics["predicted_latency_ms"][name] <= budget
 
 
 class Interrupt(Exception):

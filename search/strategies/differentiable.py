@@ -7,7 +7,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from search.mckp import solve_mckp
+from search.mckp import solve_mckp_multi
 from search.strategies.base import (
     SearchStrategy,
     StepDetails,
@@ -178,37 +178,34 @@ class HardCoReStrategy(SearchStrategy):
                 return
 
     def derive(self) -> list[int]:
-        """Maximise Σ log p within every budget (exact knapsack); if that leaves more than
-        (1 - min_budget_share) of the primary budget unused, trade likelihood for latency
-        (values + μ·cost, μ by bisection) — never past the budget."""
+        """Maximise Σ log p within every budget (exact knapsack, one cost dimension per device);
+        if that leaves more than (1 - min_budget_share) of the primary budget unused, trade
+        likelihood for latency (values + μ·cost, μ by bisection) — never past any budget."""
         log_probs = [torch.log_softmax(a.detach(), 0).tolist() for a in self.supernet.alphas]
-        primary = self.budgets[0]
-        model = primary.cost_model
-        capacity = primary.latency_ms - model.constant_ms
-        target = float(self.options["min_budget_share"]) * primary.latency_ms
+        primary = self.budgets[0].cost_model
+        capacities = [b.latency_ms - b.cost_model.constant_ms for b in self.budgets]
+        costs = [
+            [list(per_device) for per_device in zip(*layer, strict=True)]
+            for layer in zip(*(b.cost_model.layer_costs for b in self.budgets), strict=True)
+        ]
+        target = float(self.options["min_budget_share"]) * self.budgets[0].latency_ms
 
         def solve(mu: float) -> list[int]:
             values = [
                 [v + mu * c for v, c in zip(vs, cs, strict=True)]
-                for vs, cs in zip(log_probs, model.layer_costs, strict=True)
+                for vs, cs in zip(log_probs, primary.layer_costs, strict=True)
             ]
-            return list(solve_mckp(values, model.layer_costs, capacity).choices)
+            return list(solve_mckp_multi(values, costs, capacities).choices)
 
         choices = solve(0.0)
-        if model.cost(choices) < target:
+        if primary.cost(choices) < target:
             low, high = 0.0, 1.0
-            while model.cost(solve(high)) < target and high < 1e9:
+            while primary.cost(solve(high)) < target and high < 1e9:
                 high *= 4
             for _ in range(40):
                 mid = (low + high) / 2
-                low, high = (mid, high) if model.cost(solve(mid)) < target else (low, mid)
+                low, high = (mid, high) if primary.cost(solve(mid)) < target else (low, mid)
             choices = solve(high)
-        for other in self.budgets[1:]:
-            if other.cost_model.cost(choices) > other.latency_ms:
-                raise ValueError(
-                    f"the architecture fitting {primary.device}'s budget exceeds {other.device}'s; "
-                    "exact selection under several devices' budgets is not supported yet"
-                )
         return choices
 
     def describe(self) -> dict[str, float]:
