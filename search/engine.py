@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,9 +16,7 @@ import torch.nn.functional as F
 from search.checkpoint import load_checkpoint, save_checkpoint
 from search.strategies.base import Budget, SearchStrategy, get_strategy
 from search.supernet import Supernet
-from search.train import steps_per_epoch
-
-EventFn = Callable[[dict[str, Any]], None]
+from search.train import EventFn, steps_per_epoch
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,7 @@ from search.spaces.complexity import total_macs
 from search.spaces.grammar import SpaceParams
 from search.strategies.base import BASELINES, Budget
 from search.supernet import Supernet
-from search.train import train_child
-
-EventFn = Callable[[dict[str, Any]], None]
+from search.train import EventFn, train_child
 
 
 @dataclass(frozen=True)

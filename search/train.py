@@ -6,13 +6,14 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
-EventFn = Callable[[dict], None]
+EventFn = Callable[[dict[str, Any]], None]  # receives progress events
 
 
 def batches(

@@ -87,13 +87,19 @@ class ConvertedModelBackend(ProfilerBackend):
                 wall_timer(run_once),
                 self.protocol,
                 peak_memory_bytes=memory.bytes,
-                extra={
-                    "backend": self.name,
-                    "provider": self.provider(),
-                    "threads": self.threads,
-                    "cpus": cpus,
-                    "peak_memory_method": memory.method,
-                    "model_file": path.name,
-                    "converted": converted,
-                },
+                extra=self.measurement_extra(cpus, memory, path, converted),
             )
+
+    def measurement_extra(
+        self, cpus: list[int] | None, memory: PeakMemory, path: Path, converted: bool
+    ) -> dict[str, Any]:
+        """What a measurement records of how it was taken."""
+        return {
+            "backend": self.name,
+            "provider": self.provider(),
+            "threads": self.threads,
+            "cpus": cpus,
+            "peak_memory_method": memory.method,
+            "model_file": path.name,
+            "converted": converted,
+        }

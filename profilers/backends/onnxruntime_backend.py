@@ -112,15 +112,9 @@ class OnnxRuntimeBackend(ConvertedModelBackend):
             warmup=wall.warmup,
             peak_memory_bytes=memory.bytes,
             extra={
-                "backend": self.name,
-                "provider": self.provider(),
-                "threads": self.threads,
-                "cpus": cpus,
+                **self.measurement_extra(cpus, memory, path, converted),
                 "timing": KERNEL_TIMING,
                 "wall_median_ms": wall.median_ms,
-                "peak_memory_method": memory.method,
-                "model_file": path.name,
-                "converted": converted,
                 "protocol": self.protocol.to_dict(),
             },
         )
