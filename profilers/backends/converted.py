@@ -4,7 +4,7 @@ once into the cache, load it into the runtime, run it once while tracking memory
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -17,6 +17,7 @@ from profilers.memory import PeakMemory, track_peak_rss
 from profilers.protocol import pinned_to_cores, time_runs, wall_timer
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
     import torch.nn as nn
 
@@ -76,8 +77,22 @@ class ConvertedModelBackend(ProfilerBackend):
         self.load(path, example)()
         self._runtime_warm = True
 
+    def measure_file(self, path: Path, example: torch.Tensor) -> Measurement:
+        """Time an existing model file (an exported network, int8 ones included) with the same
+        protocol, pinning and memory tracking as converted micro-models. `example` is the NCHW
+        float input; `load` fits it to the file's input (layout, int8/uint8 quantisation)."""
+        path = Path(path)
+        if path.suffix != self.suffix:
+            raise ValueError(f"{self.name} times {self.suffix} files, not {path.name}")
+        if not path.is_file():
+            raise ValueError(f"model file {path} does not exist")
+        return self._time_file(path, example, converted=False)
+
     def _measure(self, module: nn.Module, example: torch.Tensor, key: str) -> Measurement:
         path, converted = self._model_file(module, example, key)
+        return self._time_file(path, example, converted=converted)
+
+    def _time_file(self, path: Path, example: torch.Tensor, *, converted: bool) -> Measurement:
         with pinned_to_cores(self.threads) as cpus:
             self._warm_up_runtime()
             with self.memory_tracker() as memory:
@@ -103,3 +118,40 @@ class ConvertedModelBackend(ProfilerBackend):
             "model_file": path.name,
             "converted": converted,
         }
+
+
+def fit_input(
+    example: torch.Tensor,
+    shape: Sequence[int],
+    dtype: Any,
+    quantization: tuple[float, int] = (0.0, 0),
+) -> np.ndarray:
+    """`example` (NCHW float) as a runtime input of `shape` and numpy `dtype`: permuted to NHWC
+    when the file takes channel-last input, and quantised (round(x / scale) + zero point,
+    clipped) when it takes int8 / uint8 with a scale (a plain cast without one)."""
+    import numpy as np
+
+    array = example.detach().cpu().numpy()
+    shape = [int(d) if isinstance(d, int | np.integer) else None for d in shape]
+    if array.ndim == 4 and not _fits(shape, array.shape):
+        channel_last = array.transpose(0, 2, 3, 1)
+        if _fits(shape, channel_last.shape):
+            array = channel_last
+    array = np.ascontiguousarray(array)
+    target = np.dtype(dtype)
+    if target.kind not in "iu":
+        return array.astype(target)
+    scale, zero_point = quantization
+    if scale:
+        array = np.round(array / scale) + zero_point
+    info = np.iinfo(target)
+    return np.clip(np.round(array), info.min, info.max).astype(target)
+
+
+def _fits(shape: Sequence[int | None], actual: tuple[int, ...]) -> bool:
+    """Whether `actual` fits a declared shape whose dynamic dimensions are names or None."""
+    if len(shape) != len(actual):
+        return False
+    return all(
+        not isinstance(d, int) or d < 0 or d == a for d, a in zip(shape, actual, strict=True)
+    )

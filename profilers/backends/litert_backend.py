@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from profilers.backends.converted import ConvertedModelBackend
+from profilers.backends.converted import ConvertedModelBackend, fit_input
 from profilers.base import register_backend
 from profilers.quiet import silenced
 
@@ -59,8 +59,9 @@ class LiteRTBackend(ConvertedModelBackend):
         with silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
             interpreter = Interpreter(model_path=str(path), num_threads=self.threads)
             interpreter.allocate_tensors()
-        index = interpreter.get_input_details()[0]["index"]
-        interpreter.set_tensor(index, channel_last(example).numpy())
+        detail = interpreter.get_input_details()[0]
+        array = fit_input(example, detail["shape"], detail["dtype"], detail["quantization"])
+        interpreter.set_tensor(detail["index"], array)
         return interpreter.invoke
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from lut.measurement import Measurement
 from lut.opspec import OpSpec
 from lut.predictor import KERNEL_TIMING
-from profilers.backends.converted import ConvertedModelBackend
+from profilers.backends.converted import ConvertedModelBackend, fit_input
 from profilers.backends.ort_kernels import kernel_ms_per_run
 from profilers.base import BackendUnavailable, register_backend
 from profilers.export import export_onnx, op_model
@@ -137,8 +137,9 @@ class OnnxRuntimeBackend(ConvertedModelBackend):
         if self.is_cuda:
             providers = [(CUDA_PROVIDER, {"device_id": self._device_index()})]
         session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
-        array = example.detach().cpu().contiguous().numpy()
-        input_name = session.get_inputs()[0].name
+        model_input = session.get_inputs()[0]
+        array = fit_input(example, model_input.shape, _numpy_dtype(model_input.type))
+        input_name = model_input.name
         if not self.is_cuda:
             feed = {input_name: array}
             run = _Run(lambda: session.run(None, feed))
@@ -160,6 +161,12 @@ class OnnxRuntimeBackend(ConvertedModelBackend):
     def _device_index(self) -> int:
         _, _, index = self.device.partition(":")
         return int(index) if index else 0
+
+
+def _numpy_dtype(onnx_type: str) -> str:
+    """ORT's 'tensor(float)', 'tensor(uint8)', ... as a numpy dtype name."""
+    name = onnx_type.removeprefix("tensor(").removesuffix(")")
+    return {"float": "float32", "double": "float64", "float16": "float16"}.get(name, name)
 
 
 class _Run:
