@@ -12,6 +12,7 @@ from service.commands import demo as demo_cmds
 from service.commands import lut as lut_cmds
 from service.commands import profile as profile_cmds
 from service.commands import search as search_cmds
+from service.commands import serve as serve_cmds
 from service.commands.common import EnvironmentProblem, UsageProblem
 
 EPILOG = """\
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     lut_cmds.register(sub)
     arch_cmds.register(sub)
     search_cmds.register(sub)
+    serve_cmds.register(sub)
     demo_cmds.register(sub)
     return parser
 

@@ -1,0 +1,156 @@
+"""`hwnas serve` (the REST API plus local workers), `hwnas worker` (more workers, here or on
+other machines sharing the database and artifact directory) and `hwnas keys` (API keys)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+from typing import Any
+
+from service.commands.common import EnvironmentProblem, UsageProblem, stderr
+
+
+def register(sub: Any) -> None:
+    serve = sub.add_parser(
+        "serve",
+        help="run the REST API with local workers",
+        description="Run the REST API (uvicorn) and HWNAS_WORKERS local worker processes. "
+        "Settings come from HWNAS_* variables (HWNAS_DATABASE_URL, HWNAS_ARTIFACTS_DIR, "
+        "HWNAS_ENVIRONMENT, HWNAS_ADMIN_KEY, ...).",
+    )
+    serve.add_argument("--host", help="address to bind (default HWNAS_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default HWNAS_PORT or 8000)")
+    serve.add_argument("--workers", type=int, help="local worker processes (default 1)")
+    serve.set_defaults(handler=run_serve)
+
+    worker = sub.add_parser(
+        "worker",
+        help="run a job worker against the service database",
+        description="Claim queued jobs from the database (HWNAS_DATABASE_URL) and run them, "
+        "writing artifacts under HWNAS_ARTIFACTS_DIR. Run several on shared PostgreSQL and a "
+        "shared artifact directory to scale out.",
+    )
+    worker.add_argument("--once", action="store_true", help="run at most one job, then exit")
+    worker.add_argument("--id", dest="worker_id", help="worker name (default host:pid)")
+    worker.set_defaults(handler=run_worker)
+
+    keys = sub.add_parser("keys", help="create, list and revoke API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION")
+    keys_sub.required = True
+    create = keys_sub.add_parser("create", help="create a key and print it once")
+    create.add_argument("--scope", required=True, help="admin, user or agent")
+    create.add_argument("--tenant", default="default", help="the tenant the key acts for")
+    create.add_argument("--json", action="store_true", help="print id and key as JSON")
+    create.set_defaults(handler=run_keys_create)
+    listing = keys_sub.add_parser("list", help="list keys (never the keys themselves)")
+    listing.set_defaults(handler=run_keys_list)
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("key_id", metavar="KEY_ID")
+    revoke.set_defaults(handler=run_keys_revoke)
+
+
+def load_service_settings(**overrides: Any) -> Any:
+    from pydantic import ValidationError
+
+    from service.settings import ServiceSettings
+
+    try:
+        return ServiceSettings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        raise UsageProblem(f"bad setting {where}: {message}" if where else message) from None
+
+
+def _engine(settings: Any) -> Any:
+    from lut.store import DatabaseUnavailable, LutStore
+
+    try:
+        return LutStore(settings.database_url).engine
+    except DatabaseUnavailable as exc:
+        raise EnvironmentProblem(str(exc)) from None
+
+
+def run_keys_create(args: argparse.Namespace) -> int:
+    from service.auth import create_key
+
+    engine = _engine(load_service_settings())
+    try:
+        key_id, key = create_key(engine, args.scope, args.tenant)
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from None
+    if args.json:
+        print(json.dumps({"id": key_id, "key": key, "scope": args.scope, "tenant": args.tenant}))
+    else:
+        stderr.print(f"key {key_id} (scope {args.scope}, tenant {args.tenant}); shown only once:")
+        print(key)
+    return 0
+
+
+def run_keys_list(_args: argparse.Namespace) -> int:
+    from service.auth import list_keys
+
+    for row in list_keys(_engine(load_service_settings())):
+        revoked = f" revoked {row['revoked_at']:%Y-%m-%d %H:%M}" if row["revoked_at"] else ""
+        print(f"{row['id']}  {row['scope']:<5}  {row['tenant']}  {row['prefix']}{revoked}")
+    return 0
+
+
+def run_keys_revoke(args: argparse.Namespace) -> int:
+    from service.auth import revoke_key
+
+    if not revoke_key(_engine(load_service_settings()), args.key_id):
+        raise UsageProblem(f"no unrevoked key with id {args.key_id!r} (see `hwnas keys list`)")
+    stderr.print(f"revoked {args.key_id}")
+    return 0
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    from service.jobs.worker import Worker
+
+    settings = load_service_settings()
+    _engine(settings)  # fails early, in one line, if the database is unreachable
+    worker = Worker(settings, worker_id=args.worker_id)
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    worker.run(once=args.once)
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from lut.store import DatabaseUnavailable
+    from service.app import create_app
+
+    settings = load_service_settings(host=args.host, port=args.port, workers=args.workers)
+    try:
+        app = create_app(settings)
+    except DatabaseUnavailable as exc:
+        raise EnvironmentProblem(str(exc)) from None
+    workers = [_spawn_worker(i) for i in range(settings.workers)]
+    stderr.print(
+        f"hwnas API on http://{settings.host}:{settings.port} ({settings.database_url.split(':')[0]}, "
+        f"{len(workers)} local worker(s), artifacts {settings.artifacts_dir})"
+    )
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    finally:
+        for process in workers:
+            process.terminate()
+        for process in workers:
+            process.wait(timeout=30)
+    return 0
+
+
+def _spawn_worker(index: int) -> subprocess.Popen[bytes]:
+    """A worker in its own process, so a search never blocks the API's event loop."""
+    env = dict(os.environ)
+    return subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "worker", "--id", f"local-{os.getpid()}-{index}"],
+        env=env,
+    )

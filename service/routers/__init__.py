@@ -1,0 +1,3 @@
+"""One router per resource; the app factory mounts `service.routers.<name>.router` for each."""
+
+ROUTER_MODULES: list[str] = ["health", "keys"]

@@ -1,0 +1,7 @@
+"""Request and response schemas: every field bounded, unknown fields refused."""
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(extra="forbid")

@@ -1,0 +1,98 @@
+"""Service settings from `HWNAS_*` environment variables (pydantic-settings); refuses insecure
+defaults outside development."""
+
+from __future__ import annotations
+
+import warnings
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from platformdirs import user_data_dir
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+INSECURE_SECRETS = frozenset({"changethis", "changeme", "secret", "password", "admin", "hwnas"})
+MIN_ADMIN_KEY_CHARS = 32
+
+
+def _default_home() -> Path:
+    return Path(user_data_dir("hwnas", appauthor=False))
+
+
+class InsecureSettings(ValueError):
+    """A setting that is unsafe outside development (a placeholder secret, a short key)."""
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HWNAS_", extra="ignore")
+
+    home: Path = Field(default_factory=_default_home)
+    database_url: str = Field(default="", max_length=2000, description="default: SQLite under home")
+    artifacts_dir: Path = Field(
+        default_factory=lambda data: Path(data["home"]) / "artifacts",
+        description="default: home/artifacts",
+    )
+    environment: Literal["development", "production"] = "development"
+    admin_key: SecretStr | None = Field(
+        default=None, description="an admin key ensured at start-up (bootstraps containers)"
+    )
+    max_upload_bytes: int = Field(default=512 * 1024**2, ge=1024, le=1 << 40)
+    lease_s: float = Field(default=60.0, gt=0, le=3600, description="a claimed job's lease")
+    heartbeat_s: float = Field(
+        default=10.0, gt=0, le=600, description="how often a worker renews it"
+    )
+    poll_s: float = Field(
+        default=1.0, gt=0, le=60, description="how often an idle worker looks for jobs"
+    )
+    agent_wait_s: float = Field(default=600.0, gt=0, description="wait for an agent before failing")
+    agent_offline_after_s: float = Field(default=60.0, gt=0)
+    workers: int = Field(
+        default=1, ge=0, le=64, description="local worker processes of `hwnas serve`"
+    )
+    host: str = Field(default="127.0.0.1", max_length=255)
+    port: int = Field(default=8000, ge=0, le=65535)
+
+    @model_validator(mode="after")
+    def _fill_defaults_and_check(self) -> ServiceSettings:
+        self.home = self.home.expanduser()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.home / 'hwnas.db'}"
+        self.artifacts_dir = self.artifacts_dir.expanduser()
+        problems = insecure_settings(self)
+        if problems and self.environment != "development":
+            raise InsecureSettings("; ".join(problems))
+        for problem in problems:
+            warnings.warn(f"insecure setting (allowed in development): {problem}", stacklevel=2)
+        return self
+
+
+def insecure_settings(settings: ServiceSettings) -> list[str]:
+    problems = []
+    if settings.admin_key is not None:
+        key = settings.admin_key.get_secret_value()
+        if key.lower() in INSECURE_SECRETS or len(key) < MIN_ADMIN_KEY_CHARS:
+            problems.append(
+                f"HWNAS_ADMIN_KEY is a placeholder or shorter than {MIN_ADMIN_KEY_CHARS} "
+                "characters; generate one with `python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))'`"
+            )
+    password = _url_password(settings.database_url)
+    if password is not None and password.lower() in INSECURE_SECRETS:
+        problems.append("HWNAS_DATABASE_URL uses a placeholder password")
+    return problems
+
+
+def _url_password(url: str) -> str | None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).password  # type: ignore[return-value]
+    except ArgumentError:
+        return None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> ServiceSettings:
+    return ServiceSettings()

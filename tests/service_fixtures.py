@@ -1,0 +1,124 @@
+"""A real hwnas API server for tests: `hwnas serve` (uvicorn) on 127.0.0.1 and a free port,
+configured by HWNAS_* variables; reusable by every service test module."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+STARTUP_S = 90.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def service_env(home: Path, **overrides: str) -> dict[str, str]:
+    """A clean environment for a server or worker process: HWNAS_HOME under the test's tmp dir,
+    no local workers unless asked for."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HWNAS_")}
+    env.update({"HWNAS_HOME": str(home), "HWNAS_WORKERS": "0", "PYTHONUNBUFFERED": "1"})
+    env.update(overrides)
+    return env
+
+
+def start_server(
+    env: dict[str, str], log: Path | None = None
+) -> tuple[str, subprocess.Popen[bytes]]:
+    """Start `hwnas serve` with `env`; returns (base URL, process) once /health answers."""
+    port = free_port()
+    log = log or Path(env["HWNAS_HOME"]) / f"server-{port}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        cwd=REPO,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + STARTUP_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"server exited with {process.returncode}: {log.read_text()[-2000:]}"
+            )
+        try:
+            if httpx.get(f"{base_url}/health", timeout=2).status_code == 200:
+                return base_url, process
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    stop_process(process)
+    raise RuntimeError(
+        f"server did not answer /health in {STARTUP_S:.0f} s: {log.read_text()[-2000:]}"
+    )
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def make_key(env: dict[str, str], scope: str, tenant: str = "default") -> str:
+    """A key created the way an operator does it: `hwnas keys create`."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "service.cli",
+            "keys",
+            "create",
+            "--scope",
+            scope,
+            "--tenant",
+            tenant,
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.strip()
+
+
+class Server:
+    """A running server: its URL, environment (to start workers or agents beside it), process."""
+
+    def __init__(self, base_url: str, env: dict[str, str], process: subprocess.Popen[bytes]):
+        self.base_url, self.env, self.process = base_url, env, process
+
+    def key(self, scope: str, tenant: str = "default") -> str:
+        return make_key(self.env, scope, tenant)
+
+    def client(self, key: str | None = None, timeout: float = 30) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+
+
+@pytest.fixture
+def service_server(tmp_path: Path) -> Iterator[Server]:
+    """A server on a fresh SQLite database under tmp_path, no local workers."""
+    env = service_env(tmp_path / "home")
+    base_url, process = start_server(env)
+    try:
+        yield Server(base_url, env, process)
+    finally:
+        stop_process(process)
