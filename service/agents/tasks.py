@@ -1,0 +1,165 @@
+"""What tasks hold and what agents post back: building task payloads, the task as an agent sees
+it, and recording an agent's results (idempotently) into the LUT or onto the task."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lut.measurement import Measurement
+from lut.opspec import OpSpec
+from lut.predictor import FixedCosts
+from lut.store import Device, LutStore
+from service.agents import queue
+from service.agents.queue import Agent, Task
+
+# The exported file an agent of each backend times end to end (see deploy.api.FORMATS).
+BACKEND_FORMATS = {"onnxruntime": "onnx", "litert": "tflite", "tensorrt": "tensorrt"}
+
+
+class ResultRejected(ValueError):
+    """Results that do not match the task (HTTP 422); the message says why."""
+
+
+class NotYourDevice(PermissionError):
+    """An agent posting for a device LUT other than its own (HTTP 403)."""
+
+
+def task_specs(task: Task) -> list[OpSpec]:
+    return [OpSpec.from_dict(d) for d in task.payload.get("specs", [])]
+
+
+def create_opspec_tasks(
+    store: LutStore, device: Device, specs: Sequence[OpSpec], chunk: int, job_id: str | None
+) -> list[Task]:
+    """Tasks of at most `chunk` specs each (several agents of one device share the work)."""
+    ordered = sorted({s.key: s for s in specs}.values(), key=lambda s: s.key)
+    created = []
+    for start in range(0, len(ordered), chunk):
+        part = ordered[start : start + chunk]
+        key = queue.dedupe_key(device.id, "opspecs", *(s.key for s in part))
+        payload = {"specs": [s.to_dict() for s in part]}
+        created.append(
+            queue.create_task(store.engine, device.id, "opspecs", payload, key=key, job_id=job_id)
+        )
+    return created
+
+
+def create_fixed_costs_task(store: LutStore, device: Device, job_id: str | None) -> Task:
+    key = queue.dedupe_key(device.id, "fixed_costs", device.fingerprint_hash)
+    return queue.create_task(store.engine, device.id, "fixed_costs", {}, key=key, job_id=job_id)
+
+
+def create_model_task(
+    store: LutStore,
+    device: Device,
+    fmt: str,
+    file: str,
+    input_shape: Sequence[int],
+    job_id: str,
+) -> Task:
+    payload = {"format": fmt, "file": file, "input_shape": list(input_shape)}
+    key = queue.dedupe_key(device.id, "model", job_id, fmt)
+    return queue.create_task(store.engine, device.id, "model", payload, key=key, job_id=job_id)
+
+
+def public_task(store: LutStore, task: Task) -> dict[str, Any] | None:
+    """The task as its agent sees it (no server paths); None when nothing is left to do,
+    as when other agents already measured every spec of it."""
+    base: dict[str, Any] = {"id": task.id, "kind": task.kind, "attempt": task.attempts}
+    if task.kind == "opspecs":
+        todo = store.missing(store.device(task.device_id), task_specs(task))
+        if not todo:
+            queue.finish_task(store.engine, task.id)
+            return None
+        return {**base, "specs": [s.to_dict() for s in todo]}
+    if task.kind == "model":
+        return {
+            **base,
+            "format": task.payload["format"],
+            "input_shape": task.payload["input_shape"],
+        }
+    return base
+
+
+def check_own_device(agent: Agent, task: Task) -> None:
+    if task.device_id != agent.device_id:
+        raise NotYourDevice(
+            f"task {task.id} belongs to another device; agent {agent.id} measures only "
+            f"device {agent.name!r} (LUT {agent.device_id})"
+        )
+
+
+def record_measurements(
+    store: LutStore,
+    agent: Agent,
+    task: Task,
+    items: Sequence[tuple[OpSpec, Measurement]],
+    profiler_version: str,
+) -> int:
+    """Store OpSpec measurements (insert-or-ignore: posting twice keeps one row); the task is
+    done once its device holds every spec it asked for. Returns how many rows were new."""
+    check_own_device(agent, task)
+    if task.kind != "opspecs":
+        raise ResultRejected(f"task {task.id} is a {task.kind} task, not an opspecs task")
+    asked = {s.key for s in task_specs(task)}
+    for spec, _ in items:
+        if spec.key not in asked:
+            raise ResultRejected(f"task {task.id} did not ask for op {spec.short()} ({spec.key})")
+    device = store.device(task.device_id)
+    added = store.add_measurements(device, items, profiler_version=profiler_version)
+    if not store.missing(device, task_specs(task)):
+        queue.finish_task(store.engine, task.id)
+    return added
+
+
+def record_fixed_costs(store: LutStore, agent: Agent, task: Task, fixed: FixedCosts) -> None:
+    check_own_device(agent, task)
+    if task.kind != "fixed_costs":
+        raise ResultRejected(f"task {task.id} is a {task.kind} task, not a fixed_costs task")
+    store.set_fixed_costs(store.device(task.device_id), fixed)
+    queue.finish_task(store.engine, task.id)
+
+
+def record_model_measurement(
+    store: LutStore, agent: Agent, task: Task, measurement: Measurement
+) -> None:
+    check_own_device(agent, task)
+    if task.kind != "model":
+        raise ResultRejected(f"task {task.id} is a {task.kind} task, not a model task")
+    result = {
+        "measurement": measurement.to_dict(),
+        "agent": agent.id,
+        "format": task.payload["format"],
+    }
+    queue.finish_task(store.engine, task.id, result=result)
+
+
+def record_failure(store: LutStore, agent: Agent, task: Task, error: str) -> None:
+    check_own_device(agent, task)
+    queue.finish_task(store.engine, task.id, error=f"agent {agent.name}: {error}")
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How much of a set of specs a device LUT holds."""
+
+    total: int
+    missing: list[OpSpec]
+    fixed_costs: bool
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing and self.fixed_costs
+
+    @property
+    def measured(self) -> int:
+        return self.total - len(self.missing)
+
+
+def coverage(store: LutStore, device: Device, specs: Sequence[OpSpec]) -> Coverage:
+    missing = store.missing(device, specs)
+    total = len({s.key for s in specs if not s.is_identity})
+    fresh = store.device(device.id)
+    return Coverage(total=total, missing=missing, fixed_costs=fresh.fixed_costs is not None)

@@ -1,0 +1,190 @@
+"""/agents: profiler agents register their device, heartbeat, pull tasks and post results.
+
+Every route but the listing needs an `agent` key, and an agent is reachable only with the key that
+registered it; an agent posting for another device's task gets 403.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, status
+from fastapi.responses import FileResponse
+
+from lut.measurement import Measurement
+from lut.opspec import OpSpec
+from lut.predictor import FixedCosts
+from service.agents import queue
+from service.agents.deps import AgentKey, Reader, SettingsDep, StoreDep, own_agent
+from service.agents.queue import Agent, Task, as_utc
+from service.agents.schemas import (
+    HEX32,
+    AgentList,
+    AgentPublic,
+    AgentRegister,
+    AgentRegistered,
+    ClaimedTask,
+    ClaimResponse,
+    Heartbeat,
+    HeartbeatAck,
+    LutRef,
+    ResultAck,
+    TaskResults,
+)
+from service.agents.tasks import (
+    NotYourDevice,
+    ResultRejected,
+    check_own_device,
+    public_task,
+    record_failure,
+    record_fixed_costs,
+    record_measurements,
+    record_model_measurement,
+)
+from service.settings import ServiceSettings
+
+router = APIRouter(prefix="/agents", tags=["agents"])
+AgentId = Annotated[str, Path(min_length=32, max_length=32, pattern=HEX32)]
+TaskIdPath = Annotated[str, Path(min_length=32, max_length=32, pattern=HEX32)]
+MAX_CLAIMS_PER_CALL = 50  # tasks found already covered are finished and skipped, up to this many
+
+
+def agent_public(agent: Agent, settings: ServiceSettings) -> AgentPublic:
+    return AgentPublic(
+        id=agent.id,
+        name=agent.name,
+        device_id=agent.device_id,
+        backend=agent.backend,
+        tenant=agent.tenant,
+        online=agent.online(settings.agent_offline_after_s),
+        created_at=as_utc(agent.created_at),
+        last_seen_at=as_utc(agent.last_seen_at),
+    )
+
+
+@router.post("/register", response_model=AgentRegistered)
+def register(
+    body: AgentRegister, principal: AgentKey, store: StoreDep, settings: SettingsDep
+) -> AgentRegistered:
+    """Register (or re-register: idempotent) this key's agent for a device name + fingerprint.
+    A new fingerprint (other runtime version, threads, CPU) is a new LUT of that device."""
+    device = store.register_device(body.name, dict(body.fingerprint))
+    agent = queue.register_agent(store.engine, device, principal.key_id, principal.tenant)
+    return AgentRegistered(
+        agent_id=agent.id,
+        device=LutRef(
+            id=device.id,
+            name=device.name,
+            backend=device.backend,
+            fingerprint_hash=device.fingerprint_hash,
+        ),
+        heartbeat_s=max(1.0, settings.agent_offline_after_s / 4),
+    )
+
+
+@router.get("", response_model=AgentList)
+def list_agents(principal: Reader, store: StoreDep, settings: SettingsDep) -> AgentList:
+    """The agents of the caller's tenant (every agent for an admin key)."""
+    found = queue.agents(store.engine)
+    if principal.scope != "admin":
+        found = [a for a in found if a.tenant == principal.tenant]
+    return AgentList(agents=[agent_public(a, settings) for a in found])
+
+
+@router.post("/{agent_id}/heartbeat", response_model=HeartbeatAck)
+def heartbeat(
+    agent_id: AgentId, body: Heartbeat, principal: AgentKey, store: StoreDep, settings: SettingsDep
+) -> HeartbeatAck:
+    agent = own_agent(store, principal, agent_id)
+    queue.heartbeat(store.engine, agent.id, body.task_id, settings.agent_task_lease_s)
+    pending = queue.pending_counts(store.engine, agent.device_id).get("pending", 0)
+    return HeartbeatAck(ok=True, pending_tasks=pending)
+
+
+@router.post("/{agent_id}/tasks/claim", response_model=ClaimResponse)
+def claim(
+    agent_id: AgentId, principal: AgentKey, store: StoreDep, settings: SettingsDep
+) -> ClaimResponse:
+    """The next task for the agent's device ({"task": null} when there is none); the claim
+    holds for `agent_task_lease_s`, renewed by heartbeats naming the task."""
+    agent = own_agent(store, principal, agent_id)
+    queue.heartbeat(store.engine, agent.id, None, settings.agent_task_lease_s)
+    for _ in range(MAX_CLAIMS_PER_CALL):
+        task = queue.claim_task(store.engine, agent, settings.agent_task_lease_s)
+        if task is None:
+            return ClaimResponse(task=None)
+        visible = public_task(store, task)
+        if visible is not None:
+            return ClaimResponse(task=ClaimedTask.model_validate(visible))
+    return ClaimResponse(task=None)
+
+
+def _task_of(store: StoreDep, agent: Agent, task_id: str) -> Task:
+    task = queue.get_task(store.engine, task_id)
+    if task is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no task {task_id}")
+    try:
+        check_own_device(agent, task)
+    except NotYourDevice as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(exc)) from None
+    return task
+
+
+@router.get(
+    "/{agent_id}/tasks/{task_id}/model",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def model_file(
+    agent_id: AgentId, task_id: TaskIdPath, principal: AgentKey, store: StoreDep
+) -> FileResponse:
+    """The exported model file a `model` task asks to time end to end."""
+    task = _task_of(store, own_agent(store, principal, agent_id), task_id)
+    if task.kind != "model":
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"task {task_id} has no model")
+    path = str(task.payload["file"])
+    if not os.path.isfile(path):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="the model file is gone")
+    return FileResponse(path, filename=f"model-{task.job_id}.{_suffix(path)}")
+
+
+def _suffix(path: str) -> str:
+    return path.rsplit(".", 1)[-1] if "." in path else "bin"
+
+
+@router.post("/{agent_id}/tasks/{task_id}/results", response_model=ResultAck)
+def post_results(
+    agent_id: AgentId,
+    task_id: TaskIdPath,
+    body: TaskResults,
+    principal: AgentKey,
+    store: StoreDep,
+) -> ResultAck:
+    """Results of a claimed task: idempotent (posting the same results again changes nothing).
+    OpSpecs must be ones the task asked for (422 otherwise)."""
+    agent = own_agent(store, principal, agent_id)
+    task = _task_of(store, agent, task_id)
+    added = 0
+    try:
+        if body.measurements:
+            items = [
+                (
+                    OpSpec.from_dict(r.opspec.model_dump()),
+                    Measurement.from_dict(r.measurement.model_dump()),
+                )
+                for r in body.measurements
+            ]
+            added = record_measurements(store, agent, task, items, body.profiler_version)
+        elif body.fixed_costs is not None:
+            fixed = FixedCosts.from_dict(body.fixed_costs.model_dump())
+            record_fixed_costs(store, agent, task, fixed)
+        elif body.model is not None:
+            measurement = Measurement.from_dict(body.model.model_dump())
+            record_model_measurement(store, agent, task, measurement)
+        elif body.error is not None:
+            record_failure(store, agent, task, body.error)
+    except (ResultRejected, ValueError) as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
+    current = queue.get_task(store.engine, task.id) or task
+    return ResultAck(task_id=task.id, status=current.status, added=added)  # type: ignore[arg-type]

@@ -1,0 +1,69 @@
+"""/luts: a device's LUT in the versioned exchange format of lut/exchange.py — read by users,
+imported by admins (checked whole first: an invalid document imports nothing)."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Query, status
+
+from lut.exchange import InvalidLutFile, export_lut, import_lut, parse_lut
+from lut.store import DeviceNotFound
+from service.agents.deps import Admin, Reader, StoreDep
+from service.agents.schemas import NAME_PATTERN, LutDocument, LutImported, LutRef
+
+router = APIRouter(prefix="/luts", tags=["luts"])
+DeviceNamePath = Annotated[str, Path(min_length=1, max_length=100, pattern=NAME_PATTERN)]
+BackendQuery = Annotated[
+    str | None,
+    Query(min_length=1, max_length=50, description="the LUT of this backend, if several"),
+]
+
+
+@router.get("/{device}", response_model=LutDocument)
+def export_device_lut(
+    device: DeviceNamePath, _reader: Reader, store: StoreDep, backend: BackendQuery = None
+) -> dict[str, Any]:
+    """The newest LUT of `device` (of `backend`, if given) as a hwnas-lut document."""
+    try:
+        found = store.resolve_device(device, backend)
+    except DeviceNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
+    return _json_safe(export_lut(store, found))
+
+
+@router.post("", response_model=LutImported, status_code=status.HTTP_201_CREATED)
+def import_device_lut(
+    body: LutDocument,
+    _admin: Admin,
+    store: StoreDep,
+    replace: Annotated[bool, Query(description="overwrite entries the LUT already has")] = False,
+) -> LutImported:
+    """Import a hwnas-lut document (as `hwnas lut import` does) in one transaction."""
+    try:
+        parsed = parse_lut(body.model_dump(mode="json"))
+    except InvalidLutFile as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
+    device, added = import_lut(store, parsed, replace=replace)
+    return LutImported(
+        device=LutRef(
+            id=device.id,
+            name=device.name,
+            backend=device.backend,
+            fingerprint_hash=device.fingerprint_hash,
+        ),
+        added=added,
+        entries=store.count_measurements(device),
+    )
+
+
+def _json_safe(value: Any) -> Any:
+    """Non-finite numbers (a median CI over fewer than 6 runs is infinite) become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
