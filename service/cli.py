@@ -7,6 +7,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from service.commands import agent as agent_cmds
 from service.commands import arch as arch_cmds
 from service.commands import demo as demo_cmds
 from service.commands import lut as lut_cmds
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     arch_cmds.register(sub)
     search_cmds.register(sub)
     serve_cmds.register(sub)
+    agent_cmds.register(sub)
     demo_cmds.register(sub)
     return parser
 

@@ -48,7 +48,10 @@ class ServiceSettings(BaseSettings):
     agent_wait_s: float = Field(default=600.0, gt=0, description="wait for an agent before failing")
     agent_offline_after_s: float = Field(default=60.0, gt=0)
     agent_task_lease_s: float = Field(
-        default=120.0, gt=0, le=3600, description="an agent's claim on a task, renewed by heartbeats"
+        default=120.0,
+        gt=0,
+        le=3600,
+        description="an agent's claim on a task, renewed by heartbeats",
     )
     agent_task_specs: int = Field(default=8, ge=1, le=512, description="OpSpecs per agent task")
     workers: int = Field(

@@ -73,7 +73,7 @@ def _profile_device(ctx: StageContext, name: str, specs: list[OpSpec]) -> None:
 
 
 def _create_profiling_tasks(ctx: StageContext, device: Device, cover: Coverage) -> list[Task]:
-    chunk = int(getattr(ctx.settings, "agent_task_specs", 8))
+    chunk = ctx.settings.agent_task_specs
     created = []
     if not cover.fixed_costs:
         created.append(create_fixed_costs_task(ctx.store, device, ctx.job_id))
