@@ -122,3 +122,44 @@ def service_server(tmp_path: Path) -> Iterator[Server]:
         yield Server(base_url, env, process)
     finally:
         stop_process(process)
+
+
+def seed_synthetic_lut(
+    url: str, name: str, space: str = "fbnet-tiny", *, in_channels: int = 1, num_classes: int = 10
+) -> None:
+    """A device LUT whose entries come from a formula (4 µs + 2 ns per MAC), standing in for a
+    profiled device so job tests need no timing; profiling itself is tested with real agents."""
+    from lut.measurement import Measurement
+    from lut.predictor import FixedCosts
+    from lut.store import LutStore
+    from search.spaces.base import space_from_string
+    from search.spaces.complexity import macs
+    from search.spaces.grammar import SpaceParams
+
+    store = LutStore(url)
+    try:
+        device = store.register_device(name, {"backend": "synthetic", "threads": 1})
+        store.set_fixed_costs(device, FixedCosts(0.004, 0.0, 0.0))
+        params = SpaceParams(in_channels=in_channels, num_classes=num_classes)
+        specs = [
+            s for s in space_from_string(space, params).distinct_opspecs() if not s.is_identity
+        ]
+        samples = [
+            (s, Measurement.from_samples([0.004 + 2e-6 * macs(s)] * 7, warmup=0)) for s in specs
+        ]
+        store.add_measurements(device, samples)
+    finally:
+        store.close()
+
+
+def write_npz(path: Path, samples: int = 240, classes: int = 3, seed: int = 0) -> Path:
+    """A small learnable dataset: 12×12 grey images whose class is where a bright square sits."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    y = np.arange(samples) % classes
+    x = rng.uniform(0, 0.3, size=(samples, 12, 12)).astype(np.float32)
+    for i, label in enumerate(y):
+        x[i, 4 * label : 4 * label + 4, 4:8] += 0.7
+    np.savez(path, x=x, y=y)
+    return path

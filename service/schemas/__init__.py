@@ -4,4 +4,4 @@ from pydantic import BaseModel, ConfigDict
 
 
 class Schema(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)

@@ -1,0 +1,88 @@
+"""The stages of one job: profiling (through agents), searching and training (search.run),
+exporting (deploy.api), measuring on the target (through agents). Each stage can run again
+after a worker died: finished work is found on disk and skipped, the search resumes from its
+checkpoint."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from search.run import SearchRequest, run_search
+from service.jobs.context import JobFailed, StageContext
+
+
+def agent_stages() -> ModuleType | None:
+    """service.agents.stages when profiler agents are available, else None."""
+    try:
+        return importlib.import_module("service.agents.stages")
+    except ModuleNotFoundError as exc:
+        if exc.name in ("service.agents", "service.agents.stages"):
+            return None
+        raise
+
+
+def check_coverage(ctx: StageContext) -> None:
+    """Without agents: every device must already hold the space's ops and its fixed costs."""
+    specs = ctx.space.distinct_opspecs()
+    for name in ctx.devices:
+        device = ctx.store.resolve_device(name)
+        missing = ctx.store.missing(device, specs)
+        if missing or device.fixed_costs is None:
+            what = f"{len(missing)} LUT entries" if missing else "fixed costs"
+            raise JobFailed(
+                f"device {name} lacks {what} for space {ctx.space.spec_string}; "
+                "profile it (hwnas profile) or start an agent"
+            )
+
+
+def profiling(ctx: StageContext, set_state: Any) -> None:
+    set_state("profiling")
+    stages = agent_stages()
+    if stages is not None:
+        stages.profiling_stage(ctx)
+    else:
+        check_coverage(ctx)
+
+
+def searching(ctx: StageContext, request: SearchRequest, data: Any) -> dict[str, Any]:
+    """The search and the child's training (run_search moves the job to searching, then
+    training, through its state events); skipped when a previous attempt finished it."""
+    import json
+
+    metrics_file = ctx.run_dir / "metrics.json"
+    if metrics_file.exists():
+        ctx.emit({"type": "skipped", "stage": "searching", "reason": "metrics.json exists"})
+        return dict(json.loads(metrics_file.read_text()))
+    return run_search(request, ctx.store, ctx.run_dir, data=data, on_event=ctx.emit)
+
+
+def exporting(ctx: StageContext, formats: list[str], set_state: Any) -> dict[str, Any]:
+    if not formats:
+        return {}
+    if ctx.export_files and all(Path(p).exists() for p in ctx.export_files.values()):
+        return {"files": sorted(ctx.export_files), "errors": {}}  # a previous attempt's
+    set_state("exporting")
+    from deploy.api import DeployError, export_run
+
+    try:
+        result = export_run(ctx.run_dir, formats, on_event=ctx.emit)
+    except DeployError as exc:
+        raise JobFailed(f"export failed: {exc}") from None
+    except NotImplementedError as exc:
+        raise JobFailed(f"exporting is not available in this installation: {exc}") from None
+    ctx.export_files.update({fmt: str(Path(p)) for fmt, p in result.get("files", {}).items()})
+    if not ctx.export_files:
+        errors = "; ".join(f"{k}: {v}" for k, v in result.get("errors", {}).items())
+        raise JobFailed(f"no format could be exported ({errors})")
+    return {"files": sorted(ctx.export_files), "errors": result.get("errors", {})}
+
+
+def measuring(ctx: StageContext, set_state: Any) -> dict[str, Any] | None:
+    stages = agent_stages()
+    if stages is None or not ctx.export_files:
+        return None
+    set_state("measuring")
+    return dict(stages.measuring_stage(ctx))
