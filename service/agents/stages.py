@@ -128,14 +128,16 @@ def _measure_on_target(ctx: StageContext, name: str) -> dict[str, Any]:
     if finished.status == "failed" or finished.result is None:
         return _not_measured(ctx, name, f"measuring failed: {finished.error}")
     measurement = finished.result["measurement"]
-    recorded = _record_on_card(ctx, name, fmt, measurement)
+    card_problem = _record_on_card(ctx, name, fmt, measurement)
     outcome = {
         "status": "measured",
         "format": fmt,
         "median_ms": measurement["median_ms"],
         "agent": finished.result.get("agent"),
-        "card_updated": recorded,
+        "card_updated": card_problem is None,
     }
+    if card_problem:
+        outcome["card_error"] = card_problem
     ctx.emit({"type": "measured", "device": name, **outcome})
     return outcome
 
@@ -155,14 +157,17 @@ def _wait_for_task(ctx: StageContext, device: Device, task: Task) -> Task | None
         time.sleep(_poll_s(ctx))
 
 
-def _record_on_card(ctx: StageContext, name: str, fmt: str, measurement: dict[str, Any]) -> bool:
+def _record_on_card(
+    ctx: StageContext, name: str, fmt: str, measurement: dict[str, Any]
+) -> str | None:
+    """Write the target measurement into the model card; the reason when it cannot be."""
     from deploy.api import record_target_measurement
 
     try:
         record_target_measurement(ctx.run_dir, name, fmt, measurement)
-    except NotImplementedError:  # the deploy issue has not landed: the job result still has it
-        return False
-    return True
+    except (NotImplementedError, FileNotFoundError, ValueError) as exc:
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return None
 
 
 def _not_measured(ctx: StageContext, name: str, reason: str) -> dict[str, Any]:

@@ -3,6 +3,7 @@ it, and recording an agent's results (idempotently) into the LUT or onto the tas
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -129,7 +130,7 @@ def record_model_measurement(
     if task.kind != "model":
         raise ResultRejected(f"task {task.id} is a {task.kind} task, not a model task")
     result = {
-        "measurement": measurement.to_dict(),
+        "measurement": json_safe(measurement.to_dict()),
         "agent": agent.id,
         "format": task.payload["format"],
     }
@@ -163,3 +164,14 @@ def coverage(store: LutStore, device: Device, specs: Sequence[OpSpec]) -> Covera
     total = len({s.key for s in specs if not s.is_identity})
     fresh = store.device(device.id)
     return Coverage(total=total, missing=missing, fixed_costs=fresh.fixed_costs is not None)
+
+
+def json_safe(value: Any) -> Any:
+    """Non-finite numbers (a median CI over fewer than 6 runs is infinite) become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    return value

@@ -36,6 +36,7 @@ from service.agents.tasks import (
     NotYourDevice,
     ResultRejected,
     check_own_device,
+    json_safe,
     public_task,
     record_failure,
     record_fixed_costs,
@@ -171,7 +172,7 @@ def post_results(
             items = [
                 (
                     OpSpec.from_dict(r.opspec.model_dump()),
-                    Measurement.from_dict(r.measurement.model_dump()),
+                    Measurement.from_dict(json_safe(r.measurement.model_dump())),
                 )
                 for r in body.measurements
             ]
@@ -180,7 +181,7 @@ def post_results(
             fixed = FixedCosts.from_dict(body.fixed_costs.model_dump())
             record_fixed_costs(store, agent, task, fixed)
         elif body.model is not None:
-            measurement = Measurement.from_dict(body.model.model_dump())
+            measurement = Measurement.from_dict(json_safe(body.model.model_dump()))
             record_model_measurement(store, agent, task, measurement)
         elif body.error is not None:
             record_failure(store, agent, task, body.error)

@@ -3,7 +3,6 @@ imported by admins (checked whole first: an invalid document imports nothing).""
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
@@ -12,6 +11,7 @@ from lut.exchange import InvalidLutFile, export_lut, import_lut, parse_lut
 from lut.store import DeviceNotFound
 from service.agents.deps import Admin, Reader, StoreDep
 from service.agents.schemas import NAME_PATTERN, LutDocument, LutImported, LutRef
+from service.agents.tasks import json_safe
 
 router = APIRouter(prefix="/luts", tags=["luts"])
 DeviceNamePath = Annotated[str, Path(min_length=1, max_length=100, pattern=NAME_PATTERN)]
@@ -30,7 +30,7 @@ def export_device_lut(
         found = store.resolve_device(device, backend)
     except DeviceNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
-    return _json_safe(export_lut(store, found))
+    return json_safe(export_lut(store, found))
 
 
 @router.post("", response_model=LutImported, status_code=status.HTTP_201_CREATED)
@@ -56,14 +56,3 @@ def import_device_lut(
         added=added,
         entries=store.count_measurements(device),
     )
-
-
-def _json_safe(value: Any) -> Any:
-    """Non-finite numbers (a median CI over fewer than 6 runs is infinite) become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    return value

@@ -1,0 +1,118 @@
+"""Helpers of the agent tests: a tiny search space, `hwnas agent` processes, a stage context on
+the server's database, servers restarted on the same port."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from service_fixtures import REPO, STARTUP_S
+
+from lut.opspec import OpSpec
+from lut.store import LutStore
+from search.spaces.base import SearchSpace, SpaceDef, StageDef
+from search.spaces.grammar import SpaceParams
+from service.jobs.context import StageContext
+from service.settings import ServiceSettings
+
+# 2 searchable layers (2 candidates each, one a skip): 7 distinct ops to measure, so an agent
+# profiles the whole space in well under a minute with the quick protocol.
+TINY = SpaceDef(
+    name="agent-tiny",
+    description="two searchable layers for agent tests",
+    stem_channels=8,
+    stem_stride=2,
+    stages=(
+        StageDef(8, 1, 1, ("ir_k3_e1", "skip")),
+        StageDef(16, 1, 2, ("ir_k3_e1", "ir_k5_e1")),
+    ),
+    head_channels=32,
+    defaults=SpaceParams(resolution=16, width_mult=1.0, in_channels=1, num_classes=4),
+)
+
+
+def tiny_space() -> SearchSpace:
+    return SearchSpace(TINY)
+
+
+def measured_specs(space: SearchSpace) -> list[OpSpec]:
+    return [s for s in space.distinct_opspecs() if not s.is_identity]
+
+
+def start_agent(
+    env: dict[str, str],
+    server: str,
+    key: str,
+    name: str,
+    log: Path,
+    *extra: str,
+    home: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """A real `hwnas agent` process (ONNX Runtime, quick protocol); `home` holds its cache of
+    converted models (its own by default)."""
+    agent_home = home or log.parent / f"agent-{name}"
+    agent_env = {**env, "HWNAS_HOME": str(agent_home), "HWNAS_AGENT_KEY": key}
+    command = [sys.executable, "-m", "service.cli", "agent", "--server", server]
+    command += ["--name", name, "--backend", "onnxruntime", "--quick", "--poll", "0.2", *extra]
+    return subprocess.Popen(
+        command, env=agent_env, cwd=REPO, stdout=log.open("ab"), stderr=subprocess.STDOUT
+    )
+
+
+def serve_on(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    """`hwnas serve` on a given port (a restart keeps the URL agents know); waits for /health."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        cwd=REPO,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    wait_for(lambda: _healthy(port) or process.poll() is not None, STARTUP_S, "server start")
+    if process.poll() is not None:
+        raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
+    return process
+
+
+def _healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def stage_context(
+    store: LutStore,
+    space: SearchSpace,
+    devices: list[str],
+    run_dir: Path,
+    events: list[dict[str, Any]],
+    **settings: Any,
+) -> StageContext:
+    values = {"home": run_dir / "home", "database_url": store.url, "poll_s": 0.2, **settings}
+    return StageContext(
+        engine=store.engine,
+        store=store,
+        settings=ServiceSettings(**values),
+        job_id="job-" + run_dir.name[-20:],
+        tenant="default",
+        space=space,
+        devices=devices,
+        run_dir=run_dir,
+        emit=events.append,
+    )
