@@ -127,7 +127,7 @@ def _measure_on_target(ctx: StageContext, name: str) -> dict[str, Any]:
         return _not_measured(ctx, name, f"agent went away for {ctx.settings.agent_wait_s:g} s")
     if finished.status == "failed" or finished.result is None:
         return _not_measured(ctx, name, f"measuring failed: {finished.error}")
-    measurement = finished.result["measurement"]
+    measurement = _with_runtime(finished.result["measurement"], device)
     card_problem = _record_on_card(ctx, name, fmt, measurement)
     outcome = {
         "status": "measured",
@@ -155,6 +155,13 @@ def _wait_for_task(ctx: StageContext, device: Device, task: Task) -> Task | None
         elif time.monotonic() - last_online > ctx.settings.agent_wait_s:
             return None
         time.sleep(_poll_s(ctx))
+
+
+def _with_runtime(measurement: dict[str, Any], device: Device) -> dict[str, Any]:
+    """The measurement as the card shows it: with the target's backend and runtime version."""
+    extra = {**measurement.get("extra", {})}
+    extra.setdefault("runtime_version", device.fingerprint.get("runtime_version"))
+    return {**measurement, "extra": extra, "backend": device.backend}
 
 
 def _record_on_card(
