@@ -34,7 +34,20 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--budgets-ms", default="", help="absolute budgets (override the others)")
     p.add_argument("--slack", type=float, default=1.05, help="measured ≤ slack × budget counts")
     p.add_argument("--trials", type=int, default=8, help="candidates, if random/evolution run")
-    return c.parse(p, SMOKE)
+    p.add_argument(
+        "--every",
+        default="",
+        help="'strategy=k,...': run that strategy at every k-th budget only (from the (k-1)//2-th)",
+    )
+    args = c.parse(p, SMOKE)
+    args.every = {s: int(k) for s, k in (item.split("=") for item in args.every.split(",") if item)}
+    return args
+
+
+def runs_at(args: argparse.Namespace, strategy: str, index: int) -> bool:
+    """Whether `strategy` is searched at the `index`-th budget (see `--every`)."""
+    k = args.every.get(strategy, 1)
+    return index % k == (k - 1) // 2
 
 
 def summarise(points: list[dict[str, Any]], slack: float) -> dict[str, Any]:
@@ -65,7 +78,10 @@ def markdown(meta: dict[str, Any], points: dict[str, list], summary: dict[str, A
         f"mnist5k, fbnet-tiny (predicted {meta['space_range_ms'][0]:.4f}–{meta['space_range_ms'][1]:.4f} ms), "
         f"{meta['budgets']} budgets over that range, searches of {meta['epochs']} epochs "
         f"({meta['warmup_epochs']} warm-up), seed {meta['seed']}. Predicted: the calibrated LUT; "
-        "measured: end to end, median.",
+        "measured: end to end, median."
+        + "".join(
+            f" {s} ran at every {k}th budget only." for s, k in meta.get("every", {}).items()
+        ),
         "",
         f"| strategy | n | predicted ≤ budget | measured ≤ {slack:g}× budget | budget used mean | "
         "budget used min | measured / budget max | skip share | search s (mean) |",
@@ -85,13 +101,17 @@ def markdown(meta: dict[str, Any], points: dict[str, list], summary: dict[str, A
         "| budget ms | " + " | ".join(points) + " |",
         "|---|" + "---|" * len(points),
     ]
-    for i, budget in enumerate(p["budget_ms"] for p in next(iter(points.values()))):
-        cells = [
-            f"{ps[i]['predicted_ms'] / budget:.2f}, {ps[i]['measured_ms'] / budget:.2f}, "
-            f"{100 * ps[i]['skip_share']:.0f}%"
-            for ps in points.values()
-            if i < len(ps)
-        ]
+    budgets = sorted({p["budget_ms"] for ps in points.values() for p in ps})
+    for budget in budgets:
+        cells = []
+        for ps in points.values():
+            at = [p for p in ps if p["budget_ms"] == budget]
+            cells.append(
+                f"{at[0]['predicted_ms'] / budget:.2f}, {at[0]['measured_ms'] / budget:.2f}, "
+                f"{100 * at[0]['skip_share']:.0f}%"
+                if at
+                else "—"
+            )
         lines.append(f"| {budget:.4f} | " + " | ".join(cells) + " |")
     return lines
 
@@ -115,12 +135,13 @@ def main() -> None:
         "seed": args.seed,
         "slack": args.slack,
         "budgets": len(budgets),
+        "every": args.every,
         "space_range_ms": [lo, hi],
     }
     points: dict[str, list[dict[str, Any]]] = {s: [] for s in args.strategies}
     for n, budget in enumerate(budgets, start=1):
         c.log(f"budget {n}/{len(budgets)}: {budget:.4f} ms")
-        for s in args.strategies:
+        for s in (s for s in args.strategies if runs_at(args, s, n - 1)):
             out = c.run_dir(args, NAME, budget, f"{s}-t{args.trials}")
             derived = c.search_only(bench, args, s, budget, out, trials=args.trials)
             arch = derived["arch"]
@@ -139,7 +160,7 @@ def main() -> None:
             c.log(
                 f"  {s}: predicted {predicted / budget:.2f}, measured {measured / budget:.2f} × budget"
             )
-        summary = {s: summarise(ps, args.slack) for s, ps in points.items()}
+        summary = {s: summarise(ps, args.slack) for s, ps in points.items() if ps}
         payload = {"meta": meta, "summary": summary, "points": points}
         c.write_results(NAME, args, payload, markdown(meta, points, summary))
 
