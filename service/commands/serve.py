@@ -111,8 +111,12 @@ def run_keys_revoke(args: argparse.Namespace) -> int:
 
 
 def run_worker(args: argparse.Namespace) -> int:
+    import logging
+
     from service.jobs.worker import Worker
 
+    logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("hwnas").setLevel(logging.INFO)
     settings = load_service_settings()
     _engine(settings)  # fails early, in one line, if the database is unreachable
     worker = Worker(settings, worker_id=args.worker_id)

@@ -1,0 +1,210 @@
+"""Whole jobs over a real server and real workers: upload → job → SSE progress → download, on
+SQLite and PostgreSQL; a worker killed with SIGKILL mid-search and another one finishing the job
+from its checkpoint; cancelling a running job."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.service_fixtures import (
+    REPO,
+    Server,
+    seed_synthetic_lut,
+    service_env,
+    start_server,
+    stop_process,
+    write_npz,
+)
+
+JOB_TIMEOUT_S = 400
+
+
+def _wait_for(client: httpx.Client, job_id: str, done: Any, timeout: float = JOB_TIMEOUT_S) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = client.get(f"/jobs/{job_id}").json()
+        if done(job):
+            return job  # type: ignore[no-any-return]
+        assert time.monotonic() < deadline, f"job never reached the condition: {job}"
+        time.sleep(0.5)
+
+
+def _sse_events(text: str) -> list[tuple[str, dict]]:
+    events = []
+    for block in text.split("\n\n"):
+        kind = re.search(r"^event: (\S+)$", block, re.M)
+        data = re.search(r"^data: (.*)$", block, re.M)
+        if kind and data:
+            events.append((kind.group(1), json.loads(data.group(1))))
+    return events
+
+
+def start_worker(env: dict[str, str], log: Path, name: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "worker", "--id", name],
+        env=env,
+        cwd=REPO,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+@pytest.fixture
+def job_server(db_url: str, tmp_path: Path) -> Iterator[Server]:
+    """`hwnas serve` with one local worker on `db_url` (SQLite file or PostgreSQL)."""
+    env = service_env(
+        tmp_path / "home", HWNAS_DATABASE_URL=db_url, HWNAS_WORKERS="1", OMP_NUM_THREADS="1"
+    )
+    seed_synthetic_lut(db_url, "cpu-synth", in_channels=1, num_classes=3)
+    base_url, process = start_server(env, log=tmp_path / "server.log")
+    try:
+        yield Server(base_url, env, process)
+    finally:
+        stop_process(process)
+
+
+def test_whole_job_from_upload_to_download(job_server: Server, tmp_path: Path) -> None:
+    npz = write_npz(tmp_path / "squares.npz")
+    with job_server.client(job_server.key("user", "lab")) as client:
+        dataset = client.post("/datasets", files={"file": ("squares.npz", npz.read_bytes())})
+        assert dataset.status_code == 201, dataset.text
+        created = client.post(
+            "/jobs",
+            json={
+                "space": "fbnet-tiny",
+                "dataset": dataset.json()["id"],
+                "devices": ["cpu-synth"],
+                "budgets": {"cpu-synth": 3.0},
+                "epochs": 2,
+                "warmup_epochs": 1,
+                "child_epochs": 1,
+                "batch_size": 32,
+            },
+        )
+        assert created.status_code == 202, created.text
+        job_id = created.json()["id"]
+        with client.stream("GET", f"/jobs/{job_id}/events", timeout=JOB_TIMEOUT_S) as stream:
+            text = "".join(stream.iter_text())
+        events = _sse_events(text)
+        states = [data["state"] for kind, data in events if kind == "state"]
+        assert states == ["queued", "profiling", "searching", "training", "done"], states
+        kinds = {kind for kind, _ in events}
+        assert {"claimed", "search", "derived", "train", "search_done"} <= kinds
+        job = client.get(f"/jobs/{job_id}").json()
+        assert job["state"] == "done" and job["error"] is None
+        assert job["metrics"]["predicted_latency_ms"]["cpu-synth"] <= 3.0
+        assert set(job["downloads"]) >= {"arch.json", "child.pt", "metrics.json"}
+        listing = client.get(f"/models/{job_id}").json()["files"]
+        assert {f["name"] for f in listing} == set(job["downloads"])
+        arch = client.get(f"/models/{job_id}/arch.json")
+        assert arch.status_code == 200 and arch.json()["arch"] == job["metrics"]["arch"]
+        weights = client.get(f"/models/{job_id}/child.pt")
+        assert weights.status_code == 200
+        assert client.get(f"/models/{job_id}/onnx").status_code == 404  # not asked for
+    import io
+
+    import torch
+
+    from search.spaces.base import parse_architecture
+
+    space, parsed = parse_architecture(arch.json()["arch"])
+    space.build(parsed).load_state_dict(torch.load(io.BytesIO(weights.content), weights_only=True))
+
+
+def _upload_squares(client: httpx.Client, tmp_path: Path) -> str:
+    npz = write_npz(tmp_path / "squares.npz")
+    response = client.post("/datasets", files={"file": ("squares.npz", npz.read_bytes())})
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def test_killed_worker_job_is_finished_by_another_from_its_checkpoint(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = service_env(
+        home, HWNAS_LEASE_S="4", HWNAS_HEARTBEAT_S="1", HWNAS_POLL_S="0.5", OMP_NUM_THREADS="1"
+    )
+    seed_synthetic_lut(f"sqlite:///{home / 'hwnas.db'}", "cpu-synth", num_classes=3)
+    base_url, server = start_server(env)
+    first = start_worker(env, tmp_path / "worker1.log", "first")
+    second = None
+    try:
+        client = Server(base_url, env, server).client(Server(base_url, env, server).key("user"))
+        job_id = client.post(
+            "/jobs",
+            json={
+                "space": "fbnet-tiny",
+                "dataset": _upload_squares(client, tmp_path),
+                "devices": ["cpu-synth"],
+                "budgets": {"cpu-synth": 3.0},
+                "epochs": 4,
+                "warmup_epochs": 1,
+                "child_epochs": 1,
+                "batch_size": 8,
+                "checkpoint_every": 10,
+            },
+        ).json()["id"]
+        running = _wait_for(client, job_id, lambda j: (j["progress"].get("step") or 0) >= 20)
+        assert running["state"] == "searching"
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+        killed_at = client.get(f"/jobs/{job_id}").json()["progress"]["step"]
+        assert (home / "artifacts" / "jobs" / job_id / "checkpoint.pt").exists()
+        second = start_worker(env, tmp_path / "worker2.log", "second")
+        job = _wait_for(client, job_id, lambda j: j["state"] in ("done", "failed", "cancelled"))
+        assert job["state"] == "done", job["error"]
+        assert job["attempt"] == 2
+        log = (tmp_path / "worker2.log").read_text()
+        resumed = re.search(rf"resuming job {job_id} at step (\d+)", log)
+        assert resumed is not None, log
+        step = int(resumed.group(1))
+        assert 10 <= step <= killed_at and step % 10 == 0
+        events = _sse_events(client.get(f"/jobs/{job_id}/events").text)
+        claims = [d for k, d in events if k == "claimed"]
+        assert [(c["worker"], c["attempt"]) for c in claims] == [("first", 1), ("second", 2)]
+        assert ("resumed", {"type": "resumed", "step": step}) in events
+        client.close()
+    finally:
+        for process in (first, second, server):
+            if process is not None:
+                stop_process(process)
+
+
+def test_cancelling_a_running_job(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = service_env(home, HWNAS_HEARTBEAT_S="0.5", HWNAS_WORKERS="1", OMP_NUM_THREADS="1")
+    seed_synthetic_lut(f"sqlite:///{home / 'hwnas.db'}", "cpu-synth", num_classes=3)
+    base_url, server = start_server(env)
+    try:
+        with Server(base_url, env, server).client(
+            Server(base_url, env, server).key("user")
+        ) as client:
+            job_id = client.post(
+                "/jobs",
+                json={
+                    "space": "fbnet-tiny",
+                    "dataset": _upload_squares(client, tmp_path),
+                    "devices": ["cpu-synth"],
+                    "budgets": {"cpu-synth": 3.0},
+                    "epochs": 50,
+                    "batch_size": 8,
+                },
+            ).json()["id"]
+            _wait_for(client, job_id, lambda j: j["state"] == "searching")
+            assert client.post(f"/jobs/{job_id}/cancel").json()["cancel_requested"] is True
+            job = _wait_for(client, job_id, lambda j: j["state"] in ("cancelled", "done", "failed"))
+            assert job["state"] == "cancelled"
+            assert client.get(f"/models/{job_id}/child.pt").status_code == 409
+    finally:
+        stop_process(server)
