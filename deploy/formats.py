@@ -1,0 +1,105 @@
+"""The exporter registry: one function per deployable format, registered by name with the file it
+writes. Each exporter gets the same `ExportJob` and writes one file, or raises `ExportFailed`."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch.nn as nn
+
+
+class ExportFailed(RuntimeError):
+    """One format could not be produced; the message is one line naming the format."""
+
+
+@dataclass
+class ExportJob:
+    """What every exporter needs: the eval-mode module, its input shape (C, H, W), calibration
+    images (NCHW float) and where the files go. `produced` maps formats already written to their
+    files, so int8 ONNX and TensorRT can start from the fp32 ONNX file."""
+
+    module: nn.Module
+    input_shape: tuple[int, int, int]
+    calibration: np.ndarray
+    out_dir: Path
+    nhwc: bool = False  # TFLite files with channel-last input and output
+    dynamic_batch: bool = False  # ONNX files with a free batch dimension
+    tensorrt_precision: str = "fp16"
+    produced: dict[str, Path] = field(default_factory=dict)
+
+    def example(self, batch: int = 1) -> Any:
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(self.calibration[:batch]))
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    file_name: str
+    runtime: str  # the profiler backend that times it on this machine ("" if none here)
+    int8: bool
+    export: Callable[[ExportJob, Path], None]
+    needs: tuple[str, ...] = ()  # formats whose files it starts from
+
+
+_REGISTRY: dict[str, Format] = {}
+
+
+def register_format(
+    name: str, file_name: str, *, runtime: str, int8: bool = False, needs: tuple[str, ...] = ()
+) -> Callable[[Callable[[ExportJob, Path], None]], Callable[[ExportJob, Path], None]]:
+    def decorator(export: Callable[[ExportJob, Path], None]) -> Callable[[ExportJob, Path], None]:
+        if name in _REGISTRY:
+            raise ValueError(f"export format {name!r} is registered twice")
+        _REGISTRY[name] = Format(name, file_name, runtime, int8, export, needs)
+        return export
+
+    return decorator
+
+
+def get_format(name: str) -> Format:
+    _load_exporters()
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown export format {name!r}; valid: {', '.join(format_names())}")
+    return _REGISTRY[name]
+
+
+def format_names() -> list[str]:
+    _load_exporters()
+    return list(_REGISTRY)
+
+
+def parse_formats(text: str | list[str] | tuple[str, ...]) -> list[str]:
+    """'onnx,tflite' or a list → validated names in the order given, without repeats."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    names = [item.strip() for item in items if item.strip()]
+    if not names:
+        raise ValueError(f"no export format given; valid: {', '.join(format_names())}")
+    for name in names:
+        get_format(name)
+    return list(dict.fromkeys(names))
+
+
+_OP_PATTERN = re.compile(r"aten[.:]{1,2}[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)?")
+
+
+def unsupported_op_message(fmt: str, exc: BaseException) -> str:
+    """One line naming the op the format cannot express (if the converter's error names one)."""
+    text = str(exc)
+    found = _OP_PATTERN.search(text)
+    if found:
+        return f"{fmt}: the format cannot express the op {found.group(0)}"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return f"{fmt}: conversion failed: {lines[0] if lines else type(exc).__name__}"
+
+
+def _load_exporters() -> None:
+    import deploy.exporters  # noqa: F401  (registers the built-in formats)

@@ -1,0 +1,153 @@
+"""The deploy pipeline over a search run directory: open it (child + dataset), export formats
+into run_dir/export/, verify and measure each file, keep the results in export/checks.json."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deploy.checks import CHECKS_FILE, file_digest, fresh_entry, read_json_or_empty
+from deploy.checks import write_json_atomically as write_json
+from deploy.child import Child, load_run_child, read_json
+from deploy.formats import ExportFailed, ExportJob, get_format, parse_formats
+from deploy.measure import measure_exported
+from deploy.rundata import EvalData, run_dataset
+from deploy.verify import reference_logits, verify_file
+
+EXPORT_DIR = "export"
+Emit = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class OpenRun:
+    run_dir: Path
+    child: Child
+    metrics: dict[str, Any]
+    data: EvalData
+    real_labels: bool = True
+    _reference: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def export_dir(self) -> Path:
+        return self.run_dir / EXPORT_DIR
+
+    def reference(self) -> np.ndarray:
+        if self._reference is None:
+            self._reference = reference_logits(self.child.module, self.data.test_images)
+        return self._reference
+
+
+def open_run(run_dir: Path) -> OpenRun:
+    """The trained child and its dataset; DeployError (one line) when either is unusable."""
+    run_dir = Path(run_dir)
+    child = load_run_child(run_dir)
+    metrics = read_json(run_dir / "metrics.json", "the search's metrics")
+    data = run_dataset(metrics, int(child.space.resolution))  # type: ignore[arg-type]
+    return OpenRun(run_dir, child, metrics, data)
+
+
+def export_formats(
+    job: ExportJob, formats: Sequence[str], paths: dict[str, Path], emit: Emit
+) -> dict[str, str]:
+    """Each format into its path (formats that others start from go first); returns the errors
+    of formats that failed, while the others are still produced."""
+    errors: dict[str, str] = {}
+    for name in _in_dependency_order(parse_formats(list(formats))):
+        fmt = get_format(name)
+        emit({"type": "export", "format": name, "state": "started"})
+        try:
+            fmt.export(job, paths[name])
+        except ExportFailed as exc:
+            errors[name] = str(exc)
+            emit({"type": "export", "format": name, "state": "failed", "error": str(exc)})
+            continue
+        job.produced[name] = paths[name]
+        emit({"type": "export", "format": name, "state": "done", "path": str(paths[name])})
+    return errors
+
+
+def _in_dependency_order(names: list[str]) -> list[str]:
+    from deploy.formats import format_names
+
+    order = format_names()
+    return sorted(names, key=order.index)
+
+
+def export_job(run: OpenRun, *, nhwc: bool = False, dynamic_batch: bool = False) -> ExportJob:
+    return ExportJob(
+        module=run.child.module,
+        input_shape=tuple(run.child.space.input_shape[1:]),  # type: ignore[arg-type]
+        calibration=run.data.calibration,
+        out_dir=run.export_dir,
+        nhwc=nhwc,
+        dynamic_batch=dynamic_batch,
+    )
+
+
+def produced_files(run_dir: Path) -> dict[str, Path]:
+    """The exported files on disk now, by format."""
+    from deploy.formats import format_names
+
+    export_dir = Path(run_dir) / EXPORT_DIR
+    found = {}
+    for name in format_names():
+        path = export_dir / get_format(name).file_name
+        if path.is_file():
+            found[name] = path
+    return found
+
+
+def check_files(
+    run: OpenRun,
+    files: dict[str, Path],
+    emit: Emit,
+    *,
+    force: bool = False,
+    measure: bool = True,
+    quick: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """Verify and measure each file whose checks.json entry is missing or stale (or all of them
+    with `force`); returns the entries of `files`. Entries of files no longer on disk go."""
+    path = run.export_dir / CHECKS_FILE
+    checks = {k: v for k, v in read_json_or_empty(path).items() if k in produced_files(run.run_dir)}
+    for name, file in files.items():
+        entry = checks.get(name)
+        if not force and fresh_entry(entry, file):
+            continue
+        previous = checks.get(name) or {}
+        checks[name] = check_one(run, name, file, emit, measure=measure, quick=quick)
+        if not measure and previous.get("sha256") == checks[name]["sha256"]:
+            checks[name]["measurement"] = previous.get("measurement")  # same file, same timing
+        write_json(path, checks)
+    write_json(path, checks)
+    return {name: checks[name] for name in files}
+
+
+def check_one(
+    run: OpenRun, name: str, file: Path, emit: Emit, *, measure: bool, quick: bool
+) -> dict[str, Any]:
+    fmt = get_format(name)
+    emit({"type": "verify", "format": name})
+    entry: dict[str, Any] = {
+        "file": file.name,
+        "sha256": file_digest(file),
+        "bytes": file.stat().st_size,
+        "dataset": run.data.name,
+        "verification": verify_file(
+            file,
+            run.data.test_images,
+            run.data.test_labels,
+            run.reference(),
+            int8=fmt.int8,
+            real_labels=run.real_labels,
+        ),
+    }
+    if measure:
+        emit({"type": "measure", "format": name, "runtime": fmt.runtime})
+        example = run.data.test_images[:1]
+        entry["measurement"] = measure_exported(fmt.runtime, file, example, quick=quick)
+    return entry
