@@ -88,37 +88,6 @@ def export_tflite(job: ExportJob, path: Path) -> None:
         write_atomically(path, write)
 
 
-@register_format("tflite-int8", "model.int8.tflite", runtime="litert", int8=True)
-def export_tflite_int8(job: ExportJob, path: Path) -> None:
-    """Full-integer TFLite: int8 weights, activations, input and output (what microcontrollers
-    and mobile NPUs take), per-channel symmetric weights, ranges calibrated with PT2E observers
-    on the job's calibration images (min-max, like ONNX Runtime's default)."""
-    import torch
-
-    def write(tmp: Path) -> None:
-        with silenced():
-            import litert_torch
-            from litert_torch.quantize import pt2e_quantizer
-            from litert_torch.quantize.quant_config import QuantConfig
-            from torchao.quantization.pt2e import quantize_pt2e
-
-            module, example = _channel_layout(job, litert_torch)
-            quantizer = pt2e_quantizer.PT2EQuantizer().set_global(_min_max_config())
-            graph = torch.export.export(module.eval(), (example,)).module()
-            prepared = quantize_pt2e.prepare_pt2e(graph, quantizer)
-            with torch.no_grad():
-                for image in job.calibration:
-                    prepared(_layout(torch.from_numpy(image[None]), job.nhwc))
-            quantised = quantize_pt2e.convert_pt2e(prepared, fold_quantize=False)
-            edge_model = litert_torch.convert(
-                quantised, (example,), quant_config=QuantConfig(pt2e_quantizer=quantizer)
-            )
-            edge_model.export(str(tmp))
-
-    with conversion_errors("tflite-int8"):
-        write_atomically(path, write)
-
-
 @register_format("onnx-int8", "model.int8.onnx", runtime="onnxruntime", int8=True, needs=("onnx",))
 def export_onnx_int8(job: ExportJob, path: Path) -> None:
     """ONNX Runtime static quantisation in QDQ form (int8 weights per channel, int8 activations,
@@ -161,6 +130,37 @@ def export_onnx_int8(job: ExportJob, path: Path) -> None:
                     weight_type=QuantType.QInt8,
                 )
 
+        write_atomically(path, write)
+
+
+@register_format("tflite-int8", "model.int8.tflite", runtime="litert", int8=True)
+def export_tflite_int8(job: ExportJob, path: Path) -> None:
+    """Full-integer TFLite: int8 weights, activations, input and output (what microcontrollers
+    and mobile NPUs take), per-channel symmetric weights, ranges calibrated with PT2E observers
+    on the job's calibration images (min-max, like ONNX Runtime's default)."""
+    import torch
+
+    def write(tmp: Path) -> None:
+        with silenced():
+            import litert_torch
+            from litert_torch.quantize import pt2e_quantizer
+            from litert_torch.quantize.quant_config import QuantConfig
+            from torchao.quantization.pt2e import quantize_pt2e
+
+            module, example = _channel_layout(job, litert_torch)
+            quantizer = pt2e_quantizer.PT2EQuantizer().set_global(_min_max_config())
+            graph = torch.export.export(module.eval(), (example,)).module()
+            prepared = quantize_pt2e.prepare_pt2e(graph, quantizer)
+            with torch.no_grad():
+                for image in job.calibration:
+                    prepared(_layout(torch.from_numpy(image[None]), job.nhwc))
+            quantised = quantize_pt2e.convert_pt2e(prepared, fold_quantize=False)
+            edge_model = litert_torch.convert(
+                quantised, (example,), quant_config=QuantConfig(pt2e_quantizer=quantizer)
+            )
+            edge_model.export(str(tmp))
+
+    with conversion_errors("tflite-int8"):
         write_atomically(path, write)
 
 

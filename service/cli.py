@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from service.commands import agent as agent_cmds
 from service.commands import arch as arch_cmds
 from service.commands import demo as demo_cmds
+from service.commands import deploy as deploy_cmds
 from service.commands import lut as lut_cmds
 from service.commands import profile as profile_cmds
 from service.commands import search as search_cmds
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     lut_cmds.register(sub)
     arch_cmds.register(sub)
     search_cmds.register(sub)
+    deploy_cmds.register(sub)
     serve_cmds.register(sub)
     agent_cmds.register(sub)
     demo_cmds.register(sub)
