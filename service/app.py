@@ -6,9 +6,12 @@ from __future__ import annotations
 import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lut.store import DatabaseUnavailable, LutStore
 from service.auth import ensure_key, new_key_cache
@@ -42,8 +45,86 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     for name in ROUTER_MODULES:
         app.include_router(importlib.import_module(f"service.routers.{name}").router)
 
+    _document_errors(app)
+    app.add_middleware(AllowHeader, routes=app.routes)
+
     @app.exception_handler(DatabaseUnavailable)
     async def _database_down(_request: Request, exc: DatabaseUnavailable) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503)
 
     return app
+
+
+MESSAGE = {
+    "type": "object",
+    "properties": {"detail": {"type": "string"}},
+    "required": ["detail"],
+}
+ERRORS = {
+    "400": "the body could not be parsed",
+    "401": "missing, invalid or revoked API key",
+    "403": "the key's scope does not allow this route",
+}
+
+
+def _document_errors(app: FastAPI) -> None:
+    """Every keyed route documents 401 and 403, every route with a body 400, and a 422 may be
+    FastAPI's field list or one line from the route's own checks — so generated clients (and
+    schemathesis) know every status the API answers with."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        for operations in schema["paths"].values():
+            for operation in operations.values():
+                _add_error_responses(operation)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _add_error_responses(operation: dict[str, Any]) -> None:
+    responses = operation.setdefault("responses", {})
+    wanted = []
+    if operation.get("security"):
+        wanted += ["401", "403"]
+    if "requestBody" in operation:
+        wanted.append("400")
+    for code in wanted:
+        responses.setdefault(code, {"description": ERRORS[code]})
+        responses[code]["content"] = {"application/json": {"schema": MESSAGE}}
+    if "422" in responses:
+        listed = {"$ref": "#/components/schemas/HTTPValidationError"}
+        responses["422"]["content"] = {"application/json": {"schema": {"anyOf": [listed, MESSAGE]}}}
+
+
+class AllowHeader:
+    """A 405 lists every method of the path in `Allow` (Starlette lists only those of the
+    first route whose path matched, and GET /jobs and POST /jobs are two routes)."""
+
+    def __init__(self, app: ASGIApp, routes: list[Any]) -> None:
+        self.app, self.routes = app, routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_allow(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 405:
+                methods = self._methods(scope["path"])
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
+                headers.append((b"allow", ", ".join(methods).encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_allow)
+
+    def _methods(self, path: str) -> list[str]:
+        found: set[str] = set()
+        for route in self.routes:
+            if isinstance(route, APIRoute) and route.path_regex.match(path):
+                found |= route.methods
+        return sorted(found)
