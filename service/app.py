@@ -126,5 +126,5 @@ class AllowHeader:
         found: set[str] = set()
         for route in self.routes:
             if isinstance(route, APIRoute) and route.path_regex.match(path):
-                found |= route.methods
+                found |= route.methods or set()
         return sorted(found)
