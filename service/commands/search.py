@@ -65,6 +65,11 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--out", type=Path, help="run directory (default runs/<strategy>-<space>)")
     p.add_argument("--resume", type=Path, metavar="DIR", help="continue the search in DIR")
+    p.add_argument(
+        "--export",
+        metavar="FORMATS",
+        help="then export each result like `hwnas export`: onnx,tflite,onnx-int8,tflite-int8",
+    )
     p.set_defaults(handler=run_search_command)
 
 
@@ -127,6 +132,7 @@ def run_search_command(args: argparse.Namespace) -> int:
     from service.search_jobs import build_requests
 
     req = _request_from_args(args)
+    export_formats = _export_formats(args.export)
     out = Path(req["out"])
     with user_errors():
         space = space_from_string(req["space"])
@@ -168,7 +174,35 @@ def run_search_command(args: argparse.Namespace) -> int:
     if len(results) > 1:
         write_pareto(out, results)
         stdout.print(f"Pareto table and plot: {out / 'pareto.md'}, {out / 'pareto.png'}")
+    if export_formats:
+        return _export_runs([run_dir for _, run_dir, _ in results], export_formats)
     return 0
+
+
+def _export_formats(text: str | None) -> list[str]:
+    if not text:
+        return []
+    from deploy.formats import parse_formats
+
+    with user_errors():
+        return parse_formats(text)
+
+
+def _export_runs(run_dirs: list[Path], formats: list[str]) -> int:
+    from deploy.api import export_run
+    from service.commands.deploy import progress_event
+
+    failed = 0
+    for run_dir in run_dirs:
+        with user_errors():
+            result = export_run(run_dir, formats, on_event=progress_event)
+        for message in result["errors"].values():
+            stderr.print(f"hwnas: error: {message}")
+        failed += bool(result["errors"])
+        stdout.print(
+            f"{run_dir}: exported {', '.join(result['files'])}; card {run_dir / 'card.md'}"
+        )
+    return 1 if failed else 0
 
 
 def _run(request: Any, store: Any, run_dir: Path, data: Any, handler: Any) -> dict[str, Any]:
