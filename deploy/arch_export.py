@@ -53,7 +53,7 @@ def export_architecture(
             data.test_images,
             data.test_labels,
             reference,
-            int8=get_format(name).int8,
+            int8=not get_format(name).exact,
             real_labels=False,
         )
         for name, path in files.items()

@@ -164,7 +164,7 @@ def export_tflite_int8(job: ExportJob, path: Path) -> None:
         write_atomically(path, write)
 
 
-@register_format("tensorrt", "model.engine", runtime="tensorrt", needs=("onnx",))
+@register_format("tensorrt", "model.engine", runtime="tensorrt", needs=("onnx",), exact=False)
 def export_tensorrt(job: ExportJob, path: Path) -> None:
     """A serialized TensorRT engine built from the ONNX file (fp16, or int8 from the QDQ file)."""
     from deploy import tensorrt

@@ -48,18 +48,26 @@ class Format:
     int8: bool
     export: Callable[[ExportJob, Path], None]
     needs: tuple[str, ...] = ()  # formats whose files it starts from
+    exact: bool = True  # fp32: logits must match PyTorch; else only the accuracy may drop
 
 
 _REGISTRY: dict[str, Format] = {}
 
 
 def register_format(
-    name: str, file_name: str, *, runtime: str, int8: bool = False, needs: tuple[str, ...] = ()
+    name: str,
+    file_name: str,
+    *,
+    runtime: str,
+    int8: bool = False,
+    needs: tuple[str, ...] = (),
+    exact: bool | None = None,
 ) -> Callable[[Callable[[ExportJob, Path], None]], Callable[[ExportJob, Path], None]]:
     def decorator(export: Callable[[ExportJob, Path], None]) -> Callable[[ExportJob, Path], None]:
         if name in _REGISTRY:
             raise ValueError(f"export format {name!r} is registered twice")
-        _REGISTRY[name] = Format(name, file_name, runtime, int8, export, needs)
+        is_exact = not int8 if exact is None else exact
+        _REGISTRY[name] = Format(name, file_name, runtime, int8, export, needs, is_exact)
         return export
 
     return decorator

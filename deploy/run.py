@@ -142,7 +142,7 @@ def check_one(
             run.data.test_images,
             run.data.test_labels,
             run.reference(),
-            int8=fmt.int8,
+            int8=not fmt.exact,
             real_labels=run.real_labels,
         ),
     }
