@@ -136,7 +136,8 @@ def record_target_measurement(
     """Store an end-to-end measurement of an exported file taken on a real target (by a profiler
     agent; `measurement` is lut.measurement.Measurement's JSON form, plus "backend") and rewrite
     card.json / card.md so the card shows measured-on-target next to LUT-predicted latency for
-    that device. Bad input raises ValueError (DeployError) with one line."""
+    that device. Bad input raises DeployError (a ValueError) with one line; a format that was
+    not produced for this run raises FileNotFoundError, as `artifact_path` does."""
     from lut.measurement import Measurement
 
     run_dir = Path(run_dir)

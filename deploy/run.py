@@ -149,5 +149,9 @@ def check_one(
     if measure:
         emit({"type": "measure", "format": name, "runtime": fmt.runtime})
         example = run.data.test_images[:1]
-        entry["measurement"] = measure_exported(fmt.runtime, file, example, quick=quick)
+        try:
+            entry["measurement"] = measure_exported(fmt.runtime, file, example, quick=quick)
+        except (RuntimeError, OSError, ValueError) as exc:  # the file stays; its timing is missing
+            entry["measurement_error"] = str(exc)
+            emit({"type": "measure", "format": name, "error": str(exc)})
     return entry
