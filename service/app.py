@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lut.store import DatabaseUnavailable, LutStore
 from service.auth import ensure_key, new_key_cache
+from service.db import read_engine
 from service.routers import ROUTER_MODULES
 from service.settings import ServiceSettings, get_settings
 
@@ -32,15 +33,19 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     if settings.admin_key is not None:
         ensure_key(store.engine, settings.admin_key.get_secret_value(), "admin", "default")
 
+    reader = read_engine(settings.database_url, store.engine)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        reader.dispose()
         store.close()
 
     app = FastAPI(title="hwnas", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.store = store
     app.state.engine = store.engine
+    app.state.read_engine = reader
     app.state.key_cache = new_key_cache()
     for name in ROUTER_MODULES:
         app.include_router(importlib.import_module(f"service.routers.{name}").router)

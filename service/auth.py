@@ -175,7 +175,8 @@ def require_scope(*scopes: str) -> Callable[..., Principal]:
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise _unauthorized("missing API key: send `Authorization: Bearer KEY`")
         cache: _KeyCache = request.app.state.key_cache
-        principal = cache.lookup(request.app.state.engine, credentials.credentials)
+        engine = getattr(request.app.state, "read_engine", request.app.state.engine)
+        principal = cache.lookup(engine, credentials.credentials)
         if principal is None:
             raise _unauthorized("invalid or revoked API key")
         if principal.scope not in scopes:

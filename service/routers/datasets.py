@@ -6,7 +6,15 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
 from service.datasets import InvalidDataset, get_dataset, list_datasets, store_dataset
-from service.routers.deps import EngineDep, Limit, ObjectId, Offset, SettingsDep, UserPrincipal
+from service.routers.deps import (
+    EngineDep,
+    Limit,
+    ObjectId,
+    Offset,
+    ReadEngineDep,
+    SettingsDep,
+    UserPrincipal,
+)
 from service.schemas.datasets import DatasetList, DatasetPublic, dataset_public
 from service.uploads import BadUpload, UploadTooLarge, receive_file
 
@@ -91,7 +99,7 @@ def _too_large(limit: int) -> HTTPException:
 
 @router.get("", response_model=DatasetList, summary="this tenant's datasets, newest first")
 async def list_all(
-    principal: UserPrincipal, engine: EngineDep, limit: Limit = 100, offset: Offset = 0
+    principal: UserPrincipal, engine: ReadEngineDep, limit: Limit = 100, offset: Offset = 0
 ) -> DatasetList:
     rows = await run_in_threadpool(list_datasets, engine, principal.tenant, limit, offset)
     return DatasetList(datasets=[dataset_public(r) for r in rows])
@@ -99,7 +107,7 @@ async def list_all(
 
 @router.get("/{dataset_id}", response_model=DatasetPublic, responses={404: {}})
 async def get_one(
-    dataset_id: ObjectId, principal: UserPrincipal, engine: EngineDep
+    dataset_id: ObjectId, principal: UserPrincipal, engine: ReadEngineDep
 ) -> DatasetPublic:
     row = await run_in_threadpool(get_dataset, engine, principal.tenant, dataset_id)
     if row is None:

@@ -20,9 +20,14 @@ def _engine(request: Request) -> Engine:
     return request.app.state.engine  # type: ignore[no-any-return]
 
 
+def _read_engine(request: Request) -> Engine:
+    return request.app.state.read_engine  # type: ignore[no-any-return]
+
+
 def _settings(request: Request) -> ServiceSettings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
 EngineDep = Annotated[Engine, Depends(_engine)]
+ReadEngineDep = Annotated[Engine, Depends(_read_engine)]  # SELECTs only
 SettingsDep = Annotated[ServiceSettings, Depends(_settings)]

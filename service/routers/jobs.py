@@ -15,7 +15,7 @@ from fastapi.responses import StreamingResponse
 from service.jobs.queue import as_utc, events_after, get_job, list_jobs, request_cancel, submit_job
 from service.jobs.states import TERMINAL, JobState
 from service.jobs.validate import InvalidJob, check_job
-from service.routers.deps import EngineDep, Limit, ObjectId, Offset, UserPrincipal
+from service.routers.deps import EngineDep, Limit, ObjectId, Offset, ReadEngineDep, UserPrincipal
 from service.schemas.jobs import JobCreate, JobCreated, JobList, JobPublic
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -81,7 +81,7 @@ async def create(
 @router.get("", response_model=JobList, summary="this tenant's jobs, newest first")
 async def list_all(
     principal: UserPrincipal,
-    engine: EngineDep,
+    engine: ReadEngineDep,
     state: JobState | None = None,
     limit: Limit = 100,
     offset: Offset = 0,
@@ -100,7 +100,7 @@ async def _own_job(engine: Any, job_id: str, tenant: str) -> dict[str, Any]:
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses=NOT_FOUND)
-async def get_one(job_id: ObjectId, principal: UserPrincipal, engine: EngineDep) -> JobPublic:
+async def get_one(job_id: ObjectId, principal: UserPrincipal, engine: ReadEngineDep) -> JobPublic:
     return job_public(await _own_job(engine, job_id, principal.tenant))
 
 
@@ -142,7 +142,7 @@ async def events(
     job_id: ObjectId,
     request: Request,
     principal: UserPrincipal,
-    engine: EngineDep,
+    engine: ReadEngineDep,
     follow: Annotated[bool, Query(description="keep the stream open until the job ends")] = True,
     after: Annotated[int, Query(ge=0, le=2**62, description="events after this id")] = 0,
     last_event_id: Annotated[str | None, Header(max_length=20)] = None,

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from service.jobs.queue import get_job
 from service.jobs.worker import run_dir_of
-from service.routers.deps import EngineDep, ObjectId, UserPrincipal
+from service.routers.deps import ObjectId, ReadEngineDep, UserPrincipal
 from service.routers.jobs import downloads_of
 from service.schemas import Schema
 
@@ -82,7 +82,7 @@ async def _done_job(request: Request, engine: Any, job_id: str, tenant: str) -> 
     summary="the files a finished job offers for download",
 )
 async def list_files(
-    job_id: ObjectId, request: Request, principal: UserPrincipal, engine: EngineDep
+    job_id: ObjectId, request: Request, principal: UserPrincipal, engine: ReadEngineDep
 ) -> ModelFiles:
     row = await _done_job(request, engine, job_id, principal.tenant)
     run_dir = run_dir_of(request.app.state.settings, job_id)
@@ -110,7 +110,7 @@ async def download(
     name: Annotated[ModelFile, PathParam()],
     request: Request,
     principal: UserPrincipal,
-    engine: EngineDep,
+    engine: ReadEngineDep,
 ) -> FileResponse:
     row = await _done_job(request, engine, job_id, principal.tenant)
     path = resolve_file(run_dir_of(request.app.state.settings, job_id), row, name)
