@@ -52,6 +52,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     _document_errors(app)
     app.add_middleware(AllowHeader, routes=app.routes)
+    app.add_middleware(FormBodyAsJson)
 
     @app.exception_handler(DatabaseUnavailable)
     async def _database_down(_request: Request, exc: DatabaseUnavailable) -> JSONResponse:
@@ -133,3 +134,23 @@ class AllowHeader:
             if isinstance(route, APIRoute) and route.path_regex.match(path):
                 found |= route.methods or set()
         return sorted(found)
+
+
+class FormBodyAsJson:
+    """`curl -d '{...}'` labels its body application/x-www-form-urlencoded. No route takes
+    form-encoded bodies, so such a body is read as the JSON it is."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = scope.get("headers", [])
+            if any(
+                k == b"content-type" and v.startswith(b"application/x-www-form-urlencoded")
+                for k, v in headers
+            ):
+                rewritten = [(k, v) for k, v in headers if k != b"content-type"]
+                rewritten.append((b"content-type", b"application/json"))
+                scope = {**scope, "headers": rewritten}
+        await self.app(scope, receive, send)

@@ -91,6 +91,7 @@ def test_whole_job_from_upload_to_download(job_server: Server, tmp_path: Path) -
                 "warmup_epochs": 1,
                 "child_epochs": 1,
                 "batch_size": 32,
+                "export_formats": ["onnx", "tflite"],
             },
         )
         assert created.status_code == 202, created.text
@@ -99,20 +100,46 @@ def test_whole_job_from_upload_to_download(job_server: Server, tmp_path: Path) -
             text = "".join(stream.iter_text())
         events = _sse_events(text)
         states = [data["state"] for kind, data in events if kind == "state"]
-        assert states == ["queued", "profiling", "searching", "training", "done"], states
+        # measuring: on the target by its agents; none is online here, which is no failure
+        pipeline = ["queued", "profiling", "searching", "training", "exporting", "measuring"]
+        assert states == [*pipeline, "done"], states
         kinds = {kind for kind, _ in events}
-        assert {"claimed", "search", "derived", "train", "search_done"} <= kinds
+        assert {"claimed", "search", "derived", "train", "search_done", "export_done"} <= kinds
         job = client.get(f"/jobs/{job_id}").json()
         assert job["state"] == "done" and job["error"] is None
         assert job["metrics"]["predicted_latency_ms"]["cpu-synth"] <= 3.0
-        assert set(job["downloads"]) >= {"arch.json", "child.pt", "metrics.json"}
+        assert set(job["downloads"]) == {
+            "arch.json",
+            "child.pt",
+            "metrics.json",
+            "onnx",
+            "tflite",
+            "card.json",
+            "card.md",
+        }
+        assert job["metrics"]["export"]["errors"] == {}
+        on_target = job["metrics"]["target"]["target_measurements"]["cpu-synth"]
+        assert on_target["status"] == "not measured on target"
         listing = client.get(f"/models/{job_id}").json()["files"]
         assert {f["name"] for f in listing} == set(job["downloads"])
         arch = client.get(f"/models/{job_id}/arch.json")
         assert arch.status_code == 200 and arch.json()["arch"] == job["metrics"]["arch"]
         weights = client.get(f"/models/{job_id}/child.pt")
         assert weights.status_code == 200
-        assert client.get(f"/models/{job_id}/onnx").status_code == 404  # not asked for
+        assert client.get(f"/models/{job_id}/tensorrt").status_code == 404  # not asked for
+        onnx_file = client.get(f"/models/{job_id}/onnx")
+        tflite_file = client.get(f"/models/{job_id}/tflite")
+        assert tflite_file.status_code == 200 and tflite_file.content[4:8] == b"TFL3"
+        card = client.get(f"/models/{job_id}/card.md")
+        assert card.status_code == 200 and card.headers["content-type"].startswith("text/markdown")
+    import numpy as np
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(onnx_file.content)
+    (logits,) = session.run(
+        None, {session.get_inputs()[0].name: np.zeros((1, 1, 28, 28), np.float32)}
+    )
+    assert logits.shape == (1, 3)
     import io
 
     import torch

@@ -68,7 +68,7 @@ def exporting(ctx: StageContext, formats: list[str], set_state: Any) -> dict[str
     from deploy.api import DeployError, export_run
 
     try:
-        result = export_run(ctx.run_dir, formats, on_event=ctx.emit)
+        result = export_run(ctx.run_dir, formats, on_event=lambda e: ctx.emit(_export_event(e)))
     except DeployError as exc:
         raise JobFailed(f"export failed: {exc}") from None
     except NotImplementedError as exc:
@@ -78,6 +78,14 @@ def exporting(ctx: StageContext, formats: list[str], set_state: Any) -> dict[str
         errors = "; ".join(f"{k}: {v}" for k, v in result.get("errors", {}).items())
         raise JobFailed(f"no format could be exported ({errors})")
     return {"files": sorted(ctx.export_files), "errors": result.get("errors", {})}
+
+
+def _export_event(event: dict[str, Any]) -> dict[str, Any]:
+    """deploy's own steps (verifying, its "done") are not job states: relabelled."""
+    kind = event.get("type")
+    if kind in ("state", "done"):
+        return {**event, "type": f"export_{'step' if kind == 'state' else 'done'}"}
+    return event
 
 
 def measuring(ctx: StageContext, set_state: Any) -> dict[str, Any] | None:
