@@ -45,8 +45,8 @@ def job_public(row: dict[str, Any]) -> JobPublic:
         attempt=row["attempt"],
         cancel_requested=row["cancel_requested"],
         downloads=downloads_of(row),
-        created_at=as_utc(row["created_at"]) or row["created_at"],
-        updated_at=as_utc(row["updated_at"]) or row["updated_at"],
+        created_at=as_utc(row["created_at"]),
+        updated_at=as_utc(row["updated_at"]),
         finished_at=as_utc(row["finished_at"]),
     )
 

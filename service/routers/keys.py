@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
 from service.auth import Principal, create_key, list_keys, require_scope, revoke_key
+from service.jobs.queue import as_utc
 from service.schemas.keys import KeyCreate, KeyCreated, KeyList, KeyPublic
 from service.tables import api_keys
 
@@ -30,7 +31,7 @@ async def create(body: KeyCreate, request: Request, _admin: Admin) -> KeyCreated
             prefix=row.prefix,
             scope=row.scope,
             tenant=row.tenant,
-            created_at=row.created_at,
+            created_at=as_utc(row.created_at),
         )
 
     public = await run_in_threadpool(read)
@@ -40,6 +41,8 @@ async def create(body: KeyCreate, request: Request, _admin: Admin) -> KeyCreated
 @router.get("", response_model=KeyList)
 async def list_all(request: Request, _admin: Admin) -> KeyList:
     rows = await run_in_threadpool(list_keys, request.app.state.engine)
+    for row in rows:
+        row["created_at"], row["revoked_at"] = as_utc(row["created_at"]), as_utc(row["revoked_at"])
     return KeyList(keys=[KeyPublic(**row) for row in rows])
 
 

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from service.jobs.queue import as_utc
 from service.schemas import Schema
 
 
@@ -39,5 +40,5 @@ def dataset_public(row: dict) -> DatasetPublic:  # type: ignore[type-arg]
         num_classes=summary["num_classes"],
         class_names=summary["class_names"],
         samples=summary["samples"],
-        created_at=row["created_at"],
+        created_at=as_utc(row["created_at"]),
     )
