@@ -136,7 +136,10 @@ def _register(client: Any, name: str, fingerprint: dict[str, Any]) -> dict[str, 
 
 
 def _result(spec: OpSpec, samples: list[float]) -> dict[str, Any]:
-    return {"measurements": [{"opspec": spec.to_dict(), "measurement": {"samples_ms": samples}}]}
+    return {
+        "kind": "measurements",
+        "measurements": [{"opspec": spec.to_dict(), "measurement": {"samples_ms": samples}}],
+    }
 
 
 @pytest.fixture
@@ -180,7 +183,8 @@ def test_agents_post_only_asked_ops_of_their_own_device_and_idempotently(
             forbidden = a.post(f"{path_a}/tasks/{task_b['id']}/results", json=_result(spec_3, [1]))
             assert forbidden.status_code == 403, forbidden.text
             unasked = a.post(f"{path_a}/tasks/{task_a['id']}/results", json=_result(spec_3, [1]))
-            assert unasked.status_code == 422 and "did not ask" in unasked.json()["detail"]
+            assert unasked.status_code == 422
+            assert "did not ask" in unasked.json()["detail"][0]["msg"]
             # Another key's agent is invisible: 404.
             assert b.post(f"{path_a}/heartbeat", json={}).status_code == 404
 
@@ -197,7 +201,7 @@ def test_agents_post_only_asked_ops_of_their_own_device_and_idempotently(
             # Statistics come from the raw samples; bad samples and mixed bodies are refused.
             bad = _result(spec_2, [-1.0])
             assert a.post(f"{path_a}/tasks/{task_a['id']}/results", json=bad).status_code == 422
-            both = {**_result(spec_2, [1.0]), "error": "x"}
+            both = {**_result(spec_2, [1.0]), "model": {"samples_ms": [1.0]}}
             assert a.post(f"{path_a}/tasks/{task_a['id']}/results", json=both).status_code == 422
 
             # No key: 401 with a Bearer challenge; a user key on agent routes: 403.

@@ -215,13 +215,15 @@ class AgentClient:
             elif kind == "model":
                 self._measure_model(task)
             else:
-                self.post_results(task["id"], {"error": f"unknown task kind {kind!r}"})
+                self.post_results(
+                    task["id"], {"kind": "error", "error": f"unknown task kind {kind!r}"}
+                )
         except (ServerAway, AgentUnknown):
             raise
         except Exception as exc:  # a runtime that cannot run the op: report it, keep serving
             message = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
             self.log(f"task {task['id']} failed: {message}")
-            self.post_results(task["id"], {"error": message})
+            self.post_results(task["id"], {"kind": "error", "error": message})
 
     def _measure_specs(self, task: dict[str, Any]) -> None:
         specs = [OpSpec.from_dict(d) for d in task["specs"]]
@@ -231,7 +233,11 @@ class AgentClient:
                 return
             measurement = self.backend.measure_op(spec)
             item = {"opspec": spec.to_dict(), "measurement": measurement_body(measurement)}
-            body = {"measurements": [item], "profiler_version": PROFILER_VERSION}
+            body = {
+                "kind": "measurements",
+                "measurements": [item],
+                "profiler_version": PROFILER_VERSION,
+            }
             self.post_results(task["id"], body)
             self.measured += 1
 
@@ -240,7 +246,7 @@ class AgentClient:
 
         self.log(f"task {task['id']}: measuring fixed costs")
         fixed = measure_fixed_costs(self.backend)
-        self.post_results(task["id"], {"fixed_costs": fixed.to_dict()})
+        self.post_results(task["id"], {"kind": "fixed_costs", "fixed_costs": fixed.to_dict()})
 
     def _measure_model(self, task: dict[str, Any]) -> None:
         import torch
@@ -258,7 +264,7 @@ class AgentClient:
             path = Path(tmp) / f"model{suffix}"
             path.write_bytes(response.content)
             measurement = measure_file(path, example)
-        self.post_results(task["id"], {"model": measurement_body(measurement)})
+        self.post_results(task["id"], {"kind": "model", "model": measurement_body(measurement)})
         self.log(f"task {task['id']}: {measurement.median_ms:.3f} ms end to end")
 
 

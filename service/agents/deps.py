@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
 
 from lut.store import LutStore
 from service.agents import queue
@@ -28,6 +29,11 @@ SettingsDep = Annotated[ServiceSettings, Depends(get_settings)]
 AgentKey = Annotated[Principal, Depends(require_scope("agent"))]
 Reader = Annotated[Principal, Depends(require_scope("user", "admin"))]
 Admin = Annotated[Principal, Depends(require_scope("admin"))]
+
+
+def unprocessable(where: tuple[str, ...], message: str) -> RequestValidationError:
+    """A 422 in FastAPI's validation-error form (so every 422 has one documented shape)."""
+    return RequestValidationError([{"type": "value_error", "loc": where, "msg": message}])
 
 
 def own_agent(store: LutStore, principal: Principal, agent_id: str) -> Agent:

@@ -9,16 +9,17 @@ from __future__ import annotations
 import os
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, status
+from fastapi import APIRouter, Body, HTTPException, Path, status
 from fastapi.responses import FileResponse
 
 from lut.measurement import Measurement
 from lut.opspec import OpSpec
 from lut.predictor import FixedCosts
 from service.agents import queue
-from service.agents.deps import AgentKey, Reader, SettingsDep, StoreDep, own_agent
+from service.agents.deps import AgentKey, Reader, SettingsDep, StoreDep, own_agent, unprocessable
 from service.agents.queue import Agent, Task, as_utc
 from service.agents.schemas import (
+    ERRORS,
     HEX32,
     AgentList,
     AgentPublic,
@@ -26,9 +27,12 @@ from service.agents.schemas import (
     AgentRegistered,
     ClaimedTask,
     ClaimResponse,
+    FixedCostsResult,
     Heartbeat,
     HeartbeatAck,
     LutRef,
+    ModelResult,
+    OpResults,
     ResultAck,
     TaskResults,
 )
@@ -45,7 +49,7 @@ from service.agents.tasks import (
 )
 from service.settings import ServiceSettings
 
-router = APIRouter(prefix="/agents", tags=["agents"])
+router = APIRouter(prefix="/agents", tags=["agents"], responses=ERRORS)
 AgentId = Annotated[str, Path(min_length=32, max_length=32, pattern=HEX32)]
 TaskIdPath = Annotated[str, Path(min_length=32, max_length=32, pattern=HEX32)]
 MAX_CLAIMS_PER_CALL = 50  # tasks found already covered are finished and skipped, up to this many
@@ -158,7 +162,7 @@ def _suffix(path: str) -> str:
 def post_results(
     agent_id: AgentId,
     task_id: TaskIdPath,
-    body: TaskResults,
+    body: Annotated[TaskResults, Body()],
     principal: AgentKey,
     store: StoreDep,
 ) -> ResultAck:
@@ -168,7 +172,7 @@ def post_results(
     task = _task_of(store, agent, task_id)
     added = 0
     try:
-        if body.measurements:
+        if isinstance(body, OpResults):
             items = [
                 (
                     OpSpec.from_dict(r.opspec.model_dump()),
@@ -177,15 +181,15 @@ def post_results(
                 for r in body.measurements
             ]
             added = record_measurements(store, agent, task, items, body.profiler_version)
-        elif body.fixed_costs is not None:
+        elif isinstance(body, FixedCostsResult):
             fixed = FixedCosts.from_dict(body.fixed_costs.model_dump())
             record_fixed_costs(store, agent, task, fixed)
-        elif body.model is not None:
+        elif isinstance(body, ModelResult):
             measurement = Measurement.from_dict(json_safe(body.model.model_dump()))
             record_model_measurement(store, agent, task, measurement)
-        elif body.error is not None:
+        else:
             record_failure(store, agent, task, body.error)
     except (ResultRejected, ValueError) as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
+        raise unprocessable(("body",), str(exc)) from None
     current = queue.get_task(store.engine, task.id) or task
     return ResultAck(task_id=task.id, status=current.status, added=added)  # type: ignore[arg-type]

@@ -10,8 +10,9 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from lut.store import Device, LutStore
 from search.spaces.base import SearchSpace, space_from_string, space_names
 from service.agents import queue
-from service.agents.deps import Reader, SettingsDep, StoreDep
+from service.agents.deps import Reader, SettingsDep, StoreDep, unprocessable
 from service.agents.schemas import (
+    ERRORS,
     NAME_PATTERN,
     DeviceList,
     DevicePublic,
@@ -22,13 +23,18 @@ from service.agents.tasks import coverage
 from service.routers.agents import agent_public
 from service.settings import ServiceSettings
 
-router = APIRouter(prefix="/devices", tags=["devices"])
+# A registered space, optionally with in-range parameters (search/spaces/grammar.py).
+_PARAM = r"(r[1-9]\d{1,2}|w(0\.[1-9]\d?|[1-3](\.\d{1,2})?)|c([1-9]|[1-5]\d|6[0-4])|n([2-9]|[1-9]\d{1,4}))"
+SPACE_PATTERN = rf"^({'|'.join(space_names())})(@{_PARAM}(_{_PARAM}){{0,3}})?$"
+
+router = APIRouter(prefix="/devices", tags=["devices"], responses=ERRORS)
 DeviceNamePath = Annotated[str, Path(min_length=1, max_length=100, pattern=NAME_PATTERN)]
 SpaceQuery = Annotated[
     str | None,
     Query(
         min_length=1,
         max_length=200,
+        pattern=SPACE_PATTERN,
         description="coverage of this space (e.g. fbnet-tiny@r28_c1_n10) instead of every "
         "registered space at its default parameters",
     ),
@@ -101,7 +107,7 @@ def show_device(
             [space_from_string(space)] if space else [space_from_string(n) for n in space_names()]
         )
     except ValueError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
+        raise unprocessable(("query", "space"), str(exc)) from None
     agents = [agent_public(a, settings) for a in queue.agents(store.engine, name=name)]
     return DevicePublic(
         name=name,

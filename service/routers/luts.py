@@ -9,11 +9,11 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from lut.exchange import InvalidLutFile, export_lut, import_lut, parse_lut
 from lut.store import DeviceNotFound
-from service.agents.deps import Admin, Reader, StoreDep
-from service.agents.schemas import NAME_PATTERN, LutDocument, LutImported, LutRef
+from service.agents.deps import Admin, Reader, StoreDep, unprocessable
+from service.agents.schemas import ERRORS, NAME_PATTERN, LutDocument, LutImported, LutRef
 from service.agents.tasks import json_safe
 
-router = APIRouter(prefix="/luts", tags=["luts"])
+router = APIRouter(prefix="/luts", tags=["luts"], responses=ERRORS)
 DeviceNamePath = Annotated[str, Path(min_length=1, max_length=100, pattern=NAME_PATTERN)]
 BackendQuery = Annotated[
     str | None,
@@ -44,7 +44,7 @@ def import_device_lut(
     try:
         parsed = parse_lut(body.model_dump(mode="json"))
     except InvalidLutFile as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
+        raise unprocessable(("body",), str(exc)) from None
     device, added = import_lut(store, parsed, replace=replace)
     return LutImported(
         device=LutRef(
