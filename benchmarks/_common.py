@@ -51,6 +51,12 @@ def add_common_args(p: argparse.ArgumentParser, strategies: str, epochs: int) ->
     p.add_argument("--calibration", type=int, default=10, help="end-to-end runs to calibrate on")
     p.add_argument("--workdir", type=Path, default=None, help="default /tmp/hwnas-search-bench")
     p.add_argument("--smoke", action="store_true", help="tiny configuration, quick protocol")
+    p.add_argument(
+        "--only-cached",
+        default="",
+        help="comma-separated strategies reported only where their run is already finished in "
+        "the workdir, never started (for runs cut short)",
+    )
 
 
 def parse(p: argparse.ArgumentParser, smoke: dict[str, Any]) -> argparse.Namespace:
@@ -68,6 +74,7 @@ def finish_args(args: argparse.Namespace) -> argparse.Namespace:
         args.workdir = Path(f"/tmp/hwnas-search-bench{suffix}")
     args.workdir.mkdir(parents=True, exist_ok=True)
     args.strategies = [s for s in args.strategies.split(",") if s]
+    args.only_cached = {s for s in args.only_cached.split(",") if s}
     args.child_epochs = args.child_epochs or args.epochs
     args.warmup_epochs = max(0, min(args.warmup_epochs, args.epochs - 1))
     return args
@@ -237,6 +244,11 @@ def search_only(
         raise RuntimeError("run_search finished without a `derived` event")
     done.write_text(json.dumps(result))
     return result
+
+
+def skipped(args: argparse.Namespace, strategy: str, out_dir: Path, done_file: str) -> bool:
+    """`--only-cached` strategies are left out where their run has not finished."""
+    return strategy in args.only_cached and not (out_dir / done_file).exists()
 
 
 def run_dir(args: argparse.Namespace, name: str, budget_ms: float | None, method: str) -> Path:

@@ -143,6 +143,8 @@ def main() -> None:
         c.log(f"budget {n}/{len(budgets)}: {budget:.4f} ms")
         for s in (s for s in args.strategies if runs_at(args, s, n - 1)):
             out = c.run_dir(args, NAME, budget, f"{s}-t{args.trials}")
+            if c.skipped(args, s, out, "derived.json"):
+                continue
             derived = c.search_only(bench, args, s, budget, out, trials=args.trials)
             arch = derived["arch"]
             predicted = model.cost(c.choices_of(space, arch))

@@ -121,7 +121,11 @@ def one_budget(
 
     # hardcore first (its wall time is the reference), random next (its cost per trial).
     order = sorted({*args.strategies, "random"}, key=lambda s: (s != "hardcore", s != "random", s))
-    walls = {s: run(s, s, args.trials)["search_wall_s"] for s in order}
+    walls = {
+        s: run(s, s, args.trials)["search_wall_s"]
+        for s in order
+        if not c.skipped(args, s, c.run_dir(args, NAME, budget, s), "metrics.json")
+    }
     reference = "hardcore" if "hardcore" in walls else order[0]
     eq_trials = max(1, round(walls[reference] / (walls["random"] / args.trials)))
     eq = run("random (same wall)", "random", eq_trials)
@@ -213,7 +217,7 @@ def markdown(meta: dict[str, Any], budgets: list[dict[str, Any]], v: dict[str, A
     ]
     for s, d in v["per_strategy"].items():
         if d is None:
-            lines.append(f"- {s}: not run")
+            lines.append(f"- {s}: not run at every budget")
             continue
         margins = ", ".join(f"{100 * m:+.1f}" for m in d["margins_vs_best_baseline"])
         lines.append(
