@@ -8,12 +8,13 @@ import hmac
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, cast
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine, insert, select, update
 
@@ -133,6 +134,9 @@ def revoke_key(engine: Engine, key_id: str) -> bool:
     return bool(result.rowcount)
 
 
+_MISS = object()
+
+
 class _KeyCache:
     """A few seconds of memory per key hash, so polling clients do not hit the database for
     every request."""
@@ -140,11 +144,15 @@ class _KeyCache:
     def __init__(self) -> None:
         self._entries: dict[str, tuple[float, Principal | None]] = {}
 
+    def cached(self, key: str) -> Principal | object | None:
+        """The principal remembered for this key, or _MISS (look it up in the database)."""
+        hit = self._entries.get(_hash(key))
+        if hit is not None and time.monotonic() - hit[0] < CACHE_S:
+            return hit[1]
+        return _MISS
+
     def lookup(self, engine: Engine, key: str) -> Principal | None:
         digest, now = _hash(key), time.monotonic()
-        hit = self._entries.get(digest)
-        if hit is not None and now - hit[0] < CACHE_S:
-            return hit[1]
         principal = authenticate(engine, key)
         if len(self._entries) > 10_000:
             self._entries.clear()
@@ -161,22 +169,27 @@ def _unauthorized(message: str) -> HTTPException:
     )
 
 
-def require_scope(*scopes: str) -> Callable[..., Principal]:
+def require_scope(*scopes: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency: the caller's principal if its key is valid and has one of `scopes`;
     401 for a missing or bad key, 403 for another scope."""
     unknown = set(scopes) - set(SCOPES)
     if unknown or not scopes:
         raise ValueError(f"unknown scopes {sorted(unknown)}; valid: {', '.join(SCOPES)}")
 
-    def dependency(
+    async def dependency(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise _unauthorized("missing API key: send `Authorization: Bearer KEY`")
         cache: _KeyCache = request.app.state.key_cache
-        engine = getattr(request.app.state, "read_engine", request.app.state.engine)
-        principal = cache.lookup(engine, credentials.credentials)
+        key = credentials.credentials
+        remembered = cache.cached(key)
+        if remembered is _MISS:
+            engine = getattr(request.app.state, "read_engine", request.app.state.engine)
+            principal = await run_in_threadpool(cache.lookup, engine, key)
+        else:
+            principal = cast(Principal | None, remembered)
         if principal is None:
             raise _unauthorized("invalid or revoked API key")
         if principal.scope not in scopes:
