@@ -313,3 +313,42 @@ def test_greedy_arena_matches_hand_computed_plans() -> None:
     buffers = [Buffer(0, 60, 0, 1), Buffer(1, 40, 0, 3), Buffer(2, 30, 2, 3), Buffer(3, 50, 2, 2)]
     assert live_peak(buffers, 4) == 120
     assert greedy_arena(buffers) == 130
+
+
+def _synthetic_lut_home(home: Path) -> None:
+    """A LUT from a formula in HWNAS_HOME's database, standing in for a profiled device (the
+    search needs one; profiling is tested on real runtimes elsewhere)."""
+    from lut.measurement import Measurement
+    from lut.predictor import FixedCosts
+    from lut.store import LutStore
+    from search.spaces.complexity import macs
+
+    home.mkdir(parents=True, exist_ok=True)
+    store = LutStore(f"sqlite:///{home / 'hwnas.db'}")
+    device = store.register_device("synthetic", {"backend": "synthetic", "threads": 1})
+    store.set_fixed_costs(device, FixedCosts(0.004, 0.0, 0.0))
+    specs = [s for s in space_from_string("fbnet-tiny").distinct_opspecs() if not s.is_identity]
+    store.add_measurements(
+        device,
+        [(s, Measurement.from_samples([0.004 + 2e-6 * macs(s)] * 7, warmup=0)) for s in specs],
+    )
+
+
+@pytest.mark.slow
+def test_search_then_export_in_one_go(tmp_path: Path) -> None:
+    home, out = tmp_path / "home", tmp_path / "run"
+    _synthetic_lut_home(home)
+    bad = hwnas(home, "search", "--space", "fbnet-tiny", "--dataset", "digits", "--device",
+                "synthetic", "--export", "onnx,zip", "--out", str(out))  # fmt: skip
+    assert bad.returncode == 2 and "unknown export format 'zip'" in bad.stderr
+    assert not out.exists()  # refused before any work
+    result = hwnas(
+        home, "search", "--space", "fbnet-tiny", "--dataset", "digits", "--device", "synthetic",
+        "--strategy", "random", "--trials", "1", "--epochs", "1", "--child-epochs", "0",
+        "--export", "onnx", "--out", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    card = json.loads((out / "card.json").read_text())
+    assert card["verification"]["onnx"]["passed"]
+    assert set(card["latency_ms"]["predicted"]) == {"synthetic"}
+    assert (out / "export" / "model.onnx").is_file() and "card.md" in result.stdout
