@@ -260,6 +260,23 @@ def prepare(args: argparse.Namespace, url: str, base_url: str) -> dict[str, Any]
     return {"user": user_key, "agents": agent_keys, "agent_ids": agent_ids, "jobs": jobs}
 
 
+def measured_load(
+    args: argparse.Namespace, base_url: str, keys: dict[str, Any], server_pid: int
+) -> dict[str, Any]:
+    agents = {
+        **keys,
+        "agents": keys["agents"][: args.agents],
+        "agent_ids": keys["agent_ids"][: args.agents],
+    }
+    server_cpu, client_cpu = cpu_seconds(server_pid), time.process_time()
+    result = asyncio.run(load(args, base_url, agents))
+    result["cpu_s"] = {
+        "server": cpu_seconds(server_pid) - server_cpu,
+        "load_generator": time.process_time() - client_cpu,
+    }
+    return result
+
+
 def write(result: dict[str, Any]) -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "service_load.json").write_text(json.dumps(result, indent=1))
@@ -283,6 +300,17 @@ def write(result: dict[str, Any]) -> None:
             f"| {kind} | {s['requests']} | {s['errors']} | {s['per_s']:.1f} | {s['p50_ms']:.1f} "
             f"| {s['p90_ms']:.1f} | {s['p99_ms']:.1f} | {s['max_ms']:.1f} |"
         )
+    alone = result.get("polls_only")
+    if alone is not None:
+        s = alone["all"]
+        lines += [
+            "",
+            f"The same {result['setting']['clients']} clients alone (no agents) for "
+            f"{alone['wall_s']:.0f} s, on the same server: {s['requests']} requests, "
+            f"{s['errors']} errors, p50 {s['p50_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms; server "
+            f"CPU {alone['cpu_s']['server']:.1f} s "
+            f"({alone['cpu_s']['server'] / max(1, s['requests']) * 1000:.1f} ms per request).",
+        ]
     verdict = "met" if result["all"]["errors"] == 0 and result["all"]["p99_ms"] <= 50 else "not met"
     lines += [
         "",
@@ -298,9 +326,15 @@ def main() -> None:
     p.add_argument("--duration", type=float, default=60.0)
     p.add_argument("--clients", type=int, default=50)
     p.add_argument("--agents", type=int, default=4)
-    p.add_argument("--poll-interval", type=float, default=0.5, help="seconds between polls")
-    p.add_argument("--agent-interval", type=float, default=0.1, help="seconds between tasks")
+    p.add_argument("--poll-interval", type=float, default=1.0, help="seconds between polls")
+    p.add_argument("--agent-interval", type=float, default=0.25, help="seconds between tasks")
     p.add_argument("--database-url", help="default: a fresh SQLite file")
+    p.add_argument(
+        "--polls-only-duration",
+        type=float,
+        default=20.0,
+        help="then the clients alone for this long (0: skip), to separate the agents' share",
+    )
     args = p.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="hwnas-load-"))
     url = args.database_url or f"sqlite:///{workdir / 'hwnas.db'}"
@@ -314,12 +348,12 @@ def main() -> None:
     try:
         keys = prepare(args, url, base_url)
         log(f"{args.clients} clients, {args.agents} agents for {args.duration:g} s on {base_url}")
-        server_cpu, client_cpu = cpu_seconds(server.pid), time.process_time()
-        result = asyncio.run(load(args, base_url, keys))
-        result["cpu_s"] = {
-            "server": cpu_seconds(server.pid) - server_cpu,
-            "load_generator": time.process_time() - client_cpu,
-        }
+        result = measured_load(args, base_url, keys, server.pid)
+        if args.polls_only_duration > 0:
+            log(f"then the {args.clients} clients alone for {args.polls_only_duration:g} s")
+            alone = argparse.Namespace(**{**vars(args), "agents": 0})
+            alone.duration = args.polls_only_duration
+            result["polls_only"] = measured_load(alone, base_url, keys, server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)
