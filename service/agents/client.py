@@ -21,7 +21,8 @@ import httpx
 
 from lut.measurement import Measurement
 from lut.opspec import OpSpec
-from profilers.base import PROFILER_VERSION, ProfilerBackend
+from profilers.base import ProfilerBackend
+from service.agents.poster import MeasurementPoster
 
 LogFn = Callable[[str], None]
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -99,6 +100,7 @@ class AgentClient:
         self.current_task: str | None = None
         self.measured = 0  # ops measured by this process (for logs and benchmarks)
         self._backoff = Backoff(options.min_backoff_s, options.max_backoff_s)
+        self.poster = MeasurementPoster(self.post_results, log)
 
     # -- HTTP ----------------------------------------------------------------------------
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -172,6 +174,8 @@ class AgentClient:
                 self._step()
         finally:
             self.stop.set()
+            if not self.poster.close(timeout=self.options.timeout_s):
+                self.log("stopping with results not yet posted (they will be measured again)")
             beat.join(timeout=5)
             self.http.close()
 
@@ -233,12 +237,7 @@ class AgentClient:
                 return
             measurement = self.backend.measure_op(spec)
             item = {"opspec": spec.to_dict(), "measurement": measurement_body(measurement)}
-            body = {
-                "kind": "measurements",
-                "measurements": [item],
-                "profiler_version": PROFILER_VERSION,
-            }
-            self.post_results(task["id"], body)
+            self.poster.put(task["id"], item)
             self.measured += 1
 
     def _measure_fixed_costs(self, task: dict[str, Any]) -> None:
