@@ -120,7 +120,9 @@ def run_worker(args: argparse.Namespace) -> int:
     settings = load_service_settings()
     _engine(settings)  # fails early, in one line, if the database is unreachable
     worker = Worker(settings, worker_id=args.worker_id)
+    # SIGTERM or Ctrl-C: hand the current job back to the queue (another worker resumes it)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    signal.signal(signal.SIGINT, lambda *_: worker.stop())
     worker.run(once=args.once)
     return 0
 
@@ -132,29 +134,68 @@ def run_serve(args: argparse.Namespace) -> int:
     from service.app import create_app
 
     settings = load_service_settings(host=args.host, port=args.port, workers=args.workers)
+    _check_port_free(settings.host, settings.port)
     try:
         app = create_app(settings)
     except DatabaseUnavailable as exc:
         raise EnvironmentProblem(str(exc)) from None
-    workers = [_spawn_worker(i) for i in range(settings.workers)]
+    pool = LocalWorkers(settings.workers)
     stderr.print(
-        f"hwnas API on http://{settings.host}:{settings.port} ({settings.database_url.split(':')[0]}, "
-        f"{len(workers)} local worker(s), artifacts {settings.artifacts_dir})"
+        f"hwnas API on http://{settings.host}:{settings.port} "
+        f"({settings.database_url.split(':')[0]}, {settings.workers} local worker(s), "
+        f"artifacts {settings.artifacts_dir})"
     )
     try:
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
     finally:
-        for process in workers:
-            process.terminate()
-        for process in workers:
-            process.wait(timeout=30)
+        pool.stop()
     return 0
 
 
-def _spawn_worker(index: int) -> subprocess.Popen[bytes]:
-    """A worker in its own process, so a search never blocks the API's event loop."""
-    env = dict(os.environ)
-    return subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "worker", "--id", f"local-{os.getpid()}-{index}"],
-        env=env,
-    )
+def _check_port_free(host: str, port: int) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise EnvironmentProblem(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+class LocalWorkers:
+    """`hwnas worker` processes beside the API (a search never blocks its event loop); one that
+    dies is started again, at most once every RESTART_S per slot."""
+
+    RESTART_S = 5.0
+
+    def __init__(self, count: int) -> None:
+        import threading
+
+        self.processes = [self._spawn(i) for i in range(count)]
+        self._stopping = threading.Event()
+        self._monitor = threading.Thread(target=self._watch, daemon=True)
+        if count:
+            self._monitor.start()
+
+    def _spawn(self, index: int) -> subprocess.Popen[bytes]:
+        name = f"local-{os.getpid()}-{index}"
+        command = [sys.executable, "-m", "service.cli", "worker", "--id", name]
+        return subprocess.Popen(command, env=dict(os.environ))
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(self.RESTART_S):
+            for index, process in enumerate(self.processes):
+                if process.poll() is not None and not self._stopping.is_set():
+                    stderr.print(f"local worker {index} exited ({process.returncode}); restarting")
+                    self.processes[index] = self._spawn(index)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
