@@ -235,3 +235,38 @@ def test_cancelling_a_running_job(tmp_path: Path) -> None:
             assert client.get(f"/models/{job_id}/child.pt").status_code == 409
     finally:
         stop_process(server)
+
+
+def test_failing_jobs_record_a_one_line_reason(tmp_path: Path) -> None:
+    """An infeasible budget, and a device whose LUT lacks the space's ops with no agent to
+    profile it: each job fails with one line saying why."""
+    home = tmp_path / "home"
+    env = service_env(home, HWNAS_WORKERS="1", HWNAS_AGENT_WAIT_S="2", OMP_NUM_THREADS="1")
+    seed_synthetic_lut(f"sqlite:///{home / 'hwnas.db'}", "cpu-synth", num_classes=3)
+    from lut.store import LutStore
+
+    store = LutStore(f"sqlite:///{home / 'hwnas.db'}")
+    store.register_device("bare", {"backend": "onnxruntime", "threads": 1})
+    store.close()
+    base_url, server = start_server(env)
+    try:
+        with Server(base_url, env, server).client(
+            Server(base_url, env, server).key("user")
+        ) as client:
+            dataset = _upload_squares(client, tmp_path)
+            common = {"space": "fbnet-tiny", "dataset": dataset, "epochs": 1, "warmup_epochs": 0}
+            infeasible = client.post(
+                "/jobs", json={**common, "devices": ["cpu-synth"], "budgets": {"cpu-synth": 0.001}}
+            ).json()["id"]
+            unprofiled = client.post(
+                "/jobs", json={**common, "devices": ["bare"], "budgets": {"bare": 5.0}}
+            ).json()["id"]
+            finished = ("done", "failed", "cancelled")
+            first = _wait_for(client, infeasible, lambda j: j["state"] in finished)
+            second = _wait_for(client, unprofiled, lambda j: j["state"] in finished)
+    finally:
+        stop_process(server)
+    assert first["state"] == "failed" and "infeasible" in first["error"]
+    assert second["state"] == "failed" and "no agent online for device bare" in second["error"]
+    for job in (first, second):
+        assert "\n" not in job["error"] and "Traceback" not in job["error"]
