@@ -270,3 +270,44 @@ def test_failing_jobs_record_a_one_line_reason(tmp_path: Path) -> None:
     assert second["state"] == "failed" and "no agent online for device bare" in second["error"]
     for job in (first, second):
         assert "\n" not in job["error"] and "Traceback" not in job["error"]
+
+
+def test_stopped_worker_hands_its_job_to_the_next_at_once(tmp_path: Path) -> None:
+    """SIGTERM (or Ctrl-C) mid-search: the worker releases the job instead of leaving it to
+    expire; the next worker claims it at once (the lease is long) and resumes it."""
+    home = tmp_path / "home"
+    env = service_env(home, HWNAS_LEASE_S="3600", HWNAS_POLL_S="0.5", OMP_NUM_THREADS="1")
+    seed_synthetic_lut(f"sqlite:///{home / 'hwnas.db'}", "cpu-synth", num_classes=3)
+    base_url, server = start_server(env)
+    first = start_worker(env, tmp_path / "worker1.log", "first")
+    second = None
+    try:
+        client = Server(base_url, env, server).client(Server(base_url, env, server).key("user"))
+        job_id = client.post(
+            "/jobs",
+            json={
+                "space": "fbnet-tiny",
+                "dataset": _upload_squares(client, tmp_path),
+                "devices": ["cpu-synth"],
+                "budgets": {"cpu-synth": 3.0},
+                "epochs": 3,
+                "child_epochs": 1,
+                "batch_size": 8,
+                "checkpoint_every": 10,
+            },
+        ).json()["id"]
+        _wait_for(client, job_id, lambda j: (j["progress"].get("step") or 0) >= 20)
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=120) == 0
+        assert f"job {job_id} released" in (tmp_path / "worker1.log").read_text()
+        second = start_worker(env, tmp_path / "worker2.log", "second")
+        job = _wait_for(client, job_id, lambda j: j["state"] in ("done", "failed", "cancelled"))
+        assert job["state"] == "done" and job["attempt"] == 2, job["error"]
+        assert re.search(
+            rf"resuming job {job_id} at step [1-9]", (tmp_path / "worker2.log").read_text()
+        )
+        client.close()
+    finally:
+        for process in (first, second, server):
+            if process is not None:
+                stop_process(process)
