@@ -8,7 +8,7 @@ the CPU). Reports requests, errors and p50/p90/p99 latency per kind (goal: 0 err
 
     python benchmarks/service_load.py [--database-url postgresql+psycopg://...]
 
-Writes benchmarks/results/service_load.json and .md.
+Writes benchmarks/results/service_load.json and .md (service_load_postgresql.* on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -279,9 +279,11 @@ def measured_load(
 
 def write(result: dict[str, Any]) -> None:
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "service_load.json").write_text(json.dumps(result, indent=1))
+    database = result["setting"]["database"]
+    name = "service_load" if database == "sqlite" else f"service_load_{database}"
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1))
     lines = [
-        "# service_load",
+        f"# {name}",
         "",
         f"{result['setting']['clients']} clients polling job status every "
         f"{result['setting']['poll_interval_s']} s and {result['setting']['agents']} agents "
@@ -318,7 +320,7 @@ def write(result: dict[str, Any]) -> None:
         f"{result['all']['errors']} errors, p99 {result['all']['p99_ms']:.1f} ms. "
         f"{result['tasks_posted']} profiling tasks ({SPECS_PER_TASK} ops each) were posted.",
     ]
-    (RESULTS / "service_load.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
 
 
 def main() -> None:
