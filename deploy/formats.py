@@ -96,17 +96,32 @@ def parse_formats(text: str | list[str] | tuple[str, ...]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-_OP_PATTERN = re.compile(r"aten[.:]{1,2}[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)?")
+_OP_PATTERNS = (  # how converters name an op: torch.ops.aten.x.default, op='aten.x', aten::x
+    re.compile(r"torch\.ops\.(\w+\.\w+\.\w+)"),
+    re.compile(r"op='(\w+\.\w+)', overload='(\w+)'"),
+    re.compile(r"\b((?:aten|prims)(?:\.|::)\w+(?:\.\w+)?)"),
+)
 
 
 def unsupported_op_message(fmt: str, exc: BaseException) -> str:
-    """One line naming the op the format cannot express (if the converter's error names one)."""
-    text = str(exc)
-    found = _OP_PATTERN.search(text)
-    if found:
-        return f"{fmt}: the format cannot express the op {found.group(0)}"
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    """One line naming the op the format cannot express, if the converter's error (or an error
+    it was raised from) names one."""
+    text = "\n".join(str(error) for error in _error_chain(exc))
+    for pattern in _OP_PATTERNS:
+        found = pattern.search(text)
+        if found:
+            return f"{fmt}: the format cannot express the op {'.'.join(found.groups())}"
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return f"{fmt}: conversion failed: {lines[0] if lines else type(exc).__name__}"
+
+
+def _error_chain(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
 
 
 def _load_exporters() -> None:

@@ -352,3 +352,22 @@ def test_search_then_export_in_one_go(tmp_path: Path) -> None:
     assert card["verification"]["onnx"]["passed"]
     assert set(card["latency_ms"]["predicted"]) == {"synthetic"}
     assert (out / "export" / "model.onnx").is_file() and "card.md" in result.stdout
+
+
+class WithInverseErf(torch.nn.Module):
+    """A network with an op the ONNX exporter has no function for (the inverse error function)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.special.erfinv(torch.tanh(x))
+
+
+def test_an_op_onnx_cannot_express_is_named(tmp_path: Path) -> None:
+    job = ExportJob(
+        module=WithInverseErf().eval(),
+        input_shape=(1, 8, 8),
+        calibration=np.zeros((2, 1, 8, 8), dtype=np.float32),
+        out_dir=tmp_path,
+    )
+    errors = export_formats(job, ["onnx"], {"onnx": tmp_path / "m.onnx"}, lambda event: None)
+    assert errors == {"onnx": "onnx: the format cannot express the op prims.erf_inv.default"}
+    assert list(tmp_path.iterdir()) == []
