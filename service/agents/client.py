@@ -13,6 +13,7 @@ import contextlib
 import tempfile
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,10 @@ class AgentClient:
         self.measured = 0  # ops measured by this process (for logs and benchmarks)
         self._backoff = Backoff(options.min_backoff_s, options.max_backoff_s)
         self.poster = MeasurementPoster(self.post_results, log)
+        # The next task is claimed while the last op of the current one is measured, so the
+        # claim's round trip does not idle the measuring loop.
+        self._claimer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="claim")
+        self._next: Future[dict[str, Any] | None] | None = None
 
     # -- HTTP ----------------------------------------------------------------------------
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -174,6 +179,7 @@ class AgentClient:
                 self._step()
         finally:
             self.stop.set()
+            self._claimer.shutdown(wait=True, cancel_futures=True)
             if not self.poster.close(timeout=self.options.timeout_s):
                 self.log("stopping with results not yet posted (they will be measured again)")
             beat.join(timeout=5)
@@ -183,7 +189,7 @@ class AgentClient:
         try:
             if self.agent_id is None:
                 self.register()
-            task = self.claim()
+            task = self._next_task()
             self._backoff.reset()
         except ServerAway as exc:
             delay = self._backoff.next()
@@ -201,6 +207,16 @@ class AgentClient:
             self.execute(task)
         finally:
             self.current_task = None
+
+    def _next_task(self) -> dict[str, Any] | None:
+        if self._next is None:
+            return self.claim()
+        future, self._next = self._next, None
+        return future.result()
+
+    def _claim_ahead(self) -> None:
+        if self._next is None and not self.stop.is_set():
+            self._next = self._claimer.submit(self.claim)
 
     def _heartbeat_loop(self) -> None:
         while not self.stop.wait(self.options.heartbeat_s):
@@ -232,9 +248,11 @@ class AgentClient:
     def _measure_specs(self, task: dict[str, Any]) -> None:
         specs = [OpSpec.from_dict(d) for d in task["specs"]]
         self.log(f"task {task['id']}: measuring {len(specs)} op(s)")
-        for spec in specs:
+        for index, spec in enumerate(specs, start=1):
             if self.stop.is_set():
                 return
+            if index == len(specs):
+                self._claim_ahead()
             measurement = self.backend.measure_op(spec)
             item = {"opspec": spec.to_dict(), "measurement": measurement_body(measurement)}
             self.poster.put(task["id"], item)

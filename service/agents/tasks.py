@@ -8,9 +8,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
+
+from lut.db import MeasurementRow
 from lut.measurement import Measurement
 from lut.opspec import OpSpec
-from lut.predictor import FixedCosts
+from lut.predictor import FixedCosts, needs_measurement
 from lut.store import Device, LutStore
 from service.agents import queue
 from service.agents.queue import Agent, Task
@@ -27,20 +30,24 @@ class NotYourDevice(PermissionError):
     """An agent posting for a device LUT other than its own (HTTP 403)."""
 
 
-def task_specs(task: Task) -> list[OpSpec]:
-    return [OpSpec.from_dict(d) for d in task.payload.get("specs", [])]
+def task_spec_dicts(task: Task) -> dict[str, dict[str, Any]]:
+    """op key → OpSpec dict of an opspecs task (keys stored at creation: hashing is not free)."""
+    specs = task.payload.get("specs", [])
+    keys = task.payload.get("keys") or [OpSpec.from_dict(d).key for d in specs]
+    return dict(zip(keys, specs, strict=True))
 
 
 def create_opspec_tasks(
     store: LutStore, device: Device, specs: Sequence[OpSpec], chunk: int, job_id: str | None
 ) -> list[Task]:
     """Tasks of at most `chunk` specs each (several agents of one device share the work)."""
-    ordered = sorted({s.key: s for s in specs}.values(), key=lambda s: s.key)
+    unique = {s.key: s for s in specs if needs_measurement(s)}
+    ordered = [unique[key] for key in sorted(unique)]
     created = []
     for start in range(0, len(ordered), chunk):
         part = ordered[start : start + chunk]
         key = queue.dedupe_key(device.id, "opspecs", *(s.key for s in part))
-        payload = {"specs": [s.to_dict() for s in part]}
+        payload = {"specs": [s.to_dict() for s in part], "keys": [s.key for s in part]}
         created.append(
             queue.create_task(store.engine, device.id, "opspecs", payload, key=key, job_id=job_id)
         )
@@ -70,11 +77,12 @@ def public_task(store: LutStore, task: Task) -> dict[str, Any] | None:
     as when other agents already measured every spec of it."""
     base: dict[str, Any] = {"id": task.id, "kind": task.kind, "attempt": task.attempts}
     if task.kind == "opspecs":
-        todo = store.missing(store.device(task.device_id), task_specs(task))
+        specs = task_spec_dicts(task)
+        todo = missing_keys(store, task.device_id, list(specs))
         if not todo:
             queue.finish_task(store.engine, task.id)
             return None
-        return {**base, "specs": [s.to_dict() for s in todo]}
+        return {**base, "specs": [spec for key, spec in specs.items() if key in todo]}
     if task.kind == "model":
         return {
             **base,
@@ -82,6 +90,17 @@ def public_task(store: LutStore, task: Task) -> dict[str, Any] | None:
             "input_shape": task.payload["input_shape"],
         }
     return base
+
+
+def missing_keys(store: LutStore, device_id: int, keys: Sequence[str]) -> set[str]:
+    """Which of these op keys the device's LUT lacks (looks up only them, not the whole LUT).
+    Tasks never hold identity ops, which need no measuring."""
+    query = select(MeasurementRow.op_key).where(
+        MeasurementRow.device_id == device_id, MeasurementRow.op_key.in_(set(keys))
+    )
+    with store.engine.connect() as connection:
+        have = set(connection.execute(query).scalars())
+    return set(keys) - have
 
 
 def check_own_device(agent: Agent, task: Task) -> None:
@@ -104,13 +123,13 @@ def record_measurements(
     check_own_device(agent, task)
     if task.kind != "opspecs":
         raise ResultRejected(f"task {task.id} is a {task.kind} task, not an opspecs task")
-    asked = {s.key for s in task_specs(task)}
+    asked = task_spec_dicts(task)
     for spec, _ in items:
         if spec.key not in asked:
             raise ResultRejected(f"task {task.id} did not ask for op {spec.short()} ({spec.key})")
     device = store.device(task.device_id)
     added = store.add_measurements(device, items, profiler_version=profiler_version)
-    if not store.missing(device, task_specs(task)):
+    if not missing_keys(store, task.device_id, list(asked)):
         queue.finish_task(store.engine, task.id)
     return added
 

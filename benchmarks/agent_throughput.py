@@ -1,0 +1,271 @@
+"""OpSpecs measured per minute through the whole profiler-agent loop (a real `hwnas serve`, a real
+`hwnas agent` claiming tasks, measuring and posting each result over HTTP) against profiling the
+same specs locally with `profile_specs` into the database (goal: the agent reaches ≥ 90%).
+
+Both measure with the same backend, protocol and thread count, pinned to the same CPU (the
+server runs on another one, as it would on another machine), from a converted-model cache filled
+beforehand, so the comparison is of the loops, not of ONNX exports. Rounds alternate local and
+agent runs on fresh LUTs so that drifting machine load hits both alike.
+
+    taskset -c 1 .venv/bin/python benchmarks/agent_throughput.py            # full run
+    .venv/bin/python benchmarks/agent_throughput.py --smoke --quick         # a check that it runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from lut.opspec import OpSpec
+from lut.predictor import FixedCosts
+from lut.store import LutStore
+from profilers.base import ProfilerBackend, cpu_model, create_backend
+from profilers.protocol import QUICK, MeasureProtocol
+from profilers.runner import profile_specs
+from search.spaces.base import space_from_string
+from service.agents.tasks import create_opspec_tasks
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results"
+BACKEND = "onnxruntime"
+PLACEHOLDER_FIXED = FixedCosts(0.0, 0.0, 0.0)  # so neither loop measures fixed costs
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def bench_specs(space: str, count: int) -> tuple[list[OpSpec], OpSpec]:
+    """`count` ops of the space, and one more to warm a fresh agent up with."""
+    specs = [s for s in space_from_string(space).distinct_opspecs() if not s.is_identity]
+    ordered = sorted(specs, key=lambda s: s.key)
+    if count >= len(ordered):
+        raise SystemExit(f"{space} has {len(ordered)} ops to measure; --specs must be fewer")
+    return ordered[:count], ordered[count]
+
+
+def make_backend(cache: Path, quick: bool) -> ProfilerBackend:
+    protocol: MeasureProtocol = QUICK if quick else MeasureProtocol()
+    return create_backend(BACKEND, threads=1, cache_dir=cache, protocol=protocol)
+
+
+def run_local(store: LutStore, backend: ProfilerBackend, name: str, specs: list[OpSpec]) -> float:
+    device = store.register_device(name, backend.fingerprint())
+    store.set_fixed_costs(device, PLACEHOLDER_FIXED)
+    start = time.perf_counter()
+    report = profile_specs(store, backend, name, specs)
+    elapsed = time.perf_counter() - start
+    assert len(report.measured) == len(specs), "local run measured a different number of ops"
+    return elapsed
+
+
+def start_server(env: dict[str, str], port: int, cpu: int | None, log_file: Path) -> Any:
+    command = [sys.executable, "-m", "service.cli", "serve", "--port", str(port)]
+    process = subprocess.Popen(
+        _pinned(command, cpu),
+        env=env,
+        cwd=REPO,
+        stdout=log_file.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    import httpx
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return process
+        except httpx.TransportError:
+            time.sleep(0.3)
+    process.kill()
+    raise RuntimeError(f"server did not start: {log_file.read_text()[-1500:]}")
+
+
+def _pinned(command: list[str], cpu: int | None) -> list[str]:
+    return ["taskset", "-c", str(cpu), *command] if cpu is not None else command
+
+
+def run_agent(
+    store: LutStore,
+    env: dict[str, str],
+    server: str,
+    key: str,
+    name: str,
+    specs: list[OpSpec],
+    warmup: OpSpec,
+    args: argparse.Namespace,
+    log_file: Path,
+) -> float:
+    """Seconds from creating the tasks until the agent has posted every spec."""
+    command = [sys.executable, "-m", "service.cli", "agent", "--server", server, "--name", name]
+    command += ["--backend", BACKEND, "--threads", "1", "--poll", "0.1"]
+    command += ["--quick"] if args.quick else []
+    agent_env = {**env, "HWNAS_AGENT_KEY": key}
+    agent = subprocess.Popen(
+        _pinned(command, args.measure_cpu),
+        env=agent_env,
+        cwd=REPO,
+        stdout=log_file.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        device = _wait(lambda: store.devices(name), 120, "agent registration")[-1]
+        store.set_fixed_costs(device, PLACEHOLDER_FIXED)
+        # One op outside the set first, as the local loop's process is warm too (imports, the
+        # runtime's first session).
+        create_opspec_tasks(store, device, [warmup], 1, None)
+        _wait(lambda: not store.missing(device, [warmup]), 600, "the agent's warm-up op")
+        start = time.perf_counter()
+        create_opspec_tasks(store, device, specs, args.task_specs, None)
+        _wait(lambda: not store.missing(device, specs), 3600, "the agent's measurements")
+        return time.perf_counter() - start
+    finally:
+        agent.terminate()
+        agent.wait(timeout=60)
+
+
+def _wait(condition: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+def create_agent_key(env: dict[str, str]) -> str:
+    command = [sys.executable, "-m", "service.cli", "keys", "create", "--scope", "agent"]
+    result = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, check=True)
+    return result.stdout.strip()
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--space", default="fbnet-tiny")
+    p.add_argument("--specs", type=int, default=40, help="distinct ops measured per run")
+    p.add_argument("--rounds", type=int, default=3, help="local/agent pairs, alternating")
+    p.add_argument("--task-specs", type=int, default=8, help="ops per agent task")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="the quick protocol (ops of a few ms: the loop's fixed costs weigh more)",
+    )
+    p.add_argument("--measure-cpu", type=int, default=1, help="CPU of the measuring processes")
+    p.add_argument("--server-cpu", type=int, default=0, help="CPU of the server")
+    p.add_argument("--smoke", action="store_true", help="6 ops, 1 round; writes *_smoke.*")
+    return p.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    if args.smoke:
+        args.specs, args.rounds = 6, 1
+    if hasattr(os, "sched_setaffinity") and args.measure_cpu is not None:
+        os.sched_setaffinity(0, {args.measure_cpu})  # the local runs measure on this CPU
+    specs, warmup = bench_specs(args.space, args.specs)
+    work = Path(tempfile.mkdtemp(prefix="hwnas-agent-bench-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HWNAS_")}
+    env.update({"HWNAS_HOME": str(work), "HWNAS_WORKERS": "0", "PYTHONUNBUFFERED": "1"})
+    backend = make_backend(work / "cache", args.quick)
+    store = LutStore(f"sqlite:///{work / 'hwnas.db'}")
+    log(f"filling the converted-model cache with {len(specs)} ops of {args.space}")
+    run_local(store, backend, "warm-cache", [*specs, warmup])
+    port = 8000 + os.getpid() % 1000
+    server = start_server(env, port, args.server_cpu, work / "server.log")
+    key = create_agent_key(env)
+    rounds: list[dict[str, Any]] = []
+    try:
+        for index in range(args.rounds):
+            local_s = run_local(store, backend, f"local-{index}", specs)
+            log(f"round {index}: local {len(specs) / local_s * 60:.1f} ops/min")
+            agent_s = run_agent(
+                store,
+                env,
+                f"http://127.0.0.1:{port}",
+                key,
+                f"agent-{index}",
+                specs,
+                warmup,
+                args,
+                work / "agent.log",
+            )
+            log(f"round {index}: agent {len(specs) / agent_s * 60:.1f} ops/min")
+            rounds.append({"local_s": local_s, "agent_s": agent_s, "ratio": local_s / agent_s})
+            write_results(args, specs, rounds)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+        store.close()
+
+
+def write_results(args: argparse.Namespace, specs: list[OpSpec], rounds: list[dict]) -> None:
+    n = len(specs)
+    local = statistics.median(n / r["local_s"] * 60 for r in rounds)
+    agent = statistics.median(n / r["agent_s"] * 60 for r in rounds)
+    ratio = statistics.median(r["ratio"] for r in rounds)
+    data = {
+        "benchmark": "agent_throughput",
+        "space": args.space,
+        "specs": n,
+        "protocol": "quick" if args.quick else "full",
+        "task_specs": args.task_specs,
+        "measure_cpu": args.measure_cpu,
+        "server_cpu": args.server_cpu,
+        "backend": BACKEND,
+        "threads": 1,
+        "machine": {
+            "cpu": cpu_model(),
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+        },
+        "rounds": rounds,
+        "local_ops_per_min": local,
+        "agent_ops_per_min": agent,
+        "agent_vs_local": ratio,
+        "goal": 0.9,
+        "meets_goal": ratio >= 0.9,
+    }
+    suffix = "_smoke" if args.smoke else ""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"agent_throughput{suffix}.json").write_text(json.dumps(data, indent=1))
+    lines = [
+        "# agent_throughput",
+        "",
+        f"{n} distinct ops of `{args.space}` measured with `{BACKEND}` (1 thread, "
+        f"{data['protocol']} protocol, converted models cached), measuring processes pinned to "
+        f"CPU {args.measure_cpu}, the server on CPU {args.server_cpu}; "
+        f"{args.task_specs} ops per agent task. Agent: from creating the tasks until every "
+        "result is in the database (claim, measure, POST per op, heartbeats, polling).",
+        "",
+        "| round | local (ops/min) | agent (ops/min) | agent / local |",
+        "|---|---|---|---|",
+    ]
+    for i, r in enumerate(rounds):
+        lines.append(
+            f"| {i} | {n / r['local_s'] * 60:.1f} | {n / r['agent_s'] * 60:.1f} | "
+            f"{r['ratio']:.1%} |"
+        )
+    lines += [
+        f"| **median** | **{local:.1f}** | **{agent:.1f}** | **{ratio:.1%}** |",
+        "",
+        f"Goal: agent ≥ 90% of local — {'met' if ratio >= 0.9 else 'NOT met'}.",
+        f"Machine: {data['machine']['cpu']}, {data['machine']['cores']} cores (shared with other "
+        "work; rounds alternate to spread load drift over both loops).",
+    ]
+    (RESULTS / f"agent_throughput{suffix}.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
