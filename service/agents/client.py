@@ -99,6 +99,7 @@ class AgentClient:
         )
         self.agent_id: str | None = None
         self.current_task: str | None = None
+        self.heartbeat_s = options.heartbeat_s  # or less, as the server asks at registration
         self.measured = 0  # ops measured by this process (for logs and benchmarks)
         self._backoff = Backoff(options.min_backoff_s, options.max_backoff_s)
         self.poster = MeasurementPoster(self.post_results, log)
@@ -137,6 +138,7 @@ class AgentClient:
             raise AgentRejected(f"registration refused: {_detail(response)}")
         data = response.json()
         self.agent_id = data["agent_id"]
+        self.heartbeat_s = min(self.options.heartbeat_s, float(data["heartbeat_s"]))
         self.log(
             f"registered as agent {self.agent_id} of device {data['device']['name']} "
             f"(LUT {data['device']['id']}, {self.backend.name})"
@@ -219,7 +221,7 @@ class AgentClient:
             self._next = self._claimer.submit(self.claim)
 
     def _heartbeat_loop(self) -> None:
-        while not self.stop.wait(self.options.heartbeat_s):
+        while not self.stop.wait(self.heartbeat_s):
             if self.agent_id is None:
                 continue
             with contextlib.suppress(ServerAway, AgentUnknown, AgentRejected):
