@@ -161,7 +161,7 @@ def render_markdown(card: dict[str, Any]) -> str:
     lines += _latency_lines(card) + _memory_lines(card)
     if card["errors"]:
         lines += ["", "## Formats not produced", ""]
-        lines += [f"- {name}: {message}" for name, message in card["errors"].items()]
+        lines += [f"- {message}" for message in card["errors"].values()]
     if card["stale"]:
         lines += ["", f"Stale (file changed since checked): {', '.join(card['stale'])}."]
     return "\n".join(lines) + "\n"
@@ -211,7 +211,7 @@ def _memory_lines(card: dict[str, Any]) -> list[str]:
         "",
         "Tensor arena: TFLite tensors' lifetimes in execution order, laid out greedily (largest "
         "first) as TFLite Micro plans its arena — the SRAM a microcontroller needs for "
-        "activations; flash is the file. Peak RSS growth: this process while loading and "
+        "activations; flash is the file. Peak RSS growth: a fresh process loading and "
         "running the file once (ONNX Runtime's CPU arena included).",
     ]
     return lines
