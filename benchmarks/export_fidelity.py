@@ -121,8 +121,8 @@ def _markdown(report: dict[str, Any]) -> str:
             f"{100 * r['top1_agreement']:.1f}% | {100 * r['test_accuracy']:.2f}% | {drop} | "
             f"{ratio} | {'pass' if r['passed'] else 'FAIL'}: {r['check']} |"
         )
-    for name, message in report["not_produced"].items():
-        lines.append(f"\nNot produced: {name} — {message}")
+    for message in report["not_produced"].values():
+        lines.append(f"\nNot produced: {message}")
     lines += [
         "",
         "int8 drop = PyTorch fp32 accuracy − the int8 file's accuracy on the same test split "
