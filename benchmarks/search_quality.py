@@ -110,9 +110,15 @@ def one_budget(
 ) -> dict[str, Any]:
     rows: dict[str, dict[str, Any]] = {}
 
-    def run(label: str, strategy: str, trials: int) -> dict[str, Any]:
+    def out_dir(strategy: str, trials: int) -> Any:
         method = f"{strategy}-t{trials}" if strategy in BASELINES else strategy
-        out = c.run_dir(args, NAME, budget, method)
+        return c.run_dir(args, NAME, budget, method)
+
+    def run(label: str, strategy: str, trials: int) -> dict[str, Any] | None:
+        """The search's metrics and its row; None for an `--only-cached` one not finished."""
+        out = out_dir(strategy, trials)
+        if c.skipped(args, strategy, out, "metrics.json"):
+            return None
         m = c.search(bench, args, strategy, budget, out, trials=trials)
         m["trials"] = trials if strategy in BASELINES else None
         measured = c.measure_text(bench, space, m["arch"])
@@ -121,14 +127,19 @@ def one_budget(
 
     # hardcore first (its wall time is the reference), random next (its cost per trial).
     order = sorted({*args.strategies, "random"}, key=lambda s: (s != "hardcore", s != "random", s))
-    walls = {
-        s: run(s, s, args.trials)["search_wall_s"]
-        for s in order
-        if not c.skipped(args, s, c.run_dir(args, NAME, budget, s), "metrics.json")
-    }
+    walls = {s: m["search_wall_s"] for s in order if (m := run(s, s, args.trials)) is not None}
     reference = "hardcore" if "hardcore" in walls else order[0]
-    eq_trials = max(1, round(walls[reference] / (walls["random"] / args.trials)))
-    eq = run("random (same wall)", "random", eq_trials)
+    equal_time = None
+    if reference in walls and "random" in walls:
+        eq_trials = max(1, round(walls[reference] / (walls["random"] / args.trials)))
+        eq = run("random (same wall)", "random", eq_trials)
+        if eq is not None:
+            equal_time = {
+                "reference": reference,
+                "reference_search_wall_s": walls[reference],
+                "random_trials": eq_trials,
+                "random_search_wall_s": eq["search_wall_s"],
+            }
     fits = [w for w, (_, _, predicted) in mbv2.items() if predicted <= budget]
     if fits:
         w_space, arch, predicted = mbv2[max(fits)]
@@ -139,12 +150,7 @@ def one_budget(
     return {
         "budget_ms": budget,
         "mobilenetv2_width": max(fits) if fits else None,
-        "equal_time": {
-            "reference": reference,
-            "reference_search_wall_s": walls[reference],
-            "random_trials": eq_trials,
-            "random_search_wall_s": eq["search_wall_s"],
-        },
+        "equal_time": equal_time,
         "rows": rows,
     }
 
@@ -206,6 +212,9 @@ def markdown(meta: dict[str, Any], budgets: list[dict[str, Any]], v: dict[str, A
     lines += ["", "Equal wall-clock random search:", ""]
     for b in budgets:
         e = b["equal_time"]
+        if e is None:
+            lines.append(f"- {b['budget_ms']:.4f} ms: not run (`--only-cached random`)")
+            continue
         lines.append(
             f"- {b['budget_ms']:.4f} ms: {e['reference']} searched {e['reference_search_wall_s']:.0f} s; "
             f"random with {e['random_trials']} trials searched {e['random_search_wall_s']:.0f} s"
