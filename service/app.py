@@ -41,7 +41,13 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         reader.dispose()
         store.close()
 
-    app = FastAPI(title="hwnas", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="hwnas",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+    )
     app.state.settings = settings
     app.state.store = store
     app.state.engine = store.engine
@@ -59,6 +65,11 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         return JSONResponse({"detail": str(exc)}, status_code=503)
 
     return app
+
+
+def operation_id(route: APIRoute) -> str:
+    """`jobs_create`, `models_download`: what generated clients name their methods."""
+    return f"{route.tags[0]}_{route.name}" if route.tags else route.name
 
 
 MESSAGE = {

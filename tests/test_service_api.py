@@ -286,3 +286,55 @@ def test_queued_job_cancel_events_and_tenancy(server: Server, user_key: str) -> 
         assert job_id in {j["id"] for j in listed}
         assert client.get(f"/jobs/{HEX_ID}").status_code == 404
         assert client.get("/jobs/not-an-id").status_code == 422
+
+
+def _unbounded(schema: dict, components: dict, where: str) -> list[str]:
+    """Fields of a request schema without bounds (strings: length or enum, numbers: range,
+    arrays: items, objects: no extra keys or a key limit)."""
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[1]
+        return _unbounded(components[name], components, name)
+    problems = []
+    for key in ("anyOf", "oneOf", "allOf"):
+        for i, sub in enumerate(schema.get(key, [])):
+            problems += _unbounded(sub, components, f"{where}[{i}]")
+    kind = schema.get("type")
+    if kind == "string" and not ({"maxLength", "enum", "const"} & set(schema)):
+        problems.append(where)
+    if kind in ("integer", "number") and not (
+        ({"maximum", "exclusiveMaximum"} & set(schema))
+        and ({"minimum", "exclusiveMinimum"} & set(schema))
+    ):
+        problems.append(where)
+    if kind == "array":
+        if "maxItems" not in schema:
+            problems.append(where)
+        problems += _unbounded(schema.get("items", {}), components, f"{where}[]")
+    if kind == "object":
+        extra = schema.get("additionalProperties", True)
+        if extra is not False and "maxProperties" not in schema:
+            problems.append(f"{where} (extra keys)")
+        values = [extra] if isinstance(extra, dict) else []
+        values += list(schema.get("patternProperties", {}).values())
+        for value in values:
+            problems += _unbounded(value, components, f"{where}{{}}")
+        for name, sub in schema.get("properties", {}).items():
+            problems += _unbounded(sub, components, f"{where}.{name}")
+    return problems
+
+
+def test_openapi_is_complete_for_generated_clients(server: Server) -> None:
+    spec = httpx.get(f"{server.base_url}/openapi.json").json()
+    operations = [op for methods in spec["paths"].values() for op in methods.values()]
+    ids = [op["operationId"] for op in operations]
+    assert len(ids) == len(set(ids)) and "jobs_create" in ids and "models_download" in ids
+    components = spec["components"]["schemas"]
+    for operation in operations:
+        if operation["operationId"] != "health_health":
+            assert {"401", "403"} <= set(operation["responses"]), operation["operationId"]
+        assert any(code.startswith("2") for code in operation["responses"])
+    for name in ("JobCreate", "KeyCreate"):
+        assert components[name]["additionalProperties"] is False
+        assert _unbounded({"$ref": f"#/components/schemas/{name}"}, components, name) == []
+    upload = spec["paths"]["/datasets"]["post"]["requestBody"]["content"]
+    assert upload["multipart/form-data"]["schema"]["required"] == ["file"]
