@@ -4,8 +4,9 @@ same specs locally with `profile_specs` into the database (goal: the agent reach
 
 Both measure with the same backend, protocol and thread count, pinned to the same CPU (the
 server runs on another one, as it would on another machine), from a converted-model cache filled
-beforehand, so the comparison is of the loops, not of ONNX exports. Rounds alternate local and
-agent runs on fresh LUTs so that drifting machine load hits both alike.
+beforehand, so the comparison is of the loops, not of ONNX exports. One agent runs throughout,
+warmed up on the same ops first (the local process is warm from filling the cache); rounds
+alternate local and agent runs on empty LUTs so that drifting machine load hits both alike.
 
     taskset -c 1 .venv/bin/python benchmarks/agent_throughput.py            # full run
     .venv/bin/python benchmarks/agent_throughput.py --smoke --quick         # a check that it runs
@@ -27,6 +28,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from sqlalchemy import delete
+
+from lut.db import MeasurementRow
 from lut.opspec import OpSpec
 from lut.predictor import FixedCosts
 from lut.store import LutStore
@@ -34,11 +38,13 @@ from profilers.base import ProfilerBackend, cpu_model, create_backend
 from profilers.protocol import QUICK, MeasureProtocol
 from profilers.runner import profile_specs
 from search.spaces.base import space_from_string
+from service.agents.tables import AgentTaskRow
 from service.agents.tasks import create_opspec_tasks
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
 BACKEND = "onnxruntime"
+AGENT_DEVICE = "bench-agent"
 PLACEHOLDER_FIXED = FixedCosts(0.0, 0.0, 0.0)  # so neither loop measures fixed costs
 
 
@@ -96,43 +102,32 @@ def _pinned(command: list[str], cpu: int | None) -> list[str]:
     return ["taskset", "-c", str(cpu), *command] if cpu is not None else command
 
 
-def run_agent(
-    store: LutStore,
-    env: dict[str, str],
-    server: str,
-    key: str,
-    name: str,
-    specs: list[OpSpec],
-    warmup: OpSpec,
-    args: argparse.Namespace,
-    log_file: Path,
-) -> float:
-    """Seconds from creating the tasks until the agent has posted every spec."""
-    command = [sys.executable, "-m", "service.cli", "agent", "--server", server, "--name", name]
-    command += ["--backend", BACKEND, "--threads", "1", "--poll", "0.1"]
+def start_agent(
+    env: dict[str, str], server: str, key: str, args: argparse.Namespace, log_file: Path
+) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "service.cli", "agent", "--server", server]
+    command += ["--name", AGENT_DEVICE, "--backend", BACKEND, "--threads", "1", "--poll", "0.1"]
     command += ["--quick"] if args.quick else []
-    agent_env = {**env, "HWNAS_AGENT_KEY": key}
-    agent = subprocess.Popen(
+    return subprocess.Popen(
         _pinned(command, args.measure_cpu),
-        env=agent_env,
+        env={**env, "HWNAS_AGENT_KEY": key},
         cwd=REPO,
         stdout=log_file.open("ab"),
         stderr=subprocess.STDOUT,
     )
-    try:
-        device = _wait(lambda: store.devices(name), 120, "agent registration")[-1]
-        store.set_fixed_costs(device, PLACEHOLDER_FIXED)
-        # One op outside the set first, as the local loop's process is warm too (imports, the
-        # runtime's first session).
-        create_opspec_tasks(store, device, [warmup], 1, None)
-        _wait(lambda: not store.missing(device, [warmup]), 600, "the agent's warm-up op")
-        start = time.perf_counter()
-        create_opspec_tasks(store, device, specs, args.task_specs, None)
-        _wait(lambda: not store.missing(device, specs), 3600, "the agent's measurements")
-        return time.perf_counter() - start
-    finally:
-        agent.terminate()
-        agent.wait(timeout=60)
+
+
+def run_agent(store: LutStore, specs: list[OpSpec], task_specs: int) -> float:
+    """Seconds from creating the tasks until the (running, warm) agent has posted every spec;
+    its LUT is emptied first, as each local round starts from an empty one."""
+    device = store.resolve_device(AGENT_DEVICE)
+    with store.transaction() as connection:
+        connection.execute(delete(AgentTaskRow).where(AgentTaskRow.device_id == device.id))
+        connection.execute(delete(MeasurementRow).where(MeasurementRow.device_id == device.id))
+    start = time.perf_counter()
+    create_opspec_tasks(store, device, specs, task_specs, None)
+    _wait(lambda: not store.missing(device, specs), 3600, "the agent's measurements")
+    return time.perf_counter() - start
 
 
 def _wait(condition: Any, timeout: float, what: str) -> Any:
@@ -155,7 +150,7 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--space", default="fbnet-tiny")
     p.add_argument("--specs", type=int, default=40, help="distinct ops measured per run")
-    p.add_argument("--rounds", type=int, default=3, help="local/agent pairs, alternating")
+    p.add_argument("--rounds", type=int, default=5, help="local/agent pairs, alternating")
     p.add_argument("--task-specs", type=int, default=8, help="ops per agent task")
     p.add_argument(
         "--quick",
@@ -165,6 +160,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--measure-cpu", type=int, default=1, help="CPU of the measuring processes")
     p.add_argument("--server-cpu", type=int, default=0, help="CPU of the server")
     p.add_argument("--smoke", action="store_true", help="6 ops, 1 round; writes *_smoke.*")
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "hwnas-agent-bench",
+        help="database (fresh each run) and converted-model cache (kept)",
+    )
     return p.parse_args()
 
 
@@ -175,7 +176,9 @@ def main() -> None:
     if hasattr(os, "sched_setaffinity") and args.measure_cpu is not None:
         os.sched_setaffinity(0, {args.measure_cpu})  # the local runs measure on this CPU
     specs, warmup = bench_specs(args.space, args.specs)
-    work = Path(tempfile.mkdtemp(prefix="hwnas-agent-bench-"))
+    work = args.workdir
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "hwnas.db").unlink(missing_ok=True)  # a fresh database; the model cache is kept
     env = {k: v for k, v in os.environ.items() if not k.startswith("HWNAS_")}
     env.update({"HWNAS_HOME": str(work), "HWNAS_WORKERS": "0", "PYTHONUNBUFFERED": "1"})
     backend = make_backend(work / "cache", args.quick)
@@ -184,29 +187,26 @@ def main() -> None:
     run_local(store, backend, "warm-cache", [*specs, warmup])
     port = 8000 + os.getpid() % 1000
     server = start_server(env, port, args.server_cpu, work / "server.log")
-    key = create_agent_key(env)
+    agent = start_agent(
+        env, f"http://127.0.0.1:{port}", create_agent_key(env), args, work / "agent.log"
+    )
     rounds: list[dict[str, Any]] = []
     try:
+        device = _wait(lambda: store.devices(AGENT_DEVICE), 120, "agent registration")[-1]
+        store.set_fixed_costs(device, PLACEHOLDER_FIXED)
+        log("warming the agent up on the same ops (as the local process is warm)")
+        run_agent(store, [*specs, warmup], args.task_specs)
         for index in range(args.rounds):
             local_s = run_local(store, backend, f"local-{index}", specs)
             log(f"round {index}: local {len(specs) / local_s * 60:.1f} ops/min")
-            agent_s = run_agent(
-                store,
-                env,
-                f"http://127.0.0.1:{port}",
-                key,
-                f"agent-{index}",
-                specs,
-                warmup,
-                args,
-                work / "agent.log",
-            )
+            agent_s = run_agent(store, specs, args.task_specs)
             log(f"round {index}: agent {len(specs) / agent_s * 60:.1f} ops/min")
             rounds.append({"local_s": local_s, "agent_s": agent_s, "ratio": local_s / agent_s})
             write_results(args, specs, rounds)
     finally:
-        server.terminate()
-        server.wait(timeout=60)
+        for process in (agent, server):
+            process.terminate()
+            process.wait(timeout=60)
         store.close()
 
 
@@ -225,6 +225,7 @@ def write_results(args: argparse.Namespace, specs: list[OpSpec], rounds: list[di
         "server_cpu": args.server_cpu,
         "backend": BACKEND,
         "threads": 1,
+        "load_average": list(os.getloadavg()),
         "machine": {
             "cpu": cpu_model(),
             "cores": os.cpu_count(),
@@ -246,8 +247,10 @@ def write_results(args: argparse.Namespace, specs: list[OpSpec], rounds: list[di
         f"{n} distinct ops of `{args.space}` measured with `{BACKEND}` (1 thread, "
         f"{data['protocol']} protocol, converted models cached), measuring processes pinned to "
         f"CPU {args.measure_cpu}, the server on CPU {args.server_cpu}; "
-        f"{args.task_specs} ops per agent task. Agent: from creating the tasks until every "
-        "result is in the database (claim, measure, POST per op, heartbeats, polling).",
+        f"{args.task_specs} ops per agent task. Local: `profile_specs` into a fresh LUT. Agent "
+        "(one running `hwnas agent`, warmed up on the same ops like the local process, its LUT "
+        "emptied before each round): from creating the tasks until every result is in the "
+        "database (claim, measure, batched POSTs, heartbeats, polling).",
         "",
         "| round | local (ops/min) | agent (ops/min) | agent / local |",
         "|---|---|---|---|",
@@ -261,8 +264,9 @@ def write_results(args: argparse.Namespace, specs: list[OpSpec], rounds: list[di
         f"| **median** | **{local:.1f}** | **{agent:.1f}** | **{ratio:.1%}** |",
         "",
         f"Goal: agent ≥ 90% of local — {'met' if ratio >= 0.9 else 'NOT met'}.",
-        f"Machine: {data['machine']['cpu']}, {data['machine']['cores']} cores (shared with other "
-        "work; rounds alternate to spread load drift over both loops).",
+        f"Machine: {data['machine']['cpu']}, {data['machine']['cores']} cores, shared with other "
+        f"work (load average {data['load_average'][0]:.1f} at the end); rounds alternate to "
+        "spread load drift over both loops.",
     ]
     (RESULTS / f"agent_throughput{suffix}.md").write_text("\n".join(lines) + "\n")
 
