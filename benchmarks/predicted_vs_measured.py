@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -160,6 +161,7 @@ def _write(rows: list[dict[str, Any]], source: str, args: argparse.Namespace) ->
         "predictor": "uncalibrated (LUT + the device's fixed costs; no end-to-end calibration)",
         "rows": rows,
         "summary": summary,
+        "load_average_1m": os.getloadavg()[0],  # other work on the machine inflates timings
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / _name(args, "json")).write_text(json.dumps(report, indent=1))
@@ -171,7 +173,9 @@ def _markdown(report: dict[str, Any]) -> str:
         "# predicted_vs_measured",
         "",
         f"{report['space']}, models: {report['models_from']}. Machine: {report['machine']}, "
-        f"one pinned thread, {report['protocol']} protocol. Predictor: {report['predictor']}.",
+        f"one pinned thread, {report['protocol']} protocol. Predictor: {report['predictor']}. "
+        f"Load average when written: {report.get('load_average_1m', float('nan')):.1f} "
+        "(a shared 2-core machine: other sessions' work ran alongside).",
         "",
         "| format (runtime) | models | mean abs error | max abs error | within ±10% |",
         "|---|---:|---:|---:|---:|",
