@@ -255,7 +255,7 @@ class LutMeasurementBody(Strict):
 
 class LutEndToEndBody(Strict):
     arch: str = Field(min_length=1, max_length=10_000)
-    space: str = Field(min_length=1, max_length=200)
+    space: str = Field(min_length=1, max_length=10_000, description="the arch's space header")
     measurement: StoredMeasurementBody
 
 
