@@ -207,6 +207,12 @@ class AgentClient:
         self.current_task = task["id"]
         try:
             self.execute(task)
+        except ServerAway as exc:  # e.g. fetching a model file: the task's lease runs out
+            delay = self._backoff.next()
+            self.log(f"server away during task {task['id']} ({exc}); retrying in {delay:g} s")
+            self.stop.wait(delay)
+        except AgentUnknown:
+            self.agent_id = None
         finally:
             self.current_task = None
 
