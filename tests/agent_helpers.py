@@ -52,13 +52,14 @@ def start_agent(
     log: Path,
     *extra: str,
     home: Path | None = None,
+    backend: str = "onnxruntime",
 ) -> subprocess.Popen[bytes]:
-    """A real `hwnas agent` process (ONNX Runtime, quick protocol); `home` holds its cache of
-    converted models (its own by default)."""
+    """A real `hwnas agent` process (quick protocol); `home` holds its cache of converted
+    models (its own by default)."""
     agent_home = home or log.parent / f"agent-{name}"
     agent_env = {**env, "HWNAS_HOME": str(agent_home), "HWNAS_AGENT_KEY": key}
     command = [sys.executable, "-m", "service.cli", "agent", "--server", server]
-    command += ["--name", name, "--backend", "onnxruntime", "--quick", "--poll", "0.2", *extra]
+    command += ["--name", name, "--backend", backend, "--quick", "--poll", "0.2", *extra]
     return subprocess.Popen(
         command, env=agent_env, cwd=REPO, stdout=log.open("ab"), stderr=subprocess.STDOUT
     )

@@ -369,3 +369,42 @@ def test_agent_command_refuses_bad_input_and_bad_keys(service_server: Server) ->
         "--server", service_server.base_url, "--name", "n", "--key", service_server.key("user")
     )
     assert user_key.returncode == 1 and "scope agent" in user_key.stderr
+
+
+def test_litert_agent_times_the_exported_tflite_model(
+    service_server: Server, tmp_path: Path, agent_cache: Path
+) -> None:
+    import torch
+
+    from profilers.base import create_backend
+
+    pytest.importorskip("ai_edge_litert")
+    space, events = tiny_space(), []  # type: ignore[var-annotated]
+    model = tmp_path / "run" / "export" / "net.tflite"
+    model.parent.mkdir(parents=True)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU()).eval()
+    converter = create_backend("litert", threads=1, cache_dir=tmp_path / "convert")
+    converter.convert(net, torch.zeros(space.input_shape), model)  # type: ignore[attr-defined]
+    log = tmp_path / "agent.log"
+    agent = start_agent(
+        service_server.env,
+        service_server.base_url,
+        service_server.key("agent"),
+        "phone",
+        log,
+        home=agent_cache,
+        backend="litert",
+    )
+    store = _store_of(service_server)
+    try:
+        user_key = service_server.key("user")
+        wait_for(lambda: _agent_online(service_server, user_key, "phone"), 120, "registration")
+        ctx = stage_context(store, space, ["phone"], tmp_path / "run", events, agent_wait_s=120)
+        ctx.export_files = {"tflite": str(model), "onnx": str(tmp_path / "absent.onnx")}
+        outcome = measuring_stage(ctx)["target_measurements"]["phone"]
+        assert outcome["status"] == "measured" and outcome["format"] == "tflite", outcome
+        assert outcome["median_ms"] > 0
+    finally:
+        store.close()
+        code = _stop_agent(agent)
+    assert code == 0, log.read_text()[-2000:]
