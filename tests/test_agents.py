@@ -76,9 +76,12 @@ def _agent_online(server: Server, user_key: str, name: str) -> bool:
 
 
 def test_real_agent_profiles_a_space_and_measures_the_exported_model(
-    service_server: Server, tmp_path: Path, agent_cache: Path
+    server_on_db: Server, tmp_path: Path, agent_cache: Path
 ) -> None:
+    """On a real SQLite file and on real PostgreSQL."""
     import torch
+
+    service_server = server_on_db
 
     from profilers.export import export_onnx
 
