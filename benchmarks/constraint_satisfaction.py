@@ -79,9 +79,7 @@ def markdown(meta: dict[str, Any], points: dict[str, list], summary: dict[str, A
         f"{meta['budgets']} budgets over that range, searches of {meta['epochs']} epochs "
         f"({meta['warmup_epochs']} warm-up), seed {meta['seed']}. Predicted: the calibrated LUT; "
         "measured: end to end, median."
-        + "".join(
-            f" {s} ran at every {k}th budget only." for s, k in meta.get("every", {}).items()
-        ),
+        + "".join(f" {s} ran at one budget in {k} only." for s, k in meta.get("every", {}).items()),
         "",
         f"| strategy | n | predicted ≤ budget | measured ≤ {slack:g}× budget | budget used mean | "
         "budget used min | measured / budget max | skip share | search s (mean) |",
