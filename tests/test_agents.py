@@ -190,6 +190,13 @@ def test_agents_post_only_asked_ops_of_their_own_device_and_idempotently(
             assert "did not ask" in unasked.json()["detail"][0]["msg"]
             # Another key's agent is invisible: 404.
             assert b.post(f"{path_a}/heartbeat", json={}).status_code == 404
+            # Another tenant cannot join (and so write into) dev-a's LUT: 403.
+            with server.client(server.key("agent", tenant="other")) as intruder:
+                refused = intruder.post(
+                    "/agents/register", json={"name": "dev-a", "fingerprint": FINGERPRINT_A}
+                )
+                assert refused.status_code == 403, refused.text
+                assert "another tenant" in refused.json()["detail"]
 
             # The same result twice: one row.
             first = a.post(f"{path_a}/tasks/{task_a['id']}/results", json=_result(spec_1, [2, 3]))

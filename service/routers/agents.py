@@ -73,7 +73,16 @@ def register(
     body: AgentRegister, principal: AgentKey, store: StoreDep, settings: SettingsDep
 ) -> AgentRegistered:
     """Register (or re-register: idempotent) this key's agent for a device name + fingerprint.
-    A new fingerprint (other runtime version, threads, CPU) is a new LUT of that device."""
+    A new fingerprint (other runtime version, threads, CPU) is a new LUT of that device. A device
+    name whose agents belong to another tenant is refused (403): one tenant cannot write into
+    another's LUT."""
+    others = {a.tenant for a in queue.agents(store.engine, name=body.name)} - {principal.tenant}
+    if others:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail=f"device {body.name} is measured by another tenant's agents; "
+            "register under another name",
+        )
     device = store.register_device(body.name, dict(body.fingerprint))
     agent = queue.register_agent(store.engine, device, principal.key_id, principal.tenant)
     return AgentRegistered(
