@@ -1,5 +1,6 @@
 """`hwnas demo`: the main job on the embedded default — profile this CPU into a LUT, calibrate it,
-and compare predicted with measured latency on random architectures."""
+compare predicted with measured latency on random architectures, search within a budget, and
+export the result with its model card."""
 
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ from service.commands.common import UsageProblem, open_store, stderr, stdout
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "demo",
-        help="profile this CPU, calibrate, check predicted vs measured latency, search",
+        help="profile this CPU, calibrate, check predicted vs measured latency, search, export",
         description="Runs the whole profile → predict → measure loop on this machine with the "
         "embedded SQLite database: profiles SPACE with BACKEND into device 'this-cpu', "
         "calibrates on a few end-to-end runs, then predicts and measures fresh random "
         "architectures and prints both side by side, and finally runs a short hardcore search "
-        "on DATASET within a mid-range budget.",
+        "on DATASET within a mid-range budget and exports the result (ONNX, TFLite, int8) with "
+        "its model card (OUT/card.md).",
     )
     p.add_argument("--space", default="fbnet-tiny", help="search space (default fbnet-tiny)")
     p.add_argument("--backend", default="onnxruntime", help="runtime (default onnxruntime)")
@@ -30,6 +32,11 @@ def register(sub: Any) -> None:
     p.add_argument("--dataset", default="mnist5k", help="dataset of the search step (mnist5k)")
     p.add_argument("--epochs", type=int, default=3, help="search and training epochs (3)")
     p.add_argument("--out", default="runs/demo", help="run directory of the search (runs/demo)")
+    p.add_argument(
+        "--export",
+        default="onnx,tflite,onnx-int8,tflite-int8",
+        help="formats to export the result to (default: all four CPU formats; '' for none)",
+    )
     p.set_defaults(handler=run_demo)
 
 
@@ -90,7 +97,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
     model = build_cost_model(store, device, space)
     budget = round(model.min_latency_ms + 0.5 * (model.max_latency_ms - model.min_latency_ms), 4)
-    stderr.print(f"[bold]4/4[/] hardcore search on {args.dataset} within {budget} ms")
+    stderr.print(f"[bold]4/4[/] hardcore search on {args.dataset} within {budget} ms, then export")
     return run_search_command(
         argparse.Namespace(
             space=args.space,
@@ -110,5 +117,6 @@ def run_demo(args: argparse.Namespace) -> int:
             option=[],
             out=Path(args.out),
             resume=None,
+            export=args.export or None,
         )
     )
