@@ -4,31 +4,18 @@ static QDQ quantisation) and full-integer TFLite (PT2E), and TensorRT engines bu
 from __future__ import annotations
 
 import contextlib
-import os
 import tempfile
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from deploy.formats import ExportFailed, ExportJob, register_format, unsupported_op_message
+from profilers.export import write_atomically
 from profilers.quiet import silenced
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 MAX_DYNAMIC_BATCH = 4096
-
-
-def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
-    """`write(temporary)` then rename over `path`: a failed export leaves no half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp{path.suffix}")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
 
 
 @contextlib.contextmanager

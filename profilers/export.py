@@ -72,6 +72,12 @@ def ensure_cached(path: Path, write: Callable[[Path], object]) -> bool:
     """
     if path.is_file():
         return False
+    write_atomically(path, write)
+    return True
+
+
+def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
+    """`write(temporary)` then rename over `path`: a failed write leaves no half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp{path.suffix}")
     try:
@@ -80,7 +86,6 @@ def ensure_cached(path: Path, write: Callable[[Path], object]) -> bool:
     finally:
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
-    return True
 
 
 def export_onnx(module: nn.Module, example: torch.Tensor, path: Path) -> None:

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, cast
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from service.tables import api_keys
 
@@ -51,19 +51,23 @@ def create_key(engine: Engine, scope: str, tenant: str) -> tuple[str, str]:
         )
     prefix = secrets.token_hex(PREFIX_CHARS // 2)
     key = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
-    key_id = uuid.uuid4().hex
     with engine.begin() as conn:
-        conn.execute(
-            insert(api_keys).values(
-                id=key_id,
-                prefix=prefix,
-                key_hash=_hash(key),
-                scope=scope,
-                tenant=tenant,
-                created_at=datetime.now(UTC),
-            )
+        return _insert_key(conn, prefix, key, scope, tenant), key
+
+
+def _insert_key(conn: Connection, prefix: str, key: str, scope: str, tenant: str) -> str:
+    key_id = uuid.uuid4().hex
+    conn.execute(
+        insert(api_keys).values(
+            id=key_id,
+            prefix=prefix,
+            key_hash=_hash(key),
+            scope=scope,
+            tenant=tenant,
+            created_at=datetime.now(UTC),
         )
-    return key_id, key
+    )
+    return key_id
 
 
 def ensure_key(engine: Engine, key: str, scope: str, tenant: str) -> str:
@@ -73,18 +77,7 @@ def ensure_key(engine: Engine, key: str, scope: str, tenant: str) -> str:
         found = conn.execute(select(api_keys.c.id).where(api_keys.c.prefix == prefix)).scalar()
         if found is not None:
             return str(found)
-        key_id = uuid.uuid4().hex
-        conn.execute(
-            insert(api_keys).values(
-                id=key_id,
-                prefix=prefix,
-                key_hash=_hash(key),
-                scope=scope,
-                tenant=tenant,
-                created_at=datetime.now(UTC),
-            )
-        )
-        return key_id
+        return _insert_key(conn, prefix, key, scope, tenant)
 
 
 def _prefix_of(key: str) -> str | None:
