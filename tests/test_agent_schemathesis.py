@@ -5,23 +5,19 @@ documented. (test_service_schemathesis.py runs the whole API with a user key.)""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from agent_helpers import measured_specs, tiny_space
-from service_fixtures import Server, service_env, start_server, stop_process
+from service_fixtures import Server, run_schemathesis, service_env, start_server, stop_process
 
 from lut.store import LutStore
 from service.agents.tasks import create_opspec_tasks
 
-# Schema-valid requests naming a space header with a repeated parameter, or results that do
-# not match the task, are refused (422) by design: positive_data_acceptance cannot hold.
-EXCLUDED_CHECKS = "positive_data_acceptance"
+# positive_data_acceptance is excluded (run_schemathesis): schema-valid requests naming a space
+# header with a repeated parameter, or results that do not match the task, are refused (422).
 AGENT_PATHS = "^/(agents|devices|luts)"
 
 
@@ -36,40 +32,8 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 
 def _schemathesis(server: Server, key: str, cwd: Path) -> str:
-    cli = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
-    assert cli is not None, "schemathesis is a test dependency"
-    result = subprocess.run(
-        [
-            cli,
-            "run",
-            f"{server.base_url}/openapi.json",
-            "--header",
-            f"Authorization: Bearer {key}",
-            "--include-path-regex",
-            AGENT_PATHS,
-            "--checks",
-            "all",
-            "--exclude-checks",
-            EXCLUDED_CHECKS,
-            "--max-examples",
-            "15",
-            "--request-timeout",
-            "20",
-            "--workers",
-            "1",
-            "--seed",
-            "1",
-            "--no-color",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=500,
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-6000:]
-    assert "server error" not in output.lower()
-    return output
+    extra = ("--include-path-regex", AGENT_PATHS)
+    return run_schemathesis(server.base_url, key, cwd, max_examples=15, extra=extra)
 
 
 @pytest.mark.timeout(900)

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,14 @@ from agent_helpers import (
     tiny_space,
     wait_for,
 )
-from service_fixtures import REPO, Server, free_port, service_env, start_server, stop_process
+from service_fixtures import (
+    REPO,
+    Server,
+    free_port,
+    service_env,
+    start_server,
+    stop_process,
+)
 
 from lut.measurement import Measurement
 from lut.opspec import OpSpec
@@ -42,17 +48,6 @@ FINGERPRINT_B = {"backend": "onnxruntime", "host": "b", "threads": 1}
 def agent_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One converted-model cache for the agents of this module (conversion is not under test)."""
     return tmp_path_factory.mktemp("agent-cache")
-
-
-@pytest.fixture
-def service_server(tmp_path: Path) -> Iterator[Server]:
-    """A server on a fresh SQLite file under tmp_path, no local workers."""
-    env = service_env(tmp_path / "home")
-    base_url, process = start_server(env)
-    try:
-        yield Server(base_url, env, process)
-    finally:
-        stop_process(process)
 
 
 def _store_of(server: Server) -> LutStore:
