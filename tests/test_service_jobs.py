@@ -157,6 +157,21 @@ def _upload_squares(client: httpx.Client, tmp_path: Path) -> str:
     return str(response.json()["id"])
 
 
+def _submit_checkpointed_search(client: Any, tmp_path: Path, **epochs: int) -> str:
+    """A hardcore search on the synthetic LUT that checkpoints every 10 steps; its job id."""
+    body = {
+        "space": "fbnet-tiny",
+        "dataset": _upload_squares(client, tmp_path),
+        "devices": ["cpu-synth"],
+        "budgets": {"cpu-synth": 3.0},
+        **epochs,
+        "child_epochs": 1,
+        "batch_size": 8,
+        "checkpoint_every": 10,
+    }
+    return str(client.post("/jobs", json=body).json()["id"])
+
+
 def test_killed_worker_job_is_finished_by_another_from_its_checkpoint(tmp_path: Path) -> None:
     home = tmp_path / "home"
     env = service_env(
@@ -168,20 +183,7 @@ def test_killed_worker_job_is_finished_by_another_from_its_checkpoint(tmp_path: 
     second = None
     try:
         client = Server(base_url, env, server).client(Server(base_url, env, server).key("user"))
-        job_id = client.post(
-            "/jobs",
-            json={
-                "space": "fbnet-tiny",
-                "dataset": _upload_squares(client, tmp_path),
-                "devices": ["cpu-synth"],
-                "budgets": {"cpu-synth": 3.0},
-                "epochs": 4,
-                "warmup_epochs": 1,
-                "child_epochs": 1,
-                "batch_size": 8,
-                "checkpoint_every": 10,
-            },
-        ).json()["id"]
+        job_id = _submit_checkpointed_search(client, tmp_path, epochs=4, warmup_epochs=1)
         running = _wait_for(client, job_id, lambda j: (j["progress"].get("step") or 0) >= 20)
         assert running["state"] == "searching"
         os.kill(first.pid, signal.SIGKILL)
@@ -283,19 +285,7 @@ def test_stopped_worker_hands_its_job_to_the_next_at_once(tmp_path: Path) -> Non
     second = None
     try:
         client = Server(base_url, env, server).client(Server(base_url, env, server).key("user"))
-        job_id = client.post(
-            "/jobs",
-            json={
-                "space": "fbnet-tiny",
-                "dataset": _upload_squares(client, tmp_path),
-                "devices": ["cpu-synth"],
-                "budgets": {"cpu-synth": 3.0},
-                "epochs": 3,
-                "child_epochs": 1,
-                "batch_size": 8,
-                "checkpoint_every": 10,
-            },
-        ).json()["id"]
+        job_id = _submit_checkpointed_search(client, tmp_path, epochs=3)
         _wait_for(client, job_id, lambda j: (j["progress"].get("step") or 0) >= 20)
         first.send_signal(signal.SIGTERM)
         assert first.wait(timeout=120) == 0
