@@ -32,6 +32,8 @@ from scipy.stats import kendalltau
 from lut.predictor import features, fit_calibration, predict_from_features
 from lut.store import Device, LutStore, arch_key
 from profilers.base import cpu_model, create_backend
+from profilers.export import op_model
+from profilers.protocol import MeasureProtocol
 from profilers.runner import profile_specs
 from search.spaces.base import SearchSpace, space_from_string
 
@@ -49,6 +51,18 @@ def parse_args() -> argparse.Namespace:
     )
     p.add_argument(
         "--fresh-lut", action="store_true", help="measure the LUTs again, keep end-to-end runs"
+    )
+    p.add_argument(
+        "--drift-reference",
+        action="store_true",
+        help="measure the LUTs and the end-to-end runs paired with a reference model "
+        "(MeasureProtocol.drift_reference); use a workdir of its own",
+    )
+    p.add_argument(
+        "--convert-only",
+        action="store_true",
+        help="only convert the LUT's micro-models and the end-to-end networks into the cache "
+        "(run it on another core ahead of a measuring run, so conversions do not hold it up)",
     )
     p.add_argument("--workdir", type=Path, default=Path("/tmp/hwnas-bench"))
     p.add_argument("--tag", default="", help="suffix of the result files")
@@ -75,6 +89,22 @@ def measure_e2e(
     return done
 
 
+def convert_only(backend_name: str, space_name: str, args: argparse.Namespace) -> None:
+    """Fill the cache with every file `run_one` will time, in the order it times them."""
+    space = space_from_string(space_name)
+    backend = create_backend(backend_name, threads=1, cache_dir=args.workdir / "cache")
+    for spec in space.distinct_opspecs():
+        if not spec.is_identity:
+            backend.convert_cached(*op_model(spec), cache_key=spec.key)
+    archs = list(space.iter_random(seed=1000, count=args.calibration))
+    archs += list(space.iter_random(seed=1, count=args.count))
+    example = torch.randn(space.input_shape, generator=torch.Generator().manual_seed(0))
+    for i, arch in enumerate(sorted(archs, key=lambda a: arch_key(a.to_string())), start=1):
+        key = f"net-{arch_key(arch.to_string())}"
+        backend.convert_cached(space.build(arch).eval(), example, cache_key=key)
+        print(f"  converted {i}/{len(archs)}", file=sys.stderr, flush=True)
+
+
 def metrics(predicted: list[float], measured: list[float]) -> dict[str, float]:
     errors = [(p - m) / m for p, m in zip(predicted, measured, strict=True)]
     tau = kendalltau(predicted, measured).statistic
@@ -90,7 +120,10 @@ def metrics(predicted: list[float], measured: list[float]) -> dict[str, float]:
 def run_one(backend_name: str, space_name: str, args: argparse.Namespace) -> dict[str, Any]:
     space = space_from_string(space_name)
     store = LutStore(f"sqlite:///{args.workdir / 'bench.db'}")
-    backend = create_backend(backend_name, threads=1, cache_dir=args.workdir / "cache")
+    protocol = MeasureProtocol(drift_reference=args.drift_reference)
+    backend = create_backend(
+        backend_name, threads=1, cache_dir=args.workdir / "cache", protocol=protocol
+    )
     device_name = f"bench-{backend_name}"
     specs = space.distinct_opspecs()
     if args.fresh:
@@ -128,6 +161,7 @@ def run_one(backend_name: str, space_name: str, args: argparse.Namespace) -> dic
         "backend": backend_name,
         "space": space.spec_string,
         "threads": 1,
+        "drift_reference": args.drift_reference,
         "fingerprint": device.fingerprint,
         "fixed_costs": fixed.to_dict(),
         "calibration": calibration.to_dict(),
@@ -245,6 +279,9 @@ def main() -> None:
     results: list[dict[str, Any]] = []
     for backend in args.backends.split(","):
         for space in args.spaces.split(","):
+            if args.convert_only:
+                convert_only(backend, space, args)
+                continue
             results.append(run_one(backend, space, args))
             write_results(results, args.tag)
             c = results[-1]["corrected_calibrated"]

@@ -51,11 +51,14 @@ def needs_measurement(spec: OpSpec) -> bool:
 @dataclass(frozen=True)
 class FixedCosts:
     """Per-call overhead of the runtime (fitted on `add` micro-models of several sizes) and the
-    extra cost of one boundary between blocks (from a chain of `add` ops)."""
+    extra cost of one boundary between blocks (from a chain of `add` ops). `reference_ms` is
+    the drift reference's nominal latency when the LUT was measured with one (every entry is
+    then in that unit: see `MeasureProtocol.drift_reference`), else None."""
 
     call_overhead_ms: float
     per_mb_ms: float
     between_blocks_ms: float = 0.0
+    reference_ms: float | None = None
 
     def overhead_ms(self, megabytes: float) -> float:
         return self.call_overhead_ms + self.per_mb_ms * megabytes
@@ -75,11 +78,15 @@ class FixedCosts:
         try:
             values = {k: float(data[k]) for k in ("call_overhead_ms", "per_mb_ms")}
             values["between_blocks_ms"] = float(data.get("between_blocks_ms", 0.0))
+            reference = data.get("reference_ms")
+            reference_ms = None if reference is None else float(reference)
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"bad fixed costs {dict(data)!r}: {exc}") from None
         if not all(math.isfinite(v) for v in values.values()):
             raise ValueError("fixed costs must be finite numbers")
-        return cls(**values)
+        if reference_ms is not None and not (math.isfinite(reference_ms) and reference_ms > 0):
+            raise ValueError("fixed costs' reference_ms must be a positive number or null")
+        return cls(**values, reference_ms=reference_ms)
 
 
 NO_FIXED_COSTS = FixedCosts(0.0, 0.0, 0.0)

@@ -6,6 +6,7 @@ import os
 import platform
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -34,6 +35,7 @@ class ProfilerBackend(ABC):
     name: ClassVar[str]
     layout: ClassVar[str] = "NCHW"  # layout of the micro-models' input and output
     default_device: ClassVar[str] = "cpu"  # used when the caller passes no device
+    supports_drift_reference: ClassVar[bool] = False  # MeasureProtocol.drift_reference
 
     def __init__(
         self,
@@ -51,6 +53,23 @@ class ProfilerBackend(ABC):
         self.cache_dir = Path(cache_dir) / self.name
         self.protocol = protocol or MeasureProtocol()
         self.device = device or self.default_device
+        if self.protocol.drift_reference and not self.supports_drift_reference:
+            raise ValueError(f"the {self.name} backend cannot measure with a drift reference")
+        # The reference's nominal latency; set by `use_drift_reference` (from the device's
+        # fixed costs) or measured with the fixed costs of a new LUT.
+        self.drift_reference_ms: float | None = None
+
+    def use_drift_reference(self, nominal_ms: float | None) -> None:
+        """Measure from now on in the unit of a LUT whose reference took `nominal_ms`: every run
+        paired with a reference run (None: no reference, plain timings)."""
+        if nominal_ms is not None and not self.supports_drift_reference:
+            raise ValueError(f"the {self.name} backend cannot measure with a drift reference")
+        self.protocol = replace(self.protocol, drift_reference=nominal_ms is not None)
+        self.drift_reference_ms = nominal_ms
+
+    def measure_drift_reference(self) -> float:
+        """Time the reference model alone; its median becomes the nominal latency."""
+        raise NotImplementedError(f"the {self.name} backend has no drift reference")
 
     @classmethod
     def unavailable_reason(cls) -> str | None:

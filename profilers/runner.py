@@ -36,6 +36,10 @@ def measure_fixed_costs(backend: ProfilerBackend) -> FixedCosts:
 
     from profilers.export import op_model
 
+    reference_ms = None
+    if backend.protocol.drift_reference:  # a new LUT's unit: the reference's latency now
+        reference_ms = backend.measure_drift_reference()
+        backend.use_drift_reference(reference_ms)
     probes = [
         OpSpec(op="add", in_channels=c, out_channels=c, height=h, width=w, activation="none")
         for c, h, w in OVERHEAD_PROBES
@@ -50,6 +54,7 @@ def measure_fixed_costs(backend: ProfilerBackend) -> FixedCosts:
     fixed = FixedCosts(
         call_overhead_ms=max(float(times[0]) - slope * float(sizes[0]), 0.0),
         per_mb_ms=slope,
+        reference_ms=reference_ms,
     )
     return replace(fixed, between_blocks_ms=_between_blocks_ms(backend, fixed))
 
@@ -81,6 +86,20 @@ def _between_blocks_ms(backend: ProfilerBackend, fixed: FixedCosts) -> float:
     return max((network - CHAIN_LENGTH * own) / CHAIN_LENGTH, 0.0)
 
 
+def use_lut_drift_reference(backend: ProfilerBackend, device: Device) -> None:
+    """Measure in the unit of `device`'s LUT: paired with its drift reference if it has one
+    (a LUT's choice is made when its fixed costs are measured; later measurements follow it)."""
+    fixed = device.fixed_costs
+    reference_ms = fixed.reference_ms if fixed else None
+    if backend.protocol.drift_reference and fixed is not None and reference_ms is None:
+        raise ValueError(
+            f"the LUT of device {device.name!r} was measured without a drift reference; "
+            "leave out --drift-reference, or measure the whole LUT again with --force"
+        )
+    if fixed is not None:
+        backend.use_drift_reference(reference_ms)
+
+
 def profile_specs(
     store: LutStore,
     backend: ProfilerBackend,
@@ -98,6 +117,8 @@ def profile_specs(
     if device.fixed_costs is None or force:
         store.set_fixed_costs(device, measure_fixed_costs(backend))
         report.fixed_costs_measured = True
+    else:
+        use_lut_drift_reference(backend, device)
     todo = store.missing(device, specs)
     if force:
         todo = [s for s in {s.key: s for s in specs}.values() if not s.is_identity]

@@ -14,7 +14,7 @@ from lut.opspec import OpSpec
 from profilers.base import ProfilerBackend
 from profilers.export import check_cache_key, check_eval_mode, ensure_cached, op_model
 from profilers.memory import PeakMemory, track_peak_rss
-from profilers.protocol import pinned_to_cores, time_runs, wall_timer
+from profilers.protocol import DriftReference, pinned_to_cores, time_runs, wall_timer
 
 if TYPE_CHECKING:
     import numpy as np
@@ -25,6 +25,11 @@ if TYPE_CHECKING:
 # kernel registries) worth megabytes; loading this tiny model first keeps that out of the first
 # measured op's peak memory.
 WARMUP_SPEC = OpSpec(op="add", in_channels=8, out_channels=8, height=8, width=8)
+# The drift reference: an inverted residual of the tiny spaces' size (tens of µs on a CPU core),
+# made of the kernels most ops use, so a slowdown of the machine slows it like them.
+REFERENCE_SPEC = OpSpec(
+    op="mbconv", in_channels=16, out_channels=16, height=28, width=28, kernel=5, expansion=6.0
+)
 
 
 class ConvertedModelBackend(ProfilerBackend):
@@ -33,11 +38,13 @@ class ConvertedModelBackend(ProfilerBackend):
     session per measurement is created and timed with the protocol, pinned to `threads` CPUs."""
 
     suffix: ClassVar[str]
+    supports_drift_reference = True
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.conversions = 0  # model files converted by this instance (cache misses)
         self._runtime_warm = False
+        self._reference_run: Callable[[], float] | None = None
 
     @abstractmethod
     def convert(self, module: nn.Module, example: torch.Tensor, path: Path) -> None:
@@ -63,6 +70,11 @@ class ConvertedModelBackend(ProfilerBackend):
         check_eval_mode(module)
         return self._measure(module, example, check_cache_key(cache_key))
 
+    def convert_cached(self, module: nn.Module, example: torch.Tensor, *, cache_key: str) -> bool:
+        """Convert `module` into the cache without timing it (True if it was not there yet)."""
+        check_eval_mode(module)
+        return self._model_file(module, example, check_cache_key(cache_key))[1]
+
     def _model_file(self, module: nn.Module, example: torch.Tensor, key: str) -> tuple[Path, bool]:
         path = self.model_path(key)
         converted = ensure_cached(path, lambda tmp: self.convert(module, example, tmp))
@@ -76,6 +88,27 @@ class ConvertedModelBackend(ProfilerBackend):
         path, _ = self._model_file(module, example, WARMUP_SPEC.key)
         self.load(path, example)()
         self._runtime_warm = True
+
+    def _reference_timer(self) -> Callable[[], float]:
+        """The reference model, loaded once per backend (inside the pinned block, so its
+        runtime threads share the measured model's CPUs)."""
+        if self._reference_run is None:
+            module, example = op_model(REFERENCE_SPEC)
+            path, _ = self._model_file(module, example, REFERENCE_SPEC.key)
+            self._reference_run = wall_timer(self.load(path, example))
+        return self._reference_run
+
+    def drift_reference(self) -> DriftReference | None:
+        """The reference to pair runs with, when the protocol asks for one and its nominal
+        latency is known."""
+        if not self.protocol.drift_reference or self.drift_reference_ms is None:
+            return None
+        return DriftReference(self._reference_timer(), self.drift_reference_ms)
+
+    def measure_drift_reference(self) -> float:
+        with pinned_to_cores(self.threads):
+            self._warm_up_runtime()
+            return time_runs(self._reference_timer(), self.protocol).median_ms
 
     def measure_file(self, path: Path, example: torch.Tensor) -> Measurement:
         """Time an existing model file (an exported network, int8 ones included) with the same
@@ -103,6 +136,7 @@ class ConvertedModelBackend(ProfilerBackend):
                 self.protocol,
                 peak_memory_bytes=memory.bytes,
                 extra=self.measurement_extra(cpus, memory, path, converted),
+                reference=self.drift_reference(),
             )
 
     def measurement_extra(

@@ -102,11 +102,16 @@ class OnnxRuntimeBackend(ConvertedModelBackend):
             with self.memory_tracker() as memory:
                 run_once = self.load(path, example, profile_prefix=str(Path(tmp) / "ort"))
                 run_once()
-            wall = time_runs(wall_timer(run_once), self.protocol)
+            reference = self.drift_reference()
+            wall = time_runs(wall_timer(run_once), self.protocol, reference=reference)
             kernels = kernel_ms_per_run(Path(run_once.end_profiling()))  # type: ignore[attr-defined]
         samples = kernels[-wall.n :]
         if len(samples) != wall.n or not any(samples):
             raise RuntimeError(f"ORT's profile of {spec.short()} has no kernel events")
+        if reference is not None:  # each run's kernels scaled by the reference run beside it
+            pairs = wall.extra["drift_reference"]
+            scale = [reference.nominal_ms / ref for ref in pairs["reference_ms"]]
+            samples = [k * f for k, f in zip(samples, scale, strict=True)]
         return Measurement.from_samples(
             samples,
             warmup=wall.warmup,
@@ -116,6 +121,7 @@ class OnnxRuntimeBackend(ConvertedModelBackend):
                 "timing": KERNEL_TIMING,
                 "wall_median_ms": wall.median_ms,
                 "protocol": self.protocol.to_dict(),
+                **({"drift_reference": wall.extra["drift_reference"]} if reference else {}),
             },
         )
 

@@ -116,6 +116,9 @@ class FixedCostsBody(Strict):
     call_overhead_ms: Milliseconds
     per_mb_ms: Milliseconds
     between_blocks_ms: Milliseconds = 0.0
+    reference_ms: Annotated[float, Field(gt=0, le=1e9, allow_inf_nan=False)] | None = Field(
+        None, description="the drift reference's nominal latency, if the LUT was measured with one"
+    )
 
 
 class OpResult(Strict):
@@ -222,7 +225,7 @@ class LutPublic(Strict):
     backend: str = Field(max_length=50)
     fingerprint_hash: str = Field(max_length=40)
     fingerprint: dict[str, Any] = Field(max_length=64)
-    fixed_costs: dict[str, float] | None = Field(None, max_length=8)
+    fixed_costs: dict[str, float | None] | None = Field(None, max_length=8)
     entries: Integer = Field(ge=0, le=1 << 31)
     agents_online: Integer = Field(ge=0, le=1 << 31)
     created_at: datetime

@@ -33,6 +33,7 @@ def register(sub: Any) -> None:
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
+    from profilers.runner import use_lut_drift_reference
     from search.spaces.base import space_from_string
     from service.commands.arch import measure_architecture
     from service.commands.profile import make_backend
@@ -43,8 +44,13 @@ def run_calibrate(args: argparse.Namespace) -> int:
         space = space_from_string(args.space)
         if not 0 <= args.count <= 1000:
             raise ValueError("-n must be between 0 and 1000")
+    fixed = device.fixed_costs
+    if fixed is None:
+        raise EnvironmentProblem(f"device {device.name!r} has no fixed costs: profile it first")
     backend = make_backend(device.backend, int(device.fingerprint.get("threads", 1)), args.quick)
     _check_same_machine(device.fingerprint, backend.fingerprint())
+    with user_errors():
+        use_lut_drift_reference(backend, device)  # end-to-end runs in the LUT's unit
     archs = [a.to_string() for a in space.iter_random(args.seed, args.count)]
     with progress_bar() as progress, user_errors():
         task = progress.add_task("end-to-end", total=len(archs), status="")
@@ -52,9 +58,6 @@ def run_calibrate(args: argparse.Namespace) -> int:
             arch, space_key, m = measure_architecture(backend, text)
             store.add_e2e(device, arch, space_key, m)
             progress.advance(task)
-    fixed = device.fixed_costs
-    if fixed is None:
-        raise EnvironmentProblem(f"device {device.name!r} has no fixed costs: profile it first")
     points = []
     with user_errors():
         for arch, m in store.e2e_measurements(device, space.spec_string):

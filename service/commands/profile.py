@@ -38,10 +38,22 @@ def register(sub: Any) -> None:
         action="store_true",
         help="a fast, looser protocol (±5%% CI, 0.5 s cap per op) for demos and smoke tests",
     )
+    parser.add_argument(
+        "--drift-reference",
+        action="store_true",
+        help="pair every timed run with a run of a fixed reference model and express the LUT in "
+        "its unit, so that a machine whose speed drifts (shared or virtual CPUs) still gives "
+        "entries that add up; about doubles the profiling time. Chosen when a LUT is created: "
+        "later profiling, calibration and agents of that LUT follow it",
+    )
     parser.set_defaults(handler=run)
 
 
-def make_backend(name: str, threads: int, quick: bool = False) -> Any:
+def make_backend(
+    name: str, threads: int, quick: bool = False, *, drift_reference: bool = False
+) -> Any:
+    from dataclasses import replace
+
     from profilers.base import backend_names, create_backend
     from profilers.protocol import QUICK, MeasureProtocol
 
@@ -49,7 +61,7 @@ def make_backend(name: str, threads: int, quick: bool = False) -> Any:
         raise UsageProblem(f"unknown backend {name!r}; valid: {choice_list(backend_names())}")
     if threads < 1:
         raise UsageProblem("--threads must be at least 1")
-    protocol = QUICK if quick else MeasureProtocol()
+    protocol = replace(QUICK if quick else MeasureProtocol(), drift_reference=drift_reference)
     with user_errors():
         return create_backend(
             name, threads=threads, cache_dir=settings().cache_dir, protocol=protocol
@@ -62,7 +74,9 @@ def run(args: argparse.Namespace) -> int:
 
     with user_errors():
         space = space_from_string(args.space)
-    backend = make_backend(args.backend, args.threads, args.quick)
+    backend = make_backend(
+        args.backend, args.threads, args.quick, drift_reference=args.drift_reference
+    )
     store = open_store()
     specs = space.distinct_opspecs()
     stderr.print(
