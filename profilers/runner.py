@@ -28,7 +28,9 @@ class ProfileReport:
     fixed_costs_measured: bool = False
 
 
-def measure_fixed_costs(backend: ProfilerBackend) -> FixedCosts:
+def measure_fixed_costs(
+    backend: ProfilerBackend, *, drift_reference: bool | None = None
+) -> FixedCosts:
     """Per-call overhead: whole runs of `add` models from ~4 KB to ~10 MB of I/O give a + b·MB
     (the smallest is an almost empty model). Between-block cost: a chain of depthwise 1x1 convs
     against the op alone (adds would be folded together by graph optimisers)."""
@@ -37,7 +39,10 @@ def measure_fixed_costs(backend: ProfilerBackend) -> FixedCosts:
     from profilers.export import op_model
 
     reference_ms = None
-    if backend.protocol.drift_reference:  # a new LUT's unit: the reference's latency now
+    if drift_reference is None:
+        drift_reference = backend.protocol.drift_reference
+    backend.use_drift_reference(None)
+    if drift_reference:  # a new LUT's unit: the reference's latency now
         reference_ms = backend.measure_drift_reference()
         backend.use_drift_reference(reference_ms)
     probes = [

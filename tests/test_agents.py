@@ -31,6 +31,7 @@ from service_fixtures import (
 
 from lut.measurement import Measurement
 from lut.opspec import OpSpec
+from lut.predictor import FixedCosts
 from lut.store import LutStore
 from service.agents import queue
 from service.agents.stages import measuring_stage, profiling_stage
@@ -170,11 +171,15 @@ def test_agents_post_only_asked_ops_of_their_own_device_and_idempotently(
             device_b = store.resolve_device("dev-b")
             create_opspec_tasks(store, device_a, [spec_1, spec_2], 8, None)
             create_opspec_tasks(store, device_b, [spec_3], 8, None)
+            # dev-b's LUT was measured with a drift reference: its tasks carry the unit.
+            store.set_fixed_costs(device_b, FixedCosts(0.005, 0.01, reference_ms=0.17))
             path_a, path_b = f"/agents/{agent_a['agent_id']}", f"/agents/{agent_b['agent_id']}"
             task_b = b.post(f"{path_b}/tasks/claim").json()["task"]
             assert [s["op"] for s in task_b["specs"]] == ["linear"]
+            assert task_b["reference_ms"] == 0.17
             task_a = a.post(f"{path_a}/tasks/claim").json()["task"]
             assert {s["op"] for s in task_a["specs"]} == {"conv", "pool"}
+            assert task_a["reference_ms"] is None
             assert a.post(f"{path_a}/tasks/claim").json() == {"task": None}
 
             # Another device's task: 403. An op the task did not ask for: 422.

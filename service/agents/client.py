@@ -89,6 +89,9 @@ class AgentClient:
     ) -> None:
         self.options = options
         self.backend = backend
+        # Whether a LUT this agent creates (its fixed costs) gets a drift reference; tasks of an
+        # existing LUT say whether it has one, and the backend follows them.
+        self.drift_reference = backend.protocol.drift_reference
         self.stop = stop or threading.Event()
         self.log = log
         self.http = httpx.Client(
@@ -255,6 +258,7 @@ class AgentClient:
 
     def _measure_specs(self, task: dict[str, Any]) -> None:
         specs = [OpSpec.from_dict(d) for d in task["specs"]]
+        self.backend.use_drift_reference(task.get("reference_ms"))  # the LUT's unit
         self.log(f"task {task['id']}: measuring {len(specs)} op(s)")
         for index, spec in enumerate(specs, start=1):
             if self.stop.is_set():
@@ -270,7 +274,7 @@ class AgentClient:
         from profilers.runner import measure_fixed_costs
 
         self.log(f"task {task['id']}: measuring fixed costs")
-        fixed = measure_fixed_costs(self.backend)
+        fixed = measure_fixed_costs(self.backend, drift_reference=self.drift_reference)
         self.post_results(task["id"], {"kind": "fixed_costs", "fixed_costs": fixed.to_dict()})
 
     def _measure_model(self, task: dict[str, Any]) -> None:
@@ -285,6 +289,7 @@ class AgentClient:
             raise ValueError(f"cannot fetch the model file: {_detail(response)}")
         suffix = Path(_filename(response) or f"model.{task['format']}").suffix
         example = torch.randn(*task["input_shape"], generator=torch.Generator().manual_seed(0))
+        self.backend.use_drift_reference(task.get("reference_ms"))
         with tempfile.TemporaryDirectory(prefix="hwnas-agent-") as tmp:
             path = Path(tmp) / f"model{suffix}"
             path.write_bytes(response.content)

@@ -53,6 +53,7 @@ Fingerprint = Annotated[
 ]
 Extra = Annotated[dict[Annotated[str, Field(max_length=64)], Any], Field(max_length=64)]
 Milliseconds = Annotated[float, Field(ge=0, le=1e7, allow_inf_nan=False)]
+ReferenceMs = Annotated[float, Field(gt=0, le=1e7, allow_inf_nan=False)] | None
 
 OpType = Literal[OP_TYPES]  # type: ignore[valid-type]
 Activation = Literal[ACTIVATIONS]  # type: ignore[valid-type]
@@ -116,7 +117,7 @@ class FixedCostsBody(Strict):
     call_overhead_ms: Milliseconds
     per_mb_ms: Milliseconds
     between_blocks_ms: Milliseconds = 0.0
-    reference_ms: Annotated[float, Field(gt=0, le=1e9, allow_inf_nan=False)] | None = Field(
+    reference_ms: ReferenceMs = Field(
         None, description="the drift reference's nominal latency, if the LUT was measured with one"
     )
 
@@ -192,6 +193,9 @@ class ClaimedTask(Strict):
     specs: list[OpSpecBody] | None = Field(None, max_length=512)
     format: str | None = Field(None, max_length=20)
     input_shape: list[Annotated[Integer, Field(ge=1, le=8192)]] | None = Field(None, max_length=8)
+    reference_ms: ReferenceMs = Field(
+        None, description="measure paired with the drift reference of this nominal latency"
+    )
 
 
 class ClaimResponse(Strict):

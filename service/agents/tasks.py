@@ -82,14 +82,25 @@ def public_task(store: LutStore, task: Task) -> dict[str, Any] | None:
         if not todo:
             queue.finish_task(store.engine, task.id)
             return None
-        return {**base, "specs": [spec for key, spec in specs.items() if key in todo]}
+        return {
+            **base,
+            "specs": [spec for key, spec in specs.items() if key in todo],
+            "reference_ms": _lut_reference_ms(store, task.device_id),
+        }
     if task.kind == "model":
         return {
             **base,
             "format": task.payload["format"],
             "input_shape": task.payload["input_shape"],
+            "reference_ms": _lut_reference_ms(store, task.device_id),
         }
     return base
+
+
+def _lut_reference_ms(store: LutStore, device_id: int) -> float | None:
+    """The drift reference's nominal latency that the LUT's measurements are in, if any."""
+    fixed = store.device(device_id).fixed_costs
+    return fixed.reference_ms if fixed else None
 
 
 def missing_keys(store: LutStore, device_id: int, keys: Sequence[str]) -> set[str]:

@@ -38,6 +38,12 @@ def register(sub: Any) -> None:
         help="a fast, looser protocol (±5%% CI, 0.5 s cap per op) for demos and smoke tests",
     )
     parser.add_argument(
+        "--drift-reference",
+        action="store_true",
+        help="measure a new LUT's fixed costs with a drift reference (see hwnas profile "
+        "--help); ops and models of a LUT that has one are always measured with it",
+    )
+    parser.add_argument(
         "--poll", type=float, default=1.0, help="seconds between asking for work when idle"
     )
     parser.set_defaults(handler=run)
@@ -67,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
     from service.commands.profile import make_backend
 
     key = _check_args(args)
-    backend = make_backend(args.backend, args.threads, args.quick)
+    backend = make_backend(
+        args.backend, args.threads, args.quick, drift_reference=args.drift_reference
+    )
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: Any) -> None:

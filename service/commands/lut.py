@@ -155,6 +155,7 @@ def _print_header(store: LutStore, device: Device) -> None:
         stdout.print(
             f"  fixed costs: {f.call_overhead_ms * 1000:.1f} µs/call, "
             f"{f.per_mb_ms * 1000:.1f} µs/MB, {f.between_blocks_ms * 1000:.1f} µs between blocks"
+            + _reference_note(f)
         )
     for space, c in store.calibrations(device).items():
         stdout.print(
@@ -190,3 +191,9 @@ def run_import(args: argparse.Namespace) -> int:
         + (f", {skipped} already present (use --replace to overwrite)" if skipped else "")
     )
     return 0
+
+
+def _reference_note(fixed: Any) -> str:
+    if fixed.reference_ms is None:
+        return ""
+    return f"; drift reference {fixed.reference_ms * 1000:.1f} µs (entries in its unit)"

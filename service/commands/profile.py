@@ -111,5 +111,10 @@ def run(args: argparse.Namespace) -> int:
             f"fixed costs: {fixed.call_overhead_ms * 1000:.1f} µs per call + "
             f"{fixed.per_mb_ms * 1000:.1f} µs/MB of I/O, "
             f"{fixed.between_blocks_ms * 1000:.1f} µs between blocks"
+            + (
+                f", drift reference {fixed.reference_ms * 1000:.1f} µs"
+                if fixed.reference_ms is not None
+                else ""
+            )
         )
     return 0
