@@ -93,6 +93,7 @@ class EndToEndRow(Base):
     warmup: Mapped[int] = mapped_column(Integer)
     peak_memory_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    extra: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class CalibrationRow(Base):

@@ -68,7 +68,7 @@ class Measurement:
             "warmup": self.warmup,
             "ci_rel": self.ci_rel,
             "peak_memory_bytes": self.peak_memory_bytes,
-            "extra": self.extra,
+            "extra": self.extra if samples else _without_paired_samples(self.extra),
         }
         if samples:
             data["samples_ms"] = list(self.samples_ms)
@@ -92,6 +92,21 @@ class Measurement:
         if not isinstance(extra, dict):
             raise ValueError("'extra' must be an object")
         return cls.from_samples(samples, warmup=warmup, peak_memory_bytes=peak, extra=extra)
+
+
+def _without_paired_samples(extra: dict[str, Any]) -> dict[str, Any]:
+    """`extra` with a drift reference's raw sample pairs summarised by their medians."""
+    pairs = extra.get("drift_reference")
+    if not isinstance(pairs, dict) or "raw_ms" not in pairs:
+        return extra
+    summary = {
+        "nominal_ms": pairs.get("nominal_ms"),
+        "raw_median_ms": statistics.median(pairs["raw_ms"]) if pairs["raw_ms"] else None,
+        "reference_median_ms": (
+            statistics.median(pairs["reference_ms"]) if pairs.get("reference_ms") else None
+        ),
+    }
+    return {**extra, "drift_reference": summary}
 
 
 def quantile(sorted_data: Sequence[float], q: float) -> float:

@@ -76,7 +76,7 @@ class StoredMeasurement:
 
 
 def measurement_from_row(row: MeasurementRow | EndToEndRow) -> Measurement:
-    extra = row.extra if isinstance(row, MeasurementRow) else {}
+    extra = row.extra or {}
     return Measurement.from_samples(
         row.samples_ms, warmup=row.warmup, peak_memory_bytes=row.peak_memory_bytes, extra=extra
     )
@@ -290,11 +290,13 @@ class LutStore:
             "warmup": measurement.warmup,
             "peak_memory_bytes": measurement.peak_memory_bytes,
             "created_at": utcnow(),
+            "extra": measurement.extra,
         }
         stmt = self._insert(EndToEndRow.__table__).values(values)
+        replaced = ("median_ms", "samples_ms", "warmup", "created_at", "extra")
         stmt = stmt.on_conflict_do_update(
             index_elements=["device_id", "arch_key"],
-            set_={k: stmt.excluded[k] for k in ("median_ms", "samples_ms", "warmup", "created_at")},
+            set_={k: stmt.excluded[k] for k in replaced},
         )
         with self.transaction(connection) as conn:
             conn.execute(stmt)

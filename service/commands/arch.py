@@ -49,7 +49,11 @@ def register(sub: Any) -> None:
     add_arch_inputs(p)
     p.add_argument("--backend", required=True, help="runtime: onnxruntime, litert, torch, ...")
     p.add_argument("--threads", type=int, default=1, help="runtime threads (default 1)")
-    p.add_argument("--device", help="also store the results as end-to-end runs of this device")
+    p.add_argument(
+        "--device",
+        help="also store the results as end-to-end runs of this device (measured as its LUT "
+        "was: with its drift reference, if it has one)",
+    )
     p.add_argument("--quick", action="store_true", help="a fast, looser protocol")
     p.add_argument("--json", action="store_true", help="one JSON object per architecture")
     p.set_defaults(handler=run_measure)
@@ -163,6 +167,7 @@ def measure_architecture(backend: Any, text: str) -> tuple[str, str, Measurement
 
 
 def run_measure(args: argparse.Namespace) -> int:
+    from profilers.runner import use_lut_drift_reference
     from service.commands.profile import make_backend
 
     items = [_parse(t)[1].to_string() for t in read_arch_inputs(args)]
@@ -171,6 +176,8 @@ def run_measure(args: argparse.Namespace) -> int:
     device = store.register_device(args.device, backend.fingerprint()) if store else None
     rows = []
     with progress_bar() as progress, user_errors():
+        if device is not None:
+            use_lut_drift_reference(backend, device)
         task = progress.add_task("measuring", total=len(items), status="")
         for text in items:
             arch, space, m = measure_architecture(backend, text)

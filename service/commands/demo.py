@@ -29,6 +29,13 @@ def register(sub: Any) -> None:
     p.add_argument("--device", default="this-cpu", help="device name (default this-cpu)")
     p.add_argument("-n", "--count", type=int, default=8, help="architectures to compare (8)")
     p.add_argument("--quick", action="store_true", help="a fast, looser measuring protocol")
+    p.add_argument(
+        "--no-drift-reference",
+        dest="drift_reference",
+        action="store_false",
+        help="profile a new LUT without pairing runs with a reference model (see hwnas profile "
+        "--help; an existing LUT keeps its own choice)",
+    )
     p.add_argument("--dataset", default="mnist5k", help="dataset of the search step (mnist5k)")
     p.add_argument("--epochs", type=int, default=3, help="search and training epochs (3)")
     p.add_argument("--out", default="runs/demo", help="run directory of the search (runs/demo)")
@@ -41,6 +48,7 @@ def register(sub: Any) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from profilers.runner import use_lut_drift_reference
     from search.spaces.base import space_from_string
     from service.commands import calibrate, profile
     from service.commands.arch import measure_architecture, predict_architecture
@@ -56,6 +64,7 @@ def run_demo(args: argparse.Namespace) -> int:
             threads=1,
             force=False,
             quick=args.quick,
+            drift_reference=args.drift_reference and not _has_lut(args.device, args.backend),
         )
     )
     stderr.print("[bold]2/4[/] calibrating the LUT on end-to-end runs")
@@ -73,6 +82,7 @@ def run_demo(args: argparse.Namespace) -> int:
     store = open_store()
     device = store.resolve_device(args.device, args.backend)
     backend = profile.make_backend(args.backend, 1, args.quick)
+    use_lut_drift_reference(backend, device)  # measured in the LUT's unit
     space = space_from_string(args.space)
     table = Table("arch", "predicted ms", "measured ms", "error")
     errors = []
@@ -120,3 +130,8 @@ def run_demo(args: argparse.Namespace) -> int:
             export=args.export or None,
         )
     )
+
+
+def _has_lut(device: str, backend: str) -> bool:
+    """Whether `device` already has a LUT of `backend` (it then keeps its drift reference)."""
+    return any(d.fixed_costs is not None for d in open_store().devices(device, backend))
