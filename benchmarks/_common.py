@@ -10,7 +10,7 @@ import platform
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import torch
 from lut.predictor import features, fit_calibration
 from lut.store import Device, LutStore, arch_key
 from profilers.base import ProfilerBackend, cpu_model, create_backend
-from profilers.protocol import QUICK
+from profilers.protocol import QUICK, MeasureProtocol
 from profilers.runner import profile_specs
 from search.cost import LatencyCostModel, build_cost_model
 from search.data import load_dataset
@@ -51,6 +51,12 @@ def add_common_args(p: argparse.ArgumentParser, strategies: str, epochs: int) ->
     p.add_argument("--calibration", type=int, default=10, help="end-to-end runs to calibrate on")
     p.add_argument("--workdir", type=Path, default=None, help="default /tmp/hwnas-search-bench")
     p.add_argument("--smoke", action="store_true", help="tiny configuration, quick protocol")
+    p.add_argument(
+        "--drift-reference",
+        action="store_true",
+        help="measure the LUT and end-to-end runs paired with a reference model (a new workdir)",
+    )
+    p.add_argument("--tag", default="", help="suffix of the result files")
     p.add_argument(
         "--only-cached",
         default="",
@@ -95,7 +101,9 @@ class Bench:
 
 def open_bench(args: argparse.Namespace) -> Bench:
     store = LutStore(f"sqlite:///{args.workdir / 'bench.db'}")
-    protocol = QUICK if args.smoke else None
+    protocol = replace(
+        QUICK if args.smoke else MeasureProtocol(), drift_reference=args.drift_reference
+    )
     backend = create_backend(
         BACKEND, threads=1, cache_dir=args.workdir / "cache", protocol=protocol
     )
@@ -274,6 +282,7 @@ def meta(args: argparse.Namespace) -> dict[str, Any]:
         "backend": f"{BACKEND}, 1 thread",
         "dataset": DATASET,
         "smoke": bool(args.smoke),
+        "drift_reference": bool(args.drift_reference),
         "argv": sys.argv[1:],
     }
 
@@ -282,7 +291,7 @@ def write_results(
     name: str, args: argparse.Namespace, payload: dict[str, Any], md: list[str]
 ) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = f"{name}_smoke" if args.smoke else name
+    stem = f"{name}_smoke" if args.smoke else f"{name}{args.tag}"
     (RESULTS / f"{stem}.json").write_text(json.dumps(payload, indent=1, default=str))
     (RESULTS / f"{stem}.md").write_text("\n".join(md) + "\n")
     log(f"wrote {RESULTS / stem}.json and .md")

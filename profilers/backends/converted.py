@@ -25,8 +25,10 @@ if TYPE_CHECKING:
 # kernel registries) worth megabytes; loading this tiny model first keeps that out of the first
 # measured op's peak memory.
 WARMUP_SPEC = OpSpec(op="add", in_channels=8, out_channels=8, height=8, width=8)
-# The drift reference: an inverted residual of the tiny spaces' size (tens of µs on a CPU core),
-# made of the kernels most ops use, so a slowdown of the machine slows it like them.
+# The drift reference: an inverted residual (~0.2 ms on one x86 core, a tiny network's time)
+# made of the kernels most ops use, so a slowdown of the machine slows it like them. A smaller one
+# (14×14, e3, ~50 µs) followed the drift worse: tiny networks' back-to-back sessions then still
+# differed by 8-23%, against 1-5% with this one.
 REFERENCE_SPEC = OpSpec(
     op="mbconv", in_channels=16, out_channels=16, height=28, width=28, kernel=5, expansion=6.0
 )
