@@ -98,3 +98,26 @@ def test_per_family_calibration_recovers_different_scales() -> None:
     single = fit_calibration(points, fixed, per_family=False)
     assert single.alpha("conv") == single.alpha("other")
     assert cal.mape_after < single.mape_after
+
+
+def test_calibration_form_is_chosen_by_leave_one_out_error() -> None:
+    """A pure scale measured with noise: terms the truth lacks fit the points better and new
+    networks worse, so leave-one-out keeps the alpha alone; a real constant keeps gamma."""
+    import random
+
+    fixed = FixedCosts(0.0, 0.0, 0.0)
+    rng = random.Random(1)
+    scaled, offset = [], []
+    for _ in range(20):
+        a, b = rng.uniform(0.5, 3), rng.uniform(0.5, 3)
+        f = features([A, B], _lut(A=a, B=b), fixed)
+        noise = 1 + rng.uniform(-0.03, 0.03)
+        scaled.append((f, 1.1 * (a + b) * noise))
+        offset.append((f, (0.7 * (a + b) + 1.0) * noise))
+    cal = fit_calibration(scaled, fixed, per_family=False)
+    assert (cal.form, cal.beta, cal.gamma) == ("one alpha", 0.0, 0.0)
+    assert cal.alpha("conv") == pytest.approx(1.1, rel=0.02)
+    assert 0 < cal.mape_loo < 3
+    with_constant = fit_calibration(offset, fixed, per_family=False)
+    assert with_constant.form != "one alpha"
+    assert with_constant.beta * 2 + with_constant.gamma == pytest.approx(1.0, rel=0.1)
