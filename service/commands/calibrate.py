@@ -70,7 +70,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
         f"calibrated {device.label} for {space.spec_string} on {calibration.n_points} runs: "
         f"MAPE {calibration.mape_before:.1f}% → {calibration.mape_after:.1f}% "
         f"(alphas {_alphas(calibration)}, beta {calibration.beta * 1000:.1f} µs/op, "
-        f"gamma {calibration.gamma * 1000:.1f} µs)"
+        f"gamma {calibration.gamma * 1000:.1f} µs; form {calibration.form}, leave-one-out "
+        f"MAPE {calibration.mape_loo:.1f}%)"
     )
     return 0
 
