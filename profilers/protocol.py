@@ -23,10 +23,10 @@ class MeasureProtocol:
     target_ci_rel: float = 0.02  # stop once the median's ~95% CI half-width is within ±2%
     time_cap_s: float = 3.0  # ... or after this long, whichever comes first
     check_every: int = 10
-    # Time a run of the backend's reference model before every few runs and scale each sample
-    # by (the reference's nominal latency / that reference run). On a shared or virtual machine
-    # whose speed changes by tens of percent within seconds, this keeps measurements taken at
-    # different times comparable (the drift hits the runs and their reference alike).
+    # Pair every run with a run of the backend's reference model and scale each sample by
+    # (the reference's nominal latency / its latency in that pair). On a shared or virtual
+    # machine whose speed changes by tens of percent within seconds, this keeps measurements
+    # taken at different times comparable (the drift hits both runs of a pair alike).
     drift_reference: bool = False
 
     def __post_init__(self) -> None:
@@ -80,8 +80,8 @@ def time_runs(
 ) -> Measurement:
     """Run `timed_run` (returns one latency in ms) under the protocol; return its statistics.
 
-    With a `reference`, runs come in blocks after a reference run and each sample is scaled by
-    `nominal_ms / that reference run`; the raw samples and the reference's are kept in `extra`.
+    With a `reference`, every run is followed by a reference run and each sample is scaled by
+    `nominal_ms / reference sample`; the raw samples and the reference's are kept in `extra`.
     """
     paired = _Paired(timed_run, reference) if reference else None
     run = paired or timed_run
@@ -109,36 +109,26 @@ def time_runs(
 
 
 class _Paired:
-    """Runs in blocks: the reference twice (the first warms it up, the second is timed), then
-    `block` timed runs, each scaled by that reference run. Blocks keep the measured model warm
-    in the caches as it is between runs without a reference (a reference after every run
-    evicted it, inflating memory-bound ops by ~20%); the drift they follow is far slower than a
-    block. Keeps the raw latencies and, per run, its block's reference latency."""
+    """A timed run followed by a reference run; returns the referenced sample and keeps both
+    raw latencies."""
 
-    def __init__(
-        self, timed_run: Callable[[], float], reference: DriftReference, block: int = 5
-    ) -> None:
+    def __init__(self, timed_run: Callable[[], float], reference: DriftReference) -> None:
         self.timed_run = timed_run
         self.reference = reference
-        self.block = block
         self.raw: list[float] = []
         self.ref: list[float] = []
-        self._reference_ms = 0.0
 
     def __call__(self) -> float:
-        if len(self.raw) % self.block == 0:
-            self.reference.timed_run()
-            self._reference_ms = self.reference.timed_run()
         latency = self.timed_run()
+        reference_ms = self.reference.timed_run()
         self.raw.append(latency)
-        self.ref.append(self._reference_ms)
-        return latency * self.reference.nominal_ms / self._reference_ms
+        self.ref.append(reference_ms)
+        return latency * self.reference.nominal_ms / reference_ms
 
     def record(self, last: int) -> dict[str, Any]:
-        """The last `last` runs (the measured ones; warm-up runs come first)."""
+        """The last `last` pairs (the measured ones; warm-up pairs come first)."""
         return {
             "nominal_ms": self.reference.nominal_ms,
-            "block": self.block,
             "raw_ms": self.raw[-last:],
             "reference_ms": self.ref[-last:],
         }

@@ -4,6 +4,7 @@ expressed in the reference's nominal unit (arithmetic here; real ONNX Runtime LU
 from __future__ import annotations
 
 import itertools
+import statistics
 from pathlib import Path
 
 import pytest
@@ -27,27 +28,24 @@ REFERENCED = MeasureProtocol(
 
 
 def test_a_drifting_machine_gives_the_same_referenced_samples() -> None:
-    """The machine's speed swings 3x from one block of runs to the next; the op always takes 2x
-    the reference, so every referenced sample is 2x the nominal latency, and the raw runs and
-    their blocks' reference runs are kept."""
+    """The machine's speed swings 3x from run to run; the op always takes 2x the reference, so
+    every referenced sample is 2x the nominal latency, and the raw pairs are kept."""
     speeds = itertools.cycle([1.0, 3.0, 1.5, 2.2])
     speed = {"now": 1.0}
-    calls = itertools.count()
-
-    def reference_run() -> float:
-        if next(calls) % 2 == 0:  # each block's untimed warm-up run: the speed has moved on
-            speed["now"] = next(speeds)
-        return 0.1 * speed["now"]
 
     def op_run() -> float:
+        speed["now"] = next(speeds)
         return 0.2 * speed["now"]
+
+    def reference_run() -> float:
+        return 0.1 * speed["now"]
 
     m = time_runs(op_run, QUICK, reference=DriftReference(reference_run, nominal_ms=0.1))
     assert m.samples_ms == pytest.approx([0.2] * m.n)
     pairs = m.extra["drift_reference"]
     assert pairs["nominal_ms"] == 0.1
     assert len(pairs["raw_ms"]) == len(pairs["reference_ms"]) == m.n
-    assert max(pairs["raw_ms"]) / min(pairs["raw_ms"]) == pytest.approx(3.0)  # it did drift
+    assert statistics.median(pairs["raw_ms"]) > 0.3  # the raw runs did drift
 
 
 def test_a_reference_needs_a_positive_nominal_latency() -> None:
