@@ -269,7 +269,7 @@ def write_results(results: list[dict[str, Any]], tag: str) -> None:
     ]
     lines += [
         f"- {r['backend']} {r['space']}: any form → {r['calibration'].get('form', '?')} "
-        f"(leave-one-out MAPE {r['calibration'].get('mape_loo', float('nan')):.1f}%); "
+        f"(leave-one-out MAPE {r['calibration'].get('mape_loo') or float('nan'):.1f}%); "
         f"one α → {r.get('calibration_single_alpha', {}).get('form', '?')}"
         for r in results
     ]

@@ -117,7 +117,7 @@ class Calibration:
     mape_before: float  # of the uncalibrated predictor on the fitting points, in percent
     mape_after: float
     form: str = ""  # the model form chosen by leave-one-out error, e.g. "one alpha + beta"
-    mape_loo: float = math.nan  # its leave-one-out error on the fitting points, in percent
+    mape_loo: float | None = None  # its leave-one-out error on the fitting points, in percent
 
     def alpha(self, family: str) -> float:
         return self.alphas.get(family, 1.0)
@@ -140,7 +140,7 @@ class Calibration:
                 mape_before=float(data.get("mape_before", math.nan)),
                 mape_after=float(data.get("mape_after", math.nan)),
                 form=str(data.get("form", ""))[:100],
-                mape_loo=float(data.get("mape_loo", math.nan)),
+                mape_loo=_optional_float(data.get("mape_loo")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"bad calibration {dict(data)!r}: {exc}") from None
@@ -343,6 +343,14 @@ class _CalibrationForm:
             coef = self.fit([points[j] for j in keep], measured[keep])
             errors.append(abs(float(design[i] @ coef) / measured[i] - 1))
         return 100.0 * sum(errors) / len(errors)
+
+
+def _optional_float(value: Any) -> float | None:
+    """None for a missing value; JSON (PostgreSQL's above all) has no NaN."""
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
 
 
 def _mape(predicted: Sequence[float], measured: Sequence[float]) -> float:
