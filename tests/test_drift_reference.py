@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import statistics
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,18 +14,11 @@ from lut.opspec import OpSpec
 from lut.predictor import FixedCosts
 from lut.store import LutStore
 from profilers.base import create_backend
-from profilers.protocol import QUICK, DriftReference, MeasureProtocol, time_runs
+from profilers.protocol import QUICK, DriftReference, time_runs
 from profilers.runner import profile_specs, use_lut_drift_reference
 
 SPEC = OpSpec(op="conv", in_channels=8, out_channels=8, height=14, width=14, kernel=3)
-REFERENCED = MeasureProtocol(
-    warmup_runs=3,
-    warmup_s=0.0,
-    min_runs=10,
-    target_ci_rel=0.05,
-    time_cap_s=0.5,
-    drift_reference=True,
-)
+REFERENCED = replace(QUICK, drift_reference=True)
 
 
 def test_a_drifting_machine_gives_the_same_referenced_samples() -> None:
