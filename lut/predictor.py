@@ -283,13 +283,15 @@ def fit_calibration(
         for beta in (False, True)
         for gamma in (False, True)
     ]
-    scored = [(form.loo_mape(points, measured), i, form) for i, form in enumerate(forms)]
-    loo, _, best = min(scored, key=lambda item: (round(item[0], 9), item[1]))
-    coef = best.fit(points, measured)
+    designs = [form.design(points) for form in forms]
+    scored = [(forms[i].loo_mape(d, measured), i) for i, d in enumerate(designs)]
+    loo, index = min(scored, key=lambda item: (round(item[0], 9), item[1]))
+    best, design = forms[index], designs[index]
+    coef = _fit_relative(design, measured)
     alphas = {f: float(coef[i]) for i, g in enumerate(best.groups) for f in g}
     n_alphas = len(best.groups)
     before = [predict_from_features(f, fixed).latency_ms for f, _ in points]
-    after = best.design(points) @ coef
+    after = design @ coef
     return Calibration(
         alphas=alphas,
         beta=float(coef[n_alphas]) if best.beta else 0.0,
@@ -327,22 +329,25 @@ class _CalibrationForm:
             rows.append(row)
         return np.array(rows, dtype=float)
 
-    def fit(self, points: Sequence[tuple[Features, float]], measured: Any) -> Any:
-        from scipy.optimize import nnls
-
-        weights = 1.0 / measured
-        coef, _ = nnls(self.design(points) * weights[:, None], measured * weights)
-        return coef
-
-    def loo_mape(self, points: Sequence[tuple[Features, float]], measured: Any) -> float:
+    def loo_mape(self, design: Any, measured: Any) -> float:
         """Mean relative error (percent) of each point predicted by a fit on the others."""
-        design = self.design(points)
+        import numpy as np
+
         errors = []
-        for i in range(len(points)):
-            keep = [j for j in range(len(points)) if j != i]
-            coef = self.fit([points[j] for j in keep], measured[keep])
+        for i in range(len(measured)):
+            keep = np.arange(len(measured)) != i
+            coef = _fit_relative(design[keep], measured[keep])
             errors.append(abs(float(design[i] @ coef) / measured[i] - 1))
         return 100.0 * sum(errors) / len(errors)
+
+
+def _fit_relative(design: Any, measured: Any) -> Any:
+    """Non-negative coefficients minimising the squared relative error."""
+    from scipy.optimize import nnls
+
+    weights = 1.0 / measured
+    coef, _ = nnls(design * weights[:, None], measured * weights)
+    return coef
 
 
 def _optional_float(value: Any) -> float | None:

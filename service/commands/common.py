@@ -20,6 +20,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from lut.predictor import FixedCosts
 from lut.store import DatabaseUnavailable, LutStore
 from service.config import Settings, load_settings
 
@@ -112,3 +113,10 @@ def progress_bar() -> Progress:
 
 def choice_list(names: list[str]) -> str:
     return ", ".join(names)
+
+
+def reference_note(fixed: FixedCosts) -> str:
+    """How fixed costs print their drift reference, if they have one."""
+    if fixed.reference_ms is None:
+        return ""
+    return f"; drift reference {fixed.reference_ms * 1000:.1f} µs (entries in its unit)"

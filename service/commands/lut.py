@@ -13,6 +13,7 @@ from service.commands.common import (
     UsageProblem,
     open_store,
     print_json_line,
+    reference_note,
     stdout,
     user_errors,
 )
@@ -155,7 +156,7 @@ def _print_header(store: LutStore, device: Device) -> None:
         stdout.print(
             f"  fixed costs: {f.call_overhead_ms * 1000:.1f} µs/call, "
             f"{f.per_mb_ms * 1000:.1f} µs/MB, {f.between_blocks_ms * 1000:.1f} µs between blocks"
-            + _reference_note(f)
+            + reference_note(f)
         )
     for space, c in store.calibrations(device).items():
         stdout.print(
@@ -193,9 +194,3 @@ def run_import(args: argparse.Namespace) -> int:
         + (f", {skipped} already present (use --replace to overwrite)" if skipped else "")
     )
     return 0
-
-
-def _reference_note(fixed: Any) -> str:
-    if fixed.reference_ms is None:
-        return ""
-    return f"; drift reference {fixed.reference_ms * 1000:.1f} µs (entries in its unit)"

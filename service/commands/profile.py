@@ -10,6 +10,7 @@ from service.commands.common import (
     choice_list,
     open_store,
     progress_bar,
+    reference_note,
     settings,
     stderr,
     user_errors,
@@ -110,11 +111,6 @@ def run(args: argparse.Namespace) -> int:
         stderr.print(
             f"fixed costs: {fixed.call_overhead_ms * 1000:.1f} µs per call + "
             f"{fixed.per_mb_ms * 1000:.1f} µs/MB of I/O, "
-            f"{fixed.between_blocks_ms * 1000:.1f} µs between blocks"
-            + (
-                f", drift reference {fixed.reference_ms * 1000:.1f} µs"
-                if fixed.reference_ms is not None
-                else ""
-            )
+            f"{fixed.between_blocks_ms * 1000:.1f} µs between blocks" + reference_note(fixed)
         )
     return 0
