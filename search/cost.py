@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lut.predictor import MissingEntries, network_constant_ms, op_cost_ms
+from lut.predictor import Calibration, MissingEntries, network_constant_ms, op_cost_ms
 from lut.store import Device, LutStore
 from search.spaces.base import SearchSpace
 
@@ -26,6 +26,7 @@ class LatencyCostModel:
     layer_costs: tuple[tuple[float, ...], ...]  # [layer][candidate] in ms
     constant_ms: float
     calibrated: bool
+    error_loo: float | None = None  # the calibration's leave-one-out MAPE, as a fraction
 
     @property
     def min_latency_ms(self) -> float:
@@ -78,4 +79,11 @@ def build_cost_model(
         layer_costs=tuple(layer_costs),
         constant_ms=constant,
         calibrated=calibration is not None,
+        error_loo=_loo_fraction(calibration),
     )
+
+
+def _loo_fraction(calibration: Calibration | None) -> float | None:
+    if calibration is None or calibration.mape_loo is None:
+        return None
+    return calibration.mape_loo / 100.0

@@ -26,7 +26,7 @@ class SearchSettings:
     warmup_epochs: int = 1
     batch_size: int = 128
     weight_lr: float = 0.05
-    arch_lr: float = 0.01
+    arch_lr: float | None = None  # None: the strategy's own default (`default_arch_lr`)
     seed: int = 0
     checkpoint_every: int = 50
     strategy_options: dict[str, Any] = field(default_factory=dict)
@@ -38,6 +38,8 @@ class SearchSettings:
             raise ValueError("warm-up epochs must be >= 0 and fewer than the epochs")
         if not 1 <= self.batch_size <= 65_536:
             raise ValueError("batch size must be between 1 and 65536")
+        if self.arch_lr is not None and not 0.0 < self.arch_lr <= 10.0:
+            raise ValueError("the architecture learning rate must be in (0, 10]")
 
 
 @dataclass
@@ -61,8 +63,9 @@ class SupernetSearch:
             nesterov=True,
             weight_decay=4e-5,
         )
+        arch_lr = self.settings.arch_lr or self.strategy.default_arch_lr
         self.arch_opt = torch.optim.Adam(
-            self.supernet.arch_parameters(), lr=self.settings.arch_lr, betas=(0.5, 0.999)
+            self.supernet.arch_parameters(), lr=arch_lr, betas=(0.5, 0.999)
         )
         self.generator = torch.Generator().manual_seed(self.settings.seed + 1)
         self.step = 0

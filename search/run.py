@@ -96,6 +96,7 @@ def run_search(
     lut_version = _lut_version(models)
     start = time.perf_counter()
     emit({"type": "state", "state": "searching"})
+    strategy_report: dict[str, Any] = {}
     if request.settings.strategy in BASELINES:
         from search.baselines import run_baseline
 
@@ -113,6 +114,10 @@ def run_search(
             on_event=emit,
         )
         choices = search.run()
+        strategy_report = {
+            "arch_lr": search.arch_opt.param_groups[0]["lr"],
+            **search.strategy.report(),
+        }
     search_wall = time.perf_counter() - start
     arch = space.architecture(
         [slot.candidates[i] for slot, i in zip(space.layers, choices, strict=True)]
@@ -147,6 +152,7 @@ def run_search(
         "inherit_weights": request.inherit_weights,
         "seed": request.settings.seed,
         "settings": {k: v for k, v in vars(request.settings).items()},
+        "strategy_report": strategy_report,
         "dataset": data.record(),
         "lut_version": lut_version,
         "calibrated": {m.device: m.calibrated for m in models},

@@ -22,6 +22,7 @@ def build_requests(req: dict[str, Any]) -> list[tuple[float | None, Path, Search
         warmup_epochs=min(req["warmup_epochs"], req["epochs"] - 1),
         batch_size=req["batch_size"],
         seed=req["seed"],
+        arch_lr=req.get("arch_lr"),
         checkpoint_every=max(1, req["checkpoint_every"]),
         strategy_options=req.get("options", {}),
     )

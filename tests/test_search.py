@@ -231,3 +231,70 @@ def test_resumed_search_ends_like_the_uninterrupted_one(
     assert resumed["arch"] == whole["arch"]
     whole_history = (tmp_path / "whole" / "history.jsonl").read_text()
     assert (tmp_path / "cut" / "history.jsonl").read_text() == whole_history
+
+
+def _strategy(store: LutStore, name: str, budget: float, error_loo: float | None, **options):  # type: ignore[no-untyped-def]
+    from search.strategies.base import Budget, get_strategy
+    from search.supernet import Supernet
+
+    space = space_from_string(SPACE)
+    model = build_cost_model(store, store.resolve_device("synthetic"), space)
+    model = replace(model, error_loo=error_loo)
+    torch.manual_seed(0)
+    return get_strategy(name)(Supernet(space), [Budget(model, budget)], **options), model
+
+
+def test_hardcore_auto_margin_is_twice_the_calibrations_loo_error(store: LutStore) -> None:
+    budget = _budget(store, 0.5)
+    strategy, model = _strategy(store, "hardcore", budget, error_loo=0.04)
+    predicted = model.cost(strategy.derive())
+    assert strategy.report()["margin"] == {"synthetic": pytest.approx(0.08)}
+    assert 0.9 * budget <= predicted <= 0.92 * budget
+    plain, _ = _strategy(store, "hardcore", budget, error_loo=0.04, margin=0)
+    assert 0.92 * budget < model.cost(plain.derive()) <= budget
+
+
+def test_hardcore_margin_without_calibration_is_zero_and_never_below_the_minimum(
+    store: LutStore,
+) -> None:
+    uncalibrated, _ = _strategy(store, "hardcore", _budget(store, 0.5), error_loo=None)
+    assert uncalibrated.report()["margin"] == {"synthetic": 0.0}
+    minimum = _budget(store, 0.0)
+    tight, model = _strategy(store, "hardcore", minimum * 1.01, error_loo=0.1)
+    assert tight.report()["limit_ms"]["synthetic"] == pytest.approx(minimum)
+    assert model.cost(tight.derive()) == pytest.approx(minimum)
+
+
+@pytest.mark.parametrize("margin", ["big", 0.7, -0.1, True])
+def test_hardcore_refuses_a_bad_margin(store: LutStore, margin: object) -> None:
+    with pytest.raises(ValueError, match="margin"):
+        _strategy(store, "hardcore", _budget(store, 0.5), error_loo=None, margin=margin)
+
+
+def test_fbnet_temperature_anneals_over_the_searchs_own_length() -> None:
+    from search.strategies.differentiable import annealed_temperature
+
+    for epochs in (3, 10, 90):
+        assert annealed_temperature(5.0, 0.5, None, 0, epochs) == pytest.approx(5.0)
+        assert annealed_temperature(5.0, 0.5, None, epochs - 1, epochs) == pytest.approx(0.5)
+    assert annealed_temperature(5.0, 0.5, 0.956, 2, 3) == pytest.approx(5.0 * 0.956**2)
+
+
+def test_fbnet_latency_factor_is_lowest_at_the_budget(store: LutStore, small_data: object) -> None:
+    probe, _ = _strategy(store, "fbnet", 1.0, error_loo=None)
+    expected = probe.expected_latencies()["synthetic"].item()  # of the uniform start
+    images, labels = small_data.train.tensors  # type: ignore[attr-defined]
+    factors = {}
+    for scale in (0.5, 1.0, 2.0):
+        strategy, _ = _strategy(store, "fbnet", expected * scale, error_loo=None)
+        _, details = strategy.architecture_loss(
+            images[:16], labels[:16], torch.Generator().manual_seed(0)
+        )
+        assert details.loss == pytest.approx(details.task_loss * details.penalty)
+        factors[scale] = details.penalty
+    assert factors[1.0] == pytest.approx(1.0)
+    assert factors[0.5] == pytest.approx(2.0**0.6)  # over the budget: β
+    assert factors[2.0] == pytest.approx(2.0**0.6)  # under it: beta_below = -β by default
+    flat, _ = _strategy(store, "fbnet", expected * 2.0, error_loo=None, beta_below=0.0)
+    _, details = flat.architecture_loss(images[:16], labels[:16], torch.Generator().manual_seed(0))
+    assert details.penalty == pytest.approx(1.0)

@@ -41,6 +41,8 @@ class StepDetails:
 class SearchStrategy(ABC):
     name: ClassVar[str]
     differentiable: ClassVar[bool] = True
+    # Adam's learning rate for the architecture parameters unless the settings give one.
+    default_arch_lr: ClassVar[float] = 0.01
 
     def __init__(self, supernet: Supernet, budgets: Sequence[Budget], **options: Any) -> None:
         self.supernet = supernet
@@ -94,6 +96,10 @@ class SearchStrategy(ABC):
 
     def describe(self) -> dict[str, float]:
         """Figures for the progress stream (temperature, ...)."""
+        return {}
+
+    def report(self) -> dict[str, Any]:
+        """What metrics.json records of the strategy's own settings (hardcore's margin, ...)."""
         return {}
 
 

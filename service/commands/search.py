@@ -50,6 +50,12 @@ def register(sub: Any) -> None:
         "--child-epochs", type=int, help="training epochs of the result (default: --epochs)"
     )
     p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument(
+        "--arch-lr",
+        type=float,
+        help="Adam learning rate of the architecture parameters (default: the strategy's; "
+        "0.05 for fbnet, 0.01 for the others)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--trials", type=int, default=8, help="candidates of random / evolution (8)")
     p.add_argument(
@@ -115,6 +121,7 @@ def _request_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "warmup_epochs": args.warmup_epochs,
         "child_epochs": args.child_epochs,
         "batch_size": args.batch_size,
+        "arch_lr": args.arch_lr,
         "seed": args.seed,
         "trials": args.trials,
         "inherit_weights": args.inherit_weights,

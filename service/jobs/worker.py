@@ -48,6 +48,7 @@ def search_request(req: dict[str, Any], dataset: str) -> SearchRequest:
         warmup_epochs=min(req["warmup_epochs"], req["epochs"] - 1),
         batch_size=req["batch_size"],
         seed=req["seed"],
+        arch_lr=req.get("arch_lr"),
         checkpoint_every=req["checkpoint_every"],
         strategy_options=dict(req.get("options") or {}),
     )

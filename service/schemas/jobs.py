@@ -48,6 +48,9 @@ class JobCreate(Schema):
     warmup_epochs: int = Field(default=1, ge=0, le=999)
     child_epochs: int | None = Field(default=None, ge=0, le=1000)
     batch_size: int = Field(default=128, ge=1, le=4096)
+    arch_lr: float | None = Field(
+        default=None, gt=0.0, le=10.0, description="architecture learning rate (strategy's)"
+    )
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     trials: int = Field(default=8, ge=1, le=1000, description="random / evolution candidates")
     checkpoint_every: int = Field(default=50, ge=1, le=1_000_000, description="steps")
