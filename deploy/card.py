@@ -5,6 +5,7 @@ sha256, export/targets.json), as card.json and card.md."""
 from __future__ import annotations
 
 import platform
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +93,22 @@ def _latency(measurement: dict[str, Any]) -> dict[str, Any]:
         "n": measurement["n"],
         "threads": extra.get("threads"),
         "runtime_version": extra.get("runtime_version"),
+        **_lut_unit(measurement),
     }
+
+
+def _lut_unit(measurement: dict[str, Any]) -> dict[str, Any]:
+    """Timed in a device LUT's unit (deploy.measure.LutUnit): which device, and, with a drift
+    reference, the plain median of the same runs."""
+    unit = measurement.get("lut_unit")
+    if not unit:
+        return {}
+    result: dict[str, Any] = {"lut_unit": unit["device"]}
+    pairs = (measurement.get("extra") or {}).get("drift_reference") or {}
+    if pairs.get("raw_ms"):
+        result["raw_median_ms"] = statistics.median(pairs["raw_ms"])
+        result["drift_referenced"] = True
+    return result
 
 
 def _targets(export_dir: Path) -> dict[str, dict[str, Any]]:
@@ -182,8 +198,20 @@ def _latency_lines(card: dict[str, Any]) -> list[str]:
         for fmt, m in by_format.items():
             lines.append(_latency_row(f"{device} (measured on target)", fmt, m))
     host = f"this machine ({card['host']['cpu']})"
+    referenced = []
     for fmt, m in latency["measured_here"].items():
-        lines.append(_latency_row(host, fmt, m))
+        if m.get("drift_referenced"):
+            referenced.append(f"{fmt} {m['raw_median_ms']:.4f} ms")
+            lines.append(_latency_row(f"{host}, in {m['lut_unit']}'s LUT unit", fmt, m))
+        else:
+            lines.append(_latency_row(host, fmt, m))
+    if referenced:
+        lines += [
+            "",
+            "In a LUT's unit: each run paired with the LUT's drift reference model and scaled by "
+            "its nominal latency, so the figure compares with the prediction whatever this "
+            f"machine's speed at the time. The plain medians of the same runs: {', '.join(referenced)}.",
+        ]
     return lines
 
 

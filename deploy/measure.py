@@ -3,14 +3,21 @@ the profilers' protocol (warm-up, repeats to a confidence target, one pinned thr
 
 Each file is measured in a fresh Python process: peak memory is the growth of the process's
 resident set while loading and running the file once, and memory that earlier work in the same
-process freed would otherwise be reused and go uncounted."""
+process freed would otherwise be reused and go uncounted.
+
+Where the search's device LUT was timed on this host in the file's runtime with a drift
+reference, the file is timed in that LUT's unit (`LutUnit`): each run paired with the reference
+model and scaled by its nominal latency, so the card's measured figure compares with the LUT's
+prediction rather than with the host's speed of the moment."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
 import tempfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,32 +29,63 @@ MEMORY_METHOD = "peak RSS growth of a fresh process loading and running the file
 TIMEOUT_S = 600
 
 
+@dataclass(frozen=True)
+class LutUnit:
+    """The unit of a device LUT timed on this host: its threads and, with a drift reference,
+    the reference's nominal latency."""
+
+    device: str
+    threads: int
+    reference_ms: float | None
+
+
+def lut_unit_for(runtime: str, units: dict[str, dict[str, Any]]) -> LutUnit | None:
+    """The first of the search's devices (metrics.json `lut_units`) whose LUT was timed in
+    `runtime` on this host's CPU; None if there is none (the file is then timed plainly)."""
+    from profilers.base import cpu_model
+
+    here = cpu_model()
+    for name, unit in units.items():
+        if unit.get("backend") == runtime and unit.get("cpu_model") == here:
+            return LutUnit(name, int(unit.get("threads") or 1), unit.get("reference_ms"))
+    return None
+
+
 def measure_exported(
-    runtime: str, path: Path, example: np.ndarray, *, quick: bool = False
+    runtime: str,
+    path: Path,
+    example: np.ndarray,
+    *,
+    quick: bool = False,
+    unit: LutUnit | None = None,
 ) -> dict[str, Any]:
-    """The file's Measurement as JSON (samples kept) plus `runtime` and the memory method."""
+    """The file's Measurement as JSON (samples kept) plus `runtime`, the memory method and, when
+    timed in a LUT's unit, `lut_unit` (its device and reference)."""
     if runtime == "tensorrt":
         data = _measure_engine(path).to_dict()
     else:
-        data = _measure_in_subprocess(runtime, path, example, quick)
+        data = _measure_in_subprocess(runtime, path, example, quick, unit)
     data["runtime"] = runtime
     data["memory_method"] = MEMORY_METHOD if runtime != "tensorrt" else "not measured"
+    if unit is not None and runtime != "tensorrt":
+        data["lut_unit"] = asdict(unit)
     return data
 
 
 def _measure_in_subprocess(
-    runtime: str, path: Path, example: np.ndarray, quick: bool
+    runtime: str, path: Path, example: np.ndarray, quick: bool, unit: LutUnit | None
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as scratch:
         example_path = Path(scratch) / "example.npy"
         np.save(example_path, np.ascontiguousarray(example, dtype=np.float32))
         command = [sys.executable, "-m", "deploy.measure", runtime, str(path), str(example_path)]
-        done = subprocess.run(
-            [*command, "--quick"] if quick else command,
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT_S,
-        )
+        if quick:
+            command.append("--quick")
+        if unit is not None:
+            command += ["--threads", str(unit.threads)]
+            if unit.reference_ms is not None:
+                command += ["--reference-ms", repr(unit.reference_ms)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S)
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
@@ -55,16 +93,29 @@ def _measure_in_subprocess(
     return dict(json.loads(lines[-1]))
 
 
-def measure_here(runtime: str, path: Path, example: np.ndarray, quick: bool) -> Measurement:
-    """In this process: the profiler backend's `measure_file`, runtime version recorded."""
+def measure_here(
+    runtime: str,
+    path: Path,
+    example: np.ndarray,
+    quick: bool,
+    *,
+    threads: int = 1,
+    reference_ms: float | None = None,
+) -> Measurement:
+    """In this process: the profiler backend's `measure_file`, runtime version recorded; paired
+    with the drift reference when its nominal latency is given."""
     import torch
 
     from profilers.base import create_backend
     from profilers.protocol import QUICK, MeasureProtocol
 
     backend: Any = create_backend(
-        runtime, cache_dir=_model_cache(), protocol=QUICK if quick else MeasureProtocol()
+        runtime,
+        threads=threads,
+        cache_dir=_model_cache(),
+        protocol=QUICK if quick else MeasureProtocol(),
     )
+    backend.use_drift_reference(reference_ms)
     measured = backend.measure_file(path, torch.from_numpy(example))
     extra = {**measured.extra, "runtime_version": backend.runtime_version()}
     return Measurement.from_samples(
@@ -95,9 +146,22 @@ def _measure_engine(path: Path) -> Measurement:
 
 
 def main(argv: list[str]) -> int:
-    runtime, path, example_path = argv[:3]
-    example = np.load(example_path)
-    measured = measure_here(runtime, Path(path), example, quick="--quick" in argv[3:])
+    parser = argparse.ArgumentParser(prog="python -m deploy.measure")
+    parser.add_argument("runtime")
+    parser.add_argument("path", type=Path)
+    parser.add_argument("example", type=Path, help=".npy of one NCHW float input")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--reference-ms", type=float, help="drift reference's nominal latency")
+    args = parser.parse_args(argv)
+    measured = measure_here(
+        args.runtime,
+        args.path,
+        np.load(args.example),
+        args.quick,
+        threads=args.threads,
+        reference_ms=args.reference_ms,
+    )
     sys.stdout.write(json.dumps(measured.to_dict()) + "\n")
     return 0
 

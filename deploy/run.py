@@ -14,7 +14,7 @@ from deploy.checks import CHECKS_FILE, file_digest, fresh_entry, read_json_or_em
 from deploy.checks import write_json_atomically as write_json
 from deploy.child import Child, load_run_child, read_json
 from deploy.formats import ExportFailed, ExportJob, get_format, parse_formats
-from deploy.measure import measure_exported
+from deploy.measure import lut_unit_for, measure_exported
 from deploy.rundata import EvalData, run_dataset
 from deploy.verify import reference_logits, verify_file
 
@@ -150,7 +150,10 @@ def check_one(
         emit({"type": "measure", "format": name, "runtime": fmt.runtime})
         example = run.data.test_images[:1]
         try:
-            entry["measurement"] = measure_exported(fmt.runtime, file, example, quick=quick)
+            unit = lut_unit_for(fmt.runtime, run.metrics.get("lut_units") or {})
+            entry["measurement"] = measure_exported(
+                fmt.runtime, file, example, quick=quick, unit=unit
+            )
         except (RuntimeError, OSError, ValueError) as exc:  # the file stays; its timing is missing
             entry["measurement_error"] = str(exc)
             emit({"type": "measure", "format": name, "error": str(exc)})

@@ -52,6 +52,22 @@ def cost_models(
     return [build_cost_model(store, store.resolve_device(name), space) for name in devices]
 
 
+def lut_units(store: LutStore, devices: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """How each device's LUT was timed: what deploy needs to time exported files in the same
+    unit on this host (backend, threads, CPU and the drift reference's nominal latency)."""
+    units = {}
+    for name in devices:
+        device = store.resolve_device(name)
+        fixed = device.fixed_costs
+        units[name] = {
+            "backend": device.backend,
+            "threads": device.fingerprint.get("threads"),
+            "cpu_model": device.fingerprint.get("cpu_model"),
+            "reference_ms": fixed.reference_ms if fixed else None,
+        }
+    return units
+
+
 def check_feasible(
     models: list[LatencyCostModel], budgets: tuple[float | None, ...]
 ) -> list[Budget]:
@@ -156,6 +172,7 @@ def run_search(
         "dataset": data.record(),
         "lut_version": lut_version,
         "calibrated": {m.device: m.calibrated for m in models},
+        "lut_units": lut_units(store, request.devices),
     }
     write_outputs(out_dir, space, arch, choices, child, metrics)
     emit({"type": "done", "metrics": metrics})

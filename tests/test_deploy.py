@@ -371,3 +371,45 @@ def test_an_op_onnx_cannot_express_is_named(tmp_path: Path) -> None:
     errors = export_formats(job, ["onnx"], {"onnx": tmp_path / "m.onnx"}, lambda event: None)
     assert errors == {"onnx": "onnx: the format cannot express the op prims.erf_inv.default"}
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_card_times_files_in_the_lut_unit_of_a_device_profiled_here(tmp_path: Path) -> None:
+    from profilers.base import cpu_model
+
+    run_dir = tmp_path / "run"
+    make_trained_run(run_dir, epochs=0, arch_seed=3)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics["predicted_latency_ms"] = {"laptop": 0.25, "phone": 3.0}
+    metrics["lut_units"] = {
+        "phone": {
+            "backend": "onnxruntime",
+            "threads": 1,
+            "cpu_model": "Cortex-A76",
+            "reference_ms": 1.0,
+        },
+        "laptop": {
+            "backend": "onnxruntime",
+            "threads": 1,
+            "cpu_model": cpu_model(),
+            "reference_ms": 0.2,
+        },
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    export_run(run_dir, ["onnx"], quick=True)
+    card = json.loads((run_dir / "card.json").read_text())
+    measured = card["latency_ms"]["measured_here"]["onnx"]
+    assert measured["lut_unit"] == "laptop" and measured["drift_referenced"]
+    assert measured["median_ms"] > 0 and measured["raw_median_ms"] > 0
+    assert "in laptop's LUT unit" in (run_dir / "card.md").read_text()
+
+
+def test_files_are_timed_plainly_without_a_lut_of_this_host() -> None:
+    from deploy.measure import LutUnit, lut_unit_for
+    from profilers.base import cpu_model
+
+    units = {"phone": {"backend": "litert", "threads": 4, "cpu_model": "Cortex-A76"}}
+    assert lut_unit_for("litert", units) is None
+    units["laptop"] = {"backend": "litert", "threads": 2, "cpu_model": cpu_model()}
+    assert lut_unit_for("litert", units) == LutUnit("laptop", 2, None)
+    assert lut_unit_for("onnxruntime", units) is None
