@@ -83,12 +83,14 @@ def check_feasible(
 
 def check_request(request: SearchRequest, store: LutStore, data: Any) -> None:
     """Everything that can be refused before any work: LUT coverage, feasibility, strategy."""
-    from search.strategies.base import strategy_names
+    from search.strategies.base import get_strategy, strategy_names
 
     if request.settings.strategy not in strategy_names():
         raise ValueError(
             f"unknown strategy {request.settings.strategy!r}; valid: {', '.join(strategy_names())}"
         )
+    if request.settings.strategy not in BASELINES:
+        get_strategy(request.settings.strategy).check_options(request.settings.strategy_options)
     check_feasible(
         cost_models(store, bind_space(request.space, data), request.devices), request.budgets_ms
     )

@@ -234,12 +234,17 @@ def test_search_writes_a_run_and_resumes(profiled_home: Path, tmp_path: Path) ->
         "0.2",
         "--epochs",
         "2",
+        "--arch-lr",
+        "0.02",
         "--out",
         str(out),
     ]
     result = hwnas(profiled_home, *args)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["predicted_latency_ms"]["laptop"] <= 0.2
+    report = metrics["strategy_report"]
+    assert report["arch_lr"] == 0.02 and report["limit_ms"]["laptop"] <= 0.2
+    assert metrics["lut_units"]["laptop"]["backend"] == "onnxruntime"
     assert json.loads((out / "arch.json").read_text())["arch"] == metrics["arch"]
     assert (out / "child.pt").exists() and (out / "history.jsonl").read_text()
     events = [json.loads(x) for x in (out / "events.jsonl").read_text().splitlines()]
@@ -257,6 +262,8 @@ def test_search_writes_a_run_and_resumes(profiled_home: Path, tmp_path: Path) ->
         (["--space", "proxyless-tiny", "--latency-ms", "1"], "lacks"),
         (["--space", SPACE, "--strategy", "darts"], "valid: evolution, fbnet, hardcore"),
         (["--space", SPACE, "--dataset", "/nonexistent.npz"], "nonexistent"),
+        (["--space", SPACE, "--latency-ms", "1", "--option", "margin=big"], "margin"),
+        (["--space", SPACE, "--arch-lr", "-1"], "learning rate"),
     ],
 )
 def test_search_bad_input_is_exit_2(

@@ -246,6 +246,8 @@ def _job(**overrides: object) -> dict[str, object]:
         ({"export_formats": ["exe"]}, "export_formats"),
         ({"surprise": True}, "surprise"),
         ({"options": {"no_such_option": 1}}, "unknown option"),
+        ({"options": {"margin": "big"}}, "margin must be"),
+        ({"arch_lr": 0}, "arch_lr"),
         ({"warmup_epochs": 3}, "warmup_epochs"),
     ],
 )

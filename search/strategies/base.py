@@ -47,17 +47,30 @@ class SearchStrategy(ABC):
     def __init__(self, supernet: Supernet, budgets: Sequence[Budget], **options: Any) -> None:
         self.supernet = supernet
         self.budgets = list(budgets)
-        unknown = set(options) - set(self.option_defaults())
-        if unknown:
-            raise ValueError(
-                f"strategy {self.name!r} has no option(s) {', '.join(sorted(unknown))}; "
-                f"valid: {', '.join(sorted(self.option_defaults())) or 'none'}"
-            )
-        self.options = {**self.option_defaults(), **options}
+        self.options = self.check_options(options)
 
     @classmethod
     def option_defaults(cls) -> dict[str, Any]:
         return {}
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """The options merged over the defaults; ValueError naming what is wrong (an unknown
+        key, or a value `validate_options` refuses), before any work starts."""
+        unknown = set(options) - set(cls.option_defaults())
+        if unknown:
+            raise ValueError(
+                f"strategy {cls.name!r} has no option(s) {', '.join(sorted(unknown))}; "
+                f"valid: {', '.join(sorted(cls.option_defaults())) or 'none'}"
+            )
+        merged = {**cls.option_defaults(), **options}
+        cls.validate_options(merged)
+        return merged
+
+    @classmethod
+    def validate_options(cls, options: dict[str, Any]) -> None:
+        """Refuse bad option values (ValueError); none are checked by default."""
+        del options
 
     def on_epoch_start(self, epoch: int, epochs: int) -> None:
         """Schedules (temperature annealing, ...); none by default."""

@@ -214,15 +214,21 @@ class HardCoReStrategy(SearchStrategy):
         self.tau = float(self.options["tau0"])
         self.project()
 
+    @classmethod
+    def validate_options(cls, options: dict[str, Any]) -> None:
+        margin = options["margin"]
+        if margin == "auto":
+            return
+        if isinstance(margin, bool) or not isinstance(margin, int | float):
+            raise ValueError(f"hardcore margin must be 'auto' or a number, not {margin!r}")
+        if not 0.0 <= margin <= MAX_MARGIN:
+            raise ValueError(f"hardcore margin must be between 0 and {MAX_MARGIN}, not {margin}")
+
     def _margin(self, budget: Budget) -> float:
         margin = self.options["margin"]
         if margin == "auto":
             error = budget.cost_model.error_loo
             return 0.0 if error is None else min(AUTO_MARGIN_Z * error, MAX_MARGIN)
-        if isinstance(margin, bool) or not isinstance(margin, int | float):
-            raise ValueError(f"hardcore margin must be 'auto' or a number, not {margin!r}")
-        if not 0.0 <= margin <= MAX_MARGIN:
-            raise ValueError(f"hardcore margin must be between 0 and {MAX_MARGIN}, not {margin}")
         return float(margin)
 
     def on_epoch_start(self, epoch: int, epochs: int) -> None:

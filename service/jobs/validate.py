@@ -56,9 +56,14 @@ def _check_options(strategy: str, options: dict[str, Any]) -> None:
 
     if strategy in BASELINES:
         raise InvalidJob(f"strategy {strategy} takes no options")
-    accepted = set(get_strategy(strategy).option_defaults())
+    cls = get_strategy(strategy)
+    accepted = set(cls.option_defaults())
     unknown = sorted(set(options) - accepted)
     if unknown:
         raise InvalidJob(
             f"unknown option(s) {', '.join(unknown)} for {strategy}; valid: {', '.join(sorted(accepted))}"
         )
+    try:
+        cls.validate_options({**cls.option_defaults(), **options})
+    except ValueError as exc:
+        raise InvalidJob(str(exc)) from None
