@@ -298,3 +298,19 @@ def test_fbnet_latency_factor_is_lowest_at_the_budget(store: LutStore, small_dat
     flat, _ = _strategy(store, "fbnet", expected * 2.0, error_loo=None, beta_below=0.0)
     _, details = flat.architecture_loss(images[:16], labels[:16], torch.Generator().manual_seed(0))
     assert details.penalty == pytest.approx(1.0)
+
+
+def test_fbnet_derives_the_most_likely_architecture_within_the_budget(store: LutStore) -> None:
+    budget = _budget(store, 0.3)
+    strategy, model = _strategy(store, "fbnet", budget, error_loo=None)
+    with torch.no_grad():
+        for alpha, costs in zip(strategy.supernet.alphas, model.layer_costs, strict=True):
+            alpha.copy_(torch.tensor(costs) / max(costs))  # the dearest choice most likely
+    argmax = [costs.index(max(costs)) for costs in model.layer_costs]
+    argmax_strategy, _ = _strategy(store, "fbnet", budget, error_loo=None, derive="argmax")
+    argmax_strategy.supernet.load_state_dict(strategy.supernet.state_dict())
+    assert argmax_strategy.derive() == argmax and model.cost(argmax) > budget
+    within = strategy.derive()
+    assert model.cost(within) <= budget
+    with pytest.raises(ValueError, match="derive"):
+        _strategy(store, "fbnet", budget, error_loo=None, derive="best")
