@@ -5,7 +5,6 @@ export the result with its model card."""
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from rich.table import Table
@@ -108,28 +107,23 @@ def run_demo(args: argparse.Namespace) -> int:
     model = build_cost_model(store, device, space)
     budget = round(model.min_latency_ms + 0.5 * (model.max_latency_ms - model.min_latency_ms), 4)
     stderr.print(f"[bold]4/4[/] hardcore search on {args.dataset} within {budget} ms, then export")
-    return run_search_command(
-        argparse.Namespace(
-            space=args.space,
-            dataset=args.dataset,
-            device=[args.device],
-            strategy="hardcore",
-            latency_ms=str(budget),
-            device_budget=[],
-            epochs=args.epochs,
-            warmup_epochs=1,
-            child_epochs=None,
-            batch_size=128,
-            seed=0,
-            trials=8,
-            inherit_weights=False,
-            checkpoint_every=50,
-            option=[],
-            out=Path(args.out),
-            resume=None,
-            export=args.export or None,
-        )
-    )
+    argv = [
+        "search",
+        *("--space", args.space, "--dataset", args.dataset, "--device", args.device),
+        *("--strategy", "hardcore", "--latency-ms", str(budget), "--epochs", str(args.epochs)),
+        *("--out", str(args.out)),
+        *(("--export", args.export) if args.export else ()),
+    ]
+    return run_search_command(search_arguments(argv))
+
+
+def search_arguments(argv: list[str]) -> argparse.Namespace:
+    """`hwnas search ARGV` as the search command's own parser reads it (every default set)."""
+    from service.commands import search
+
+    parser = argparse.ArgumentParser(prog="hwnas")
+    search.register(parser.add_subparsers())
+    return parser.parse_args(argv)
 
 
 def _has_lut(device: str, backend: str) -> bool:
