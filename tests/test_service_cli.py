@@ -84,6 +84,21 @@ def _status(pid: int) -> str:
         return "zombie"
 
 
+def test_local_workers_do_not_outlive_a_killed_server(tmp_path: Path) -> None:
+    _, server = start_server(service_env(tmp_path, HWNAS_WORKERS="1"))
+    deadline = time.monotonic() + 30
+    while not _children(server.pid):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    (worker,) = _children(server.pid)
+    os.kill(server.pid, signal.SIGKILL)  # no shutdown code runs in the server
+    server.wait()
+    deadline = time.monotonic() + 60
+    while Path(f"/proc/{worker}").exists() and "zombie" not in _status(worker):
+        assert time.monotonic() < deadline, "the local worker outlived its server"
+        time.sleep(0.2)
+
+
 def test_serve_restarts_a_local_worker_that_died(tmp_path: Path) -> None:
     env = service_env(tmp_path, HWNAS_WORKERS="1")
     _, server = start_server(env)

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from service.commands.common import EnvironmentProblem, UsageProblem, stderr
@@ -172,6 +173,8 @@ class LocalWorkers:
     def __init__(self, count: int) -> None:
         import threading
 
+        self._lock = threading.Lock()  # no restart may slip in between stop()'s terminations
+        self._preexec = _die_with_parent_hook()
         self.processes = [self._spawn(i) for i in range(count)]
         self._stopping = threading.Event()
         self._monitor = threading.Thread(target=self._watch, daemon=True)
@@ -181,17 +184,20 @@ class LocalWorkers:
     def _spawn(self, index: int) -> subprocess.Popen[bytes]:
         name = f"local-{os.getpid()}-{index}"
         command = [sys.executable, "-m", "service.cli", "worker", "--id", name]
-        return subprocess.Popen(command, env=dict(os.environ))
+        return subprocess.Popen(command, env=dict(os.environ), preexec_fn=self._preexec)
 
     def _watch(self) -> None:
         while not self._stopping.wait(self.RESTART_S):
-            for index, process in enumerate(self.processes):
-                if process.poll() is not None and not self._stopping.is_set():
-                    stderr.print(f"local worker {index} exited ({process.returncode}); restarting")
-                    self.processes[index] = self._spawn(index)
+            with self._lock:
+                for index, process in enumerate(self.processes):
+                    if process.poll() is not None and not self._stopping.is_set():
+                        code = process.returncode
+                        stderr.print(f"local worker {index} exited ({code}); restarting")
+                        self.processes[index] = self._spawn(index)
 
     def stop(self) -> None:
-        self._stopping.set()
+        with self._lock:
+            self._stopping.set()
         for process in self.processes:
             process.terminate()
         for process in self.processes:
@@ -199,3 +205,22 @@ class LocalWorkers:
                 process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def _die_with_parent_hook() -> Callable[[], None] | None:
+    """A `preexec_fn` that has a local worker SIGTERMed when the API process dies, even when
+    it is killed (Linux's PR_SET_PDEATHSIG), so no worker outlives its server; None elsewhere.
+    libc is loaded here, in the parent: the hook itself runs between fork and exec, where
+    nothing may import or allocate."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    import signal
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    pr_set_pdeathsig, sigterm = 1, int(signal.SIGTERM)
+
+    def hook() -> None:
+        prctl(pr_set_pdeathsig, sigterm)
+
+    return hook
