@@ -16,16 +16,7 @@ def build_requests(req: dict[str, Any]) -> list[tuple[float | None, Path, Search
     extra = req.get("device_budgets", {})
     unknown = set(extra) - set(devices)
     devices += sorted(unknown)  # a budgeted device need not be repeated with --device
-    settings = SearchSettings(
-        strategy=req["strategy"],
-        epochs=req["epochs"],
-        warmup_epochs=min(req["warmup_epochs"], req["epochs"] - 1),
-        batch_size=req["batch_size"],
-        seed=req["seed"],
-        arch_lr=req.get("arch_lr"),
-        checkpoint_every=max(1, req["checkpoint_every"]),
-        strategy_options=req.get("options", {}),
-    )
+    settings = search_settings(req)
     out = Path(req["out"])
     result = []
     for budget in req["budgets"]:
@@ -43,3 +34,17 @@ def build_requests(req: dict[str, Any]) -> list[tuple[float | None, Path, Search
         )
         result.append((budget, run_dir, request))
     return result
+
+
+def search_settings(req: dict[str, Any]) -> SearchSettings:
+    """The search settings of a request document (the CLI's or a REST job's: the same keys)."""
+    return SearchSettings(
+        strategy=req["strategy"],
+        epochs=req["epochs"],
+        warmup_epochs=min(req["warmup_epochs"], req["epochs"] - 1),
+        batch_size=req["batch_size"],
+        seed=req["seed"],
+        arch_lr=req.get("arch_lr"),
+        checkpoint_every=max(1, req["checkpoint_every"]),
+        strategy_options=dict(req.get("options") or {}),
+    )

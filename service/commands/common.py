@@ -115,6 +115,14 @@ def choice_list(names: list[str]) -> str:
     return ", ".join(names)
 
 
+def command_arguments(module: Any, name: str, argv: list[str]) -> argparse.Namespace:
+    """`hwnas NAME ARGV` as that command's own parser (`module.register`) reads it, every
+    default set: how one command runs another without building its arguments by hand."""
+    parser = argparse.ArgumentParser(prog="hwnas")
+    module.register(parser.add_subparsers())
+    return parser.parse_args([name, *argv])
+
+
 def reference_note(fixed: FixedCosts) -> str:
     """How fixed costs print their drift reference, if they have one."""
     if fixed.reference_ms is None:

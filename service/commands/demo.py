@@ -9,7 +9,13 @@ from typing import Any
 
 from rich.table import Table
 
-from service.commands.common import UsageProblem, open_store, stderr, stdout
+from service.commands.common import (
+    UsageProblem,
+    command_arguments,
+    open_store,
+    stderr,
+    stdout,
+)
 
 
 def register(sub: Any) -> None:
@@ -55,28 +61,14 @@ def run_demo(args: argparse.Namespace) -> int:
     if not 1 <= args.count <= 1000:
         raise UsageProblem("-n must be between 1 and 1000")
     stderr.print("[bold]1/4[/] profiling every op of the space (resumable)")
-    profile.run(
-        argparse.Namespace(
-            device=args.device,
-            backend=args.backend,
-            space=args.space,
-            threads=1,
-            force=False,
-            quick=args.quick,
-            drift_reference=args.drift_reference and not _has_lut(args.device, args.backend),
-        )
-    )
+    lut_args = ["--device", args.device, "--backend", args.backend, "--space", args.space]
+    quick = ["--quick"] if args.quick else []
+    new_lut = args.drift_reference and not _has_lut(args.device, args.backend)
+    reference = ["--drift-reference"] if new_lut else []
+    profile.run(command_arguments(profile, "profile", [*lut_args, *quick, *reference]))
     stderr.print("[bold]2/4[/] calibrating the LUT on end-to-end runs")
-    calibrate.run_calibrate(
-        argparse.Namespace(
-            device=args.device,
-            backend=args.backend,
-            space=args.space,
-            count=8,
-            seed=1000,
-            quick=args.quick,
-        )
-    )
+    calibration = [*lut_args, "--count", "8", "--seed", "1000", *quick]
+    calibrate.run_calibrate(command_arguments(calibrate, "calibrate", calibration))
     stderr.print("[bold]3/4[/] predicted vs measured on fresh random architectures")
     store = open_store()
     device = store.resolve_device(args.device, args.backend)
@@ -102,28 +94,19 @@ def run_demo(args: argparse.Namespace) -> int:
         f"{within}/{len(errors)} within ±10%"
     )
     from search.cost import build_cost_model
+    from service.commands import search
     from service.commands.search import run_search_command
 
     model = build_cost_model(store, device, space)
     budget = round(model.min_latency_ms + 0.5 * (model.max_latency_ms - model.min_latency_ms), 4)
     stderr.print(f"[bold]4/4[/] hardcore search on {args.dataset} within {budget} ms, then export")
-    argv = [
-        "search",
+    search_args = [
         *("--space", args.space, "--dataset", args.dataset, "--device", args.device),
         *("--strategy", "hardcore", "--latency-ms", str(budget), "--epochs", str(args.epochs)),
         *("--out", str(args.out)),
         *(("--export", args.export) if args.export else ()),
     ]
-    return run_search_command(search_arguments(argv))
-
-
-def search_arguments(argv: list[str]) -> argparse.Namespace:
-    """`hwnas search ARGV` as the search command's own parser reads it (every default set)."""
-    from service.commands import search
-
-    parser = argparse.ArgumentParser(prog="hwnas")
-    search.register(parser.add_subparsers())
-    return parser.parse_args(argv)
+    return run_search_command(command_arguments(search, "search", search_args))
 
 
 def _has_lut(device: str, backend: str) -> bool:

@@ -162,7 +162,11 @@ def _print_header(store: LutStore, device: Device) -> None:
         stdout.print(
             f"  calibration {space}: alphas {c.alphas}, {c.beta * 1000:.1f} µs/op + "
             f"{c.gamma * 1000:.1f} µs (n={c.n_points}, MAPE {c.mape_before:.1f}% → {c.mape_after:.1f}%"
-            + (f"; form {c.form}, leave-one-out {c.mape_loo:.1f}%" if c.mape_loo else "")
+            + (
+                f"; form {c.form}, leave-one-out {c.mape_loo:.1f}%"
+                if c.mape_loo is not None
+                else ""
+            )
             + ")"
         )
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from lut.store import LutStore
-from search.engine import SearchSettings
 from search.run import SearchRequest
 from service.datasets import dataset_path, get_dataset
 from service.jobs import pipeline
@@ -30,6 +29,7 @@ from service.jobs.queue import (
     update_job,
 )
 from service.jobs.states import RUNNING
+from service.search_jobs import search_settings
 from service.settings import ServiceSettings
 
 log = logging.getLogger("hwnas.worker")
@@ -42,16 +42,7 @@ class WorkerStopping(Exception):
 
 def search_request(req: dict[str, Any], dataset: str) -> SearchRequest:
     devices = tuple(req["devices"])
-    settings = SearchSettings(
-        strategy=req["strategy"],
-        epochs=req["epochs"],
-        warmup_epochs=min(req["warmup_epochs"], req["epochs"] - 1),
-        batch_size=req["batch_size"],
-        seed=req["seed"],
-        arch_lr=req.get("arch_lr"),
-        checkpoint_every=req["checkpoint_every"],
-        strategy_options=dict(req.get("options") or {}),
-    )
+    settings = search_settings(req)
     return SearchRequest(
         space=req["space"],
         dataset=dataset,
