@@ -16,8 +16,10 @@ each (backend, space) so a long run can be followed and resumed.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
+import random
 import statistics
 import sys
 import time
@@ -46,6 +48,14 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--spaces", default="fbnet-tiny,fbnet")
     p.add_argument("--count", type=int, default=100, help="test architectures per space")
     p.add_argument("--calibration", type=int, default=20, help="calibration architectures")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="end-to-end measuring rounds: each round times every architecture once more, in a "
+        "shuffled order, and an architecture's latency is the median of its rounds (a single "
+        "round of 224x224 networks on a shared machine does not repeat well enough to rank them)",
+    )
     p.add_argument(
         "--fresh", action="store_true", help="drop this run's LUTs and measurements and redo them"
     )
@@ -93,6 +103,61 @@ def measure_e2e(
         done[text] = m.median_ms
         print(f"  e2e {i}/{len(archs)} {m.median_ms:.4f} ms", file=sys.stderr, flush=True)
     return done
+
+
+def measure_rounds(
+    backend: Any, space: SearchSpace, archs: list, first: dict[str, float], args: argparse.Namespace
+) -> dict[str, list[float]]:
+    """Every architecture's latency per round: round 1 is `first` (the database's run), later
+    rounds time each one again in a fresh session, in a new shuffled order per round, so a slow
+    spell of the machine falls on different networks each time. Resumable through a JSON file in
+    the workdir."""
+    path = args.workdir / "e2e_rounds" / f"{backend.name}-{space.spec_string}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stored = json.loads(path.read_text()) if path.exists() else {}
+    rounds = {a.to_string(): [first[a.to_string()], *stored.get(a.to_string(), [])] for a in archs}
+    example = torch.randn(space.input_shape, generator=torch.Generator().manual_seed(0))
+    by_text = {a.to_string(): a for a in archs}
+    for r in range(1, args.rounds):
+        order = sorted(by_text)
+        random.Random(r).shuffle(order)
+        todo = [t for t in order if len(rounds[t]) <= r]
+        for i, text in enumerate(todo, start=1):
+            net = space.build(by_text[text])
+            m = backend.measure_module(net, example, cache_key=f"net-{arch_key(text)}")
+            rounds[text].append(m.median_ms)
+            path.write_text(json.dumps({t: v[1:] for t, v in rounds.items()}))
+            print(f"  round {r + 1}/{args.rounds} {i}/{len(todo)} {m.median_ms:.4f} ms",
+                  file=sys.stderr, flush=True)  # fmt: skip
+    return {t: v[: args.rounds] for t, v in rounds.items()}
+
+
+def round_agreement(rounds: list[list[float]], predicted: list[float]) -> dict[str, Any] | None:
+    """How well measurements agree with each other, against how well the predictor agrees with
+    them: the rounds are split into two disjoint halves of k = rounds // 2 (every such split),
+    and the median over splits is given of τ(half, other half) (two independent k-round
+    measurements) and of τ(predictor, half). A predictor cannot be shown to rank networks better
+    than measurements rank themselves."""
+    count = len(rounds[0])
+    if count < 2:
+        return None
+    k = count // 2
+    between, predictor = [], []
+    for chosen in itertools.combinations(range(count), 2 * k):
+        for first in itertools.combinations(chosen, k):
+            if first[0] != chosen[0]:  # each split once
+                continue
+            second = [i for i in chosen if i not in first]
+            a = [statistics.median(r[i] for i in first) for r in rounds]
+            b = [statistics.median(r[i] for i in second) for r in rounds]
+            between.append(float(kendalltau(a, b).statistic))
+            predictor.append(float(kendalltau(predicted, a).statistic))
+    return {
+        "half_rounds": k,
+        "tau_between_halves_median": statistics.median(between),
+        "tau_predictor_vs_half_median": statistics.median(predictor),
+        "spread_median_pct": 100 * statistics.median(max(r) / min(r) - 1 for r in rounds),
+    }
 
 
 def convert_only(backend_name: str, space_name: str, args: argparse.Namespace) -> None:
@@ -149,7 +214,9 @@ def run_one(backend_name: str, space_name: str, args: argparse.Namespace) -> dic
     cal_archs = list(space.iter_random(seed=1000, count=args.calibration))
     test_archs = list(space.iter_random(seed=1, count=args.count))
     print(f"{backend_name} {space_name}: e2e", file=sys.stderr, flush=True)
-    e2e = measure_e2e(store, device, backend, space, cal_archs + test_archs)
+    first = measure_e2e(store, device, backend, space, cal_archs + test_archs)
+    rounds = measure_rounds(backend, space, cal_archs + test_archs, first, args)
+    e2e = {text: statistics.median(values) for text, values in rounds.items()}
 
     def feats(arch: Any) -> Any:
         decoded = space.decode(arch)
@@ -176,6 +243,8 @@ def run_one(backend_name: str, space_name: str, args: argparse.Namespace) -> dic
         "calibration_single_alpha": single.to_dict(),
         "n_test": len(test_archs),
         "n_calibration": len(cal_archs),
+        "rounds": args.rounds,
+        "round_agreement": round_agreement([rounds[a.to_string()] for a in test_archs], calibrated),
         "measured_ms": {
             "median": statistics.median(measured),
             "min": min(measured),
@@ -193,7 +262,13 @@ def run_one(backend_name: str, space_name: str, args: argparse.Namespace) -> dic
             "converted_all": getattr(backend, "conversions", 0) - conversions >= len(lut),
         },
         "points": [
-            {"arch": a.to_string(), "measured_ms": m, "raw_ms": r, "calibrated_ms": c}
+            {
+                "arch": a.to_string(),
+                "measured_ms": m,
+                "rounds_ms": rounds[a.to_string()],
+                "raw_ms": r,
+                "calibrated_ms": c,
+            }
             for a, m, r, c in zip(test_archs, measured, raw, calibrated, strict=True)
         ],
     }
@@ -243,8 +318,8 @@ def write_results(results: list[dict[str, Any]], tag: str) -> None:
         "Test architectures are disjoint from the calibration ones. Goal: ≥95% within ±10% and "
         "τ ≥ 0.9 for the calibrated predictor.",
         "",
-        "| backend | space | n | median ms | predictor | MAPE % | within ±10% | Kendall τ |",
-        "|---|---|---|---|---|---|---|---|",
+        "| backend | space | n | rounds | median ms | predictor | MAPE % | within ±10% | Kendall τ |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         for key, label in (
@@ -257,7 +332,8 @@ def write_results(results: list[dict[str, Any]], tag: str) -> None:
                 continue
             m = r[key]
             lines.append(
-                f"| {r['backend']} | {r['space']} | {r['n_test']} | {r['measured_ms']['median']:.3f} "
+                f"| {r['backend']} | {r['space']} | {r['n_test']} | {r.get('rounds', 1)} "
+                f"| {r['measured_ms']['median']:.3f} "
                 f"| {label} | {m['mape_pct']:.1f} | {100 * m['within_10pct']:.0f}% | {m['kendall_tau']:.3f} |"
             )
     lines += [
@@ -272,6 +348,23 @@ def write_results(results: list[dict[str, Any]], tag: str) -> None:
         f"(leave-one-out MAPE {r['calibration'].get('mape_loo') or float('nan'):.1f}%); "
         f"one α → {r.get('calibration_single_alpha', {}).get('form', '?')}"
         for r in results
+    ]
+    lines += [
+        "",
+        "Measured latency = the median of an architecture's rounds (each a fresh session, "
+        "rounds in shuffled orders). Do measurements rank the networks as the predictor does? "
+        "The rounds split into two halves of k rounds (every split; medians over splits): τ "
+        "between the two halves' medians (two independent k-round measurements) against τ "
+        "between the calibrated predictor and one half:",
+        "",
+    ]
+    lines += [
+        f"- {r['backend']} {r['space']}: k = {a['half_rounds']}: τ(half, other half) "
+        f"{a['tau_between_halves_median']:.3f}, τ(predictor, half) "
+        f"{a['tau_predictor_vs_half_median']:.3f}; spread over the {r['rounds']} rounds "
+        f"(median max/min − 1) {a['spread_median_pct']:.1f}%"
+        for r in results
+        if (a := r.get("round_agreement")) and "half_rounds" in a
     ]
     (RESULTS / f"lut_accuracy{tag}.md").write_text("\n".join(lines) + "\n")
     cost = profile_rows(results, tag)

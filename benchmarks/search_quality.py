@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 from typing import Any
 
 import _common as c
@@ -50,6 +51,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--widths", default="0.25,0.35,0.5,0.75,1.0", help="MobileNetV2 widths")
     p.add_argument("--trials", type=int, default=8, help="candidates of random / evolution")
     p.add_argument("--tolerance", type=float, default=0.0, help="'match' = acc ≥ baseline − tol")
+    p.add_argument(
+        "--seeds",
+        default="",
+        help="several seeds, e.g. 0,1,2 (overrides --seed): every run is repeated per seed and "
+        "the claim is judged on the mean test accuracy over the seeds",
+    )
     return c.parse(p, SMOKE)
 
 
@@ -237,8 +244,95 @@ def markdown(meta: dict[str, Any], budgets: list[dict[str, Any]], v: dict[str, A
     return lines
 
 
+def mean_over_seeds(per_seed: dict[int, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Per budget, every method's test accuracy averaged over the seeds that ran it (with the
+    per-seed values and their standard deviation); other fields from the first seed."""
+    runs = list(per_seed.values())
+    out = []
+    for i, first in enumerate(runs[0]):
+        rows = {}
+        for key, row0 in first["rows"].items():
+            accs = [r[i]["rows"][key]["test_accuracy"] for r in runs if key in r[i]["rows"]]
+            measured = [
+                r[i]["rows"][key]["measured_over_budget"] for r in runs if key in r[i]["rows"]
+            ]
+            rows[key] = {
+                **row0,
+                "test_accuracy": statistics.fmean(accs),
+                "test_accuracy_per_seed": accs,
+                "test_accuracy_sd": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                "measured_over_budget": max(measured),
+            }
+        out.append({**first, "rows": rows})
+    return out
+
+
+def seed_markdown(
+    meta: dict[str, Any], means: list[dict[str, Any]], v: dict[str, Any]
+) -> list[str]:
+    lines = [
+        f"# search_quality — {meta['cpu']}, {meta['backend']}, {meta['date']}",
+        "",
+        f"mnist5k, fbnet-tiny, search {meta['epochs']} epochs, children trained "
+        f"{meta['child_epochs']} epochs, seeds {', '.join(map(str, meta['seeds']))} (each seeds "
+        "the search and the child's training; the data splits stay fixed). Test accuracy: mean "
+        "over the seeds (sd), and per seed; measured / budget: the largest over the seeds.",
+        "",
+        "| budget ms (fraction) | method | mean test acc | sd | per seed | measured / budget (max) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for b in means:
+        for r in b["rows"].values():
+            per = " / ".join(f"{a:.3f}" for a in r["test_accuracy_per_seed"])
+            lines.append(
+                f"| {b['budget_ms']:.4f} ({b['fraction']:.2f}) | {r['method']} "
+                f"| {r['test_accuracy']:.4f} | {r['test_accuracy_sd']:.4f} | {per} "
+                f"| {r['measured_over_budget']:.2f} |"
+            )
+    lines += [
+        "",
+        f"**Claim holds on the means: {'yes' if v['holds'] else 'no'}** (tolerance "
+        f"{v['tolerance']}):",
+        "",
+    ]
+    for s, d in v["per_strategy"].items():
+        if d is None:
+            lines.append(f"- {s}: not run at every budget")
+            continue
+        margins = ", ".join(f"{100 * m:+.2f}" for m in d["margins_vs_best_baseline"])
+        paired = ", ".join(
+            f"{100 * m:+.1f} ± {100 * se:.1f}" for m, se in d.get("paired_margins", [])
+        )
+        lines.append(
+            f"- {s}: mean accuracy minus the better baseline's mean per budget (pp): {margins}; "
+            f"per-seed margin, mean ± standard error (pp): {paired}; matches at every budget: "
+            f"{d['matches_every_budget']}; beats both at {d['budgets_beaten']} "
+            f"(needed {v['beats_needed']})"
+        )
+    return lines
+
+
+def paired_margins(per_seed: dict[int, list[dict[str, Any]]], strategy: str) -> list[tuple]:
+    """Per budget: the strategy's accuracy minus the better baseline's within each seed, as mean
+    and standard error over the seeds (the seeds' common noise cancels in the pairs)."""
+    out = []
+    for i in range(len(next(iter(per_seed.values())))):
+        margins = []
+        for results in per_seed.values():
+            rows = results[i]["rows"]
+            base = [
+                rows[k]["test_accuracy"] for k in ("random (same wall)", "mobilenetv2") if k in rows
+            ]
+            if strategy in rows and base:
+                margins.append(rows[strategy]["test_accuracy"] - max(base))
+        se = statistics.stdev(margins) / math.sqrt(len(margins)) if len(margins) > 1 else 0.0
+        out.append((statistics.fmean(margins) if margins else float("nan"), se))
+    return out
+
+
 def main() -> None:
     args = parse_args()
+    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
     bench = c.open_bench(args)
     space, model = c.prepare_space(bench, c.SPACE)
     lo, hi = model.min_latency_ms, model.max_latency_ms
@@ -253,18 +347,31 @@ def main() -> None:
         **c.meta(args),
         "epochs": args.epochs,
         "child_epochs": args.child_epochs,
-        "seed": args.seed,
+        "seed": seeds[0],
+        "seeds": seeds,
     }
     meta["space_range_ms"] = [lo, hi]
     meta["mbv2_predicted_ms"] = mbv2_pred
-    results: list[dict[str, Any]] = []
-    for budget in budgets:
-        results.append(one_budget(bench, args, space, budget, mbv2))
-        results[-1]["fraction"] = (budget - lo) / (hi - lo)
-        v = verdict(results, args.tolerance)
-        c.write_results(
-            NAME, args, {"meta": meta, "budgets": results, "verdict": v}, markdown(meta, results, v)
-        )
+    per_seed: dict[int, list[dict[str, Any]]] = {}
+    for seed in seeds:
+        args.seed = seed
+        results: list[dict[str, Any]] = []
+        per_seed[seed] = results
+        for budget in budgets:
+            results.append(one_budget(bench, args, space, budget, mbv2))
+            results[-1]["fraction"] = (budget - lo) / (hi - lo)
+            if len(seeds) == 1:
+                v = verdict(results, args.tolerance)
+                payload = {"meta": meta, "budgets": results, "verdict": v}
+                c.write_results(NAME, args, payload, markdown(meta, results, v))
+    if len(seeds) > 1:
+        means = mean_over_seeds(per_seed)
+        v = verdict(means, args.tolerance)
+        for s, d in v["per_strategy"].items():
+            if d is not None:
+                d["paired_margins"] = paired_margins(per_seed, s)
+        payload = {"meta": meta, "budgets": means, "per_seed": per_seed, "verdict": v}
+        c.write_results(NAME, args, payload, seed_markdown(meta, means, v))
     c.log(f"claim holds: {v['holds']}")
 
 

@@ -128,12 +128,9 @@ def measure_here(
 
 def _model_cache() -> Path:
     """The profilers' cache of converted models (the backend's warm-up model lives there)."""
-    import os
+    from profilers.cache import model_cache_dir
 
-    from platformdirs import user_data_dir
-
-    home = os.environ.get("HWNAS_HOME") or user_data_dir("hwnas", appauthor=False)
-    return Path(home).expanduser() / "cache"
+    return model_cache_dir()
 
 
 def _measure_engine(path: Path) -> Measurement:

@@ -22,6 +22,7 @@ environment:
   HWNAS_HOME           data directory (database, model cache); default: the user data dir
   HWNAS_DATABASE_URL   SQLAlchemy URL of the LUT database; default: SQLite under HWNAS_HOME,
                        e.g. postgresql+psycopg://user:pass@host/hwnas
+  HWNAS_CACHE_DIR      converted-model cache; default: HWNAS_HOME/cache
 
 example:
   hwnas profile --device laptop --backend onnxruntime --space fbnet-tiny

@@ -11,9 +11,35 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+# One OpenMP thread per test process, for the processes the tests start too: two xdist workers
+# on two cores, each with torch's default of a thread per core (and the servers and workers they
+# start doing the same), oversubscribe the machine, and OpenMP's spinning threads then slowed
+# single tests ~15x (a hardcore search test: 8 s alone, 135 s in the full run). Set before
+# anything imports torch.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
 import pytest
 from service_fixtures import free_port
 from service_fixtures import service_server as service_server  # a fixture for every module
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One converted-model cache (HWNAS_CACHE_DIR) for every `hwnas` command the tests start, in
+    this session's temporary directory (shared by the xdist workers): several tests profile the
+    same space, and its conversions were most of their time. Tests of the cache itself pass
+    their own `cache_dir`."""
+    root = tmp_path_factory.getbasetemp()
+    shared = (root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root) / "model-cache"
+    shared.mkdir(exist_ok=True)
+    previous = os.environ.get("HWNAS_CACHE_DIR")
+    os.environ["HWNAS_CACHE_DIR"] = str(shared)
+    yield shared
+    if previous is None:
+        os.environ.pop("HWNAS_CACHE_DIR", None)
+    else:
+        os.environ["HWNAS_CACHE_DIR"] = previous
 
 
 def _postgres_bin() -> Path | None:

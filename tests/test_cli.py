@@ -114,6 +114,14 @@ def test_profile_is_resumable_and_complete(profiled_home: Path) -> None:
 
 
 @pytest.mark.slow
+def test_profile_converts_into_hwnas_cache_dir(
+    profiled_home: Path, shared_model_cache: Path
+) -> None:
+    assert not (profiled_home / "cache").exists()  # HWNAS_CACHE_DIR (conftest) wins over HOME
+    assert len(list((shared_model_cache / "onnxruntime").glob("*.onnx"))) >= 72
+
+
+@pytest.mark.slow
 def test_predict_and_measure_json_lines(profiled_home: Path) -> None:
     archs = hwnas(
         profiled_home, "arch", "random", "--space", SPACE, "--seed", "7", "-n", "3"

@@ -70,3 +70,15 @@ def test_silenced_swallows_native_output_and_keeps_it_for_errors(
         os.write(2, b"why it failed\n")
         raise RuntimeError("boom")
     assert "why it failed" in "".join(getattr(info.value, "__notes__", []))
+
+
+def test_model_cache_follows_hwnas_cache_dir_then_hwnas_home(tmp_path: Path) -> None:
+    from profilers.cache import model_cache_dir
+    from service.config import load_settings
+
+    home = {"HWNAS_HOME": str(tmp_path / "home")}
+    assert model_cache_dir(home) == tmp_path / "home" / "cache"
+    shared = {**home, "HWNAS_CACHE_DIR": str(tmp_path / "shared")}
+    assert model_cache_dir(shared) == tmp_path / "shared"
+    settings = load_settings(shared)
+    assert settings.cache_dir == tmp_path / "shared" and settings.home == tmp_path / "home"
