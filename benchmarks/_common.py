@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import random
 import shutil
 import sys
 import time
@@ -160,6 +161,30 @@ def measure_archs(bench: Bench, space: SearchSpace, archs: list[Architecture]) -
 def measure_text(bench: Bench, space: SearchSpace, text: str) -> float:
     arch = space.architecture(text.split(":", 1)[1].split("-"))
     return measure_archs(bench, space, [arch])[text]
+
+
+def measure_rounds(
+    bench: Bench, space: SearchSpace, texts: list[str], rounds: int
+) -> dict[str, list[float]]:
+    """Each architecture timed `rounds` times: its e2e-table run first, then further rounds in
+    fresh sessions, each round over all of `texts` in its own shuffled order (a slow spell of the
+    machine then falls on different networks each round). Extra rounds are kept in the workdir's
+    `e2e_rounds.json` (resumable)."""
+    path = bench.workdir / "e2e_rounds.json"
+    stored: dict[str, list[float]] = json.loads(path.read_text()) if path.exists() else {}
+    first = {t: measure_text(bench, space, t) for t in texts}
+    example = torch.randn(space.input_shape, generator=torch.Generator().manual_seed(0))
+    for r in range(1, rounds):
+        order = sorted(set(texts))
+        random.Random(r).shuffle(order)
+        for text in (t for t in order if len(stored.get(t, [])) < r):
+            arch = space.architecture(text.split(":", 1)[1].split("-"))
+            key = f"net-{arch_key(text)}"
+            m = bench.backend.measure_module(space.build(arch), example, cache_key=key)
+            stored.setdefault(text, []).append(m.median_ms)
+            path.write_text(json.dumps(stored))
+            log(f"  round {r + 1}/{rounds} {text.split(':')[1]}: {m.median_ms:.4f} ms")
+    return {t: [first[t], *stored.get(t, [])[: rounds - 1]] for t in texts}
 
 
 def settings(args: argparse.Namespace, strategy: str) -> SearchSettings:

@@ -4,6 +4,7 @@ latency."""
 from __future__ import annotations
 
 import argparse
+import random
 from typing import Any
 
 from rich.table import Table
@@ -14,6 +15,7 @@ from lut.store import Device, LutStore, arch_key
 from service.commands.common import (
     add_arch_inputs,
     open_store,
+    positive_int,
     print_json_line,
     progress_bar,
     read_arch_inputs,
@@ -55,6 +57,15 @@ def register(sub: Any) -> None:
         "was: with its drift reference, if it has one)",
     )
     p.add_argument("--quick", action="store_true", help="a fast, looser protocol")
+    p.add_argument(
+        "--rounds",
+        type=positive_int,
+        default=1,
+        help="time every architecture this many times, in rounds over all of them (each round "
+        "in its own shuffled order, each run in a fresh session), and pool the samples: on a "
+        "shared or virtual CPU one run of a network varies by several percent from the next "
+        "(default 1)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per architecture")
     p.set_defaults(handler=run_measure)
 
@@ -170,32 +181,31 @@ def run_measure(args: argparse.Namespace) -> int:
     from profilers.runner import use_lut_drift_reference
     from service.commands.profile import make_backend
 
-    items = [_parse(t)[1].to_string() for t in read_arch_inputs(args)]
+    items = list(dict.fromkeys(_parse(t)[1].to_string() for t in read_arch_inputs(args)))
     backend = make_backend(args.backend, args.threads, args.quick)
     store = open_store() if args.device else None
     device = store.register_device(args.device, backend.fingerprint()) if store else None
+    runs: dict[str, list[tuple[str, str, Measurement]]] = {text: [] for text in items}
     rows = []
     with progress_bar() as progress, user_errors():
         if device is not None:
             use_lut_drift_reference(backend, device)
-        task = progress.add_task("measuring", total=len(items), status="")
-        for text in items:
-            arch, space, m = measure_architecture(backend, text)
-            if store is not None and device is not None:
-                store.add_e2e(device, arch, space, m)
-            row = {
-                "arch": arch,
-                "latency_ms": m.median_ms,
-                "backend": backend.name,
-                "threads": backend.threads,
-                **m.to_dict(samples=False),
-            }
-            rows.append(row)
-            progress.advance(task)
-            if args.json:
-                print_json_line(row)
+        task = progress.add_task("measuring", total=len(items) * args.rounds, status="")
+        for round_index in range(args.rounds):
+            order = list(items)
+            if round_index:
+                random.Random(round_index).shuffle(order)
+            for text in order:
+                runs[text].append(measure_architecture(backend, text))
+                progress.advance(task)
+                if args.rounds == 1:  # stream: one line as soon as each is measured
+                    rows.append(_measured_row(store, device, backend, runs[text], args.json))
+        if args.rounds > 1:
+            rows = [_measured_row(store, device, backend, runs[t], args.json) for t in items]
     if not args.json:
-        table = Table("arch", "median ms", "p10", "p90", "n")
+        table = Table(
+            "arch", "median ms", "p10", "p90", "n", *(["rounds"] if args.rounds > 1 else [])
+        )
         for r in rows:
             table.add_row(
                 _short(r["arch"]),
@@ -203,9 +213,61 @@ def run_measure(args: argparse.Namespace) -> int:
                 f"{r['p10_ms']:.4f}",
                 f"{r['p90_ms']:.4f}",
                 str(r["n"]),
+                *(
+                    [" ".join(f"{x:.4f}" for x in r["extra"]["rounds_median_ms"])]
+                    if args.rounds > 1
+                    else []
+                ),
             )
         stdout.print(table)
     return 0
+
+
+def _measured_row(
+    store: LutStore | None,
+    device: Device | None,
+    backend: Any,
+    runs: list[tuple[str, str, Measurement]],
+    as_json: bool,
+) -> dict[str, Any]:
+    """One architecture's result over its rounds: stored as an end-to-end run of `device` if
+    given, printed as a JSON line with `as_json`."""
+    arch, space, _ = runs[0]
+    m = pooled([r[2] for r in runs])
+    if store is not None and device is not None:
+        store.add_e2e(device, arch, space, m)
+    row = {
+        "arch": arch,
+        "latency_ms": m.median_ms,
+        "backend": backend.name,
+        "threads": backend.threads,
+        **m.to_dict(samples=False),
+    }
+    if as_json:
+        print_json_line(row)
+    return row
+
+
+def pooled(runs: list[Measurement]) -> Measurement:
+    """One measurement from several rounds: their samples pooled, each round's median kept in
+    `extra["rounds_median_ms"]`, the peak memory the largest."""
+    if len(runs) == 1:
+        return runs[0]
+    peaks = [m.peak_memory_bytes for m in runs if m.peak_memory_bytes is not None]
+    return Measurement.from_samples(
+        [x for m in runs for x in m.samples_ms],
+        warmup=runs[0].warmup,
+        peak_memory_bytes=max(peaks) if peaks else None,
+        extra={
+            **_without_pairs(runs[0].extra),
+            "rounds_median_ms": [m.median_ms for m in runs],
+        },
+    )
+
+
+def _without_pairs(extra: dict[str, Any]) -> dict[str, Any]:
+    """A round's record without its paired raw samples (they belong to that round only)."""
+    return {k: v for k, v in extra.items() if k != "drift_reference"}
 
 
 def _short(arch: str, width: int = 70) -> str:

@@ -52,6 +52,17 @@ def user_errors() -> Iterator[None]:
         raise EnvironmentProblem(str(exc)) from None
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def settings() -> Settings:
     return load_settings()
 
