@@ -181,27 +181,27 @@ def run_measure(args: argparse.Namespace) -> int:
     from profilers.runner import use_lut_drift_reference
     from service.commands.profile import make_backend
 
-    items = list(dict.fromkeys(_parse(t)[1].to_string() for t in read_arch_inputs(args)))
+    items = [_parse(t)[1].to_string() for t in read_arch_inputs(args)]
     backend = make_backend(args.backend, args.threads, args.quick)
     store = open_store() if args.device else None
     device = store.register_device(args.device, backend.fingerprint()) if store else None
-    runs: dict[str, list[tuple[str, str, Measurement]]] = {text: [] for text in items}
+    runs: list[list[tuple[str, str, Measurement]]] = [[] for _ in items]
     rows = []
     with progress_bar() as progress, user_errors():
         if device is not None:
             use_lut_drift_reference(backend, device)
         task = progress.add_task("measuring", total=len(items) * args.rounds, status="")
         for round_index in range(args.rounds):
-            order = list(items)
+            order = list(range(len(items)))
             if round_index:
                 random.Random(round_index).shuffle(order)
-            for text in order:
-                runs[text].append(measure_architecture(backend, text))
+            for i in order:
+                runs[i].append(measure_architecture(backend, items[i]))
                 progress.advance(task)
                 if args.rounds == 1:  # stream: one line as soon as each is measured
-                    rows.append(_measured_row(store, device, backend, runs[text], args.json))
-        if args.rounds > 1:
-            rows = [_measured_row(store, device, backend, runs[t], args.json) for t in items]
+                    rows.append(_measured_row(store, device, backend, runs[i], args.json))
+        if args.rounds > 1:  # in the input's order
+            rows = [_measured_row(store, device, backend, r, args.json) for r in runs]
     if not args.json:
         table = Table(
             "arch", "median ms", "p10", "p90", "n", *(["rounds"] if args.rounds > 1 else [])
