@@ -24,24 +24,6 @@ from service_fixtures import free_port
 from service_fixtures import service_server as service_server  # a fixture for every module
 
 
-@pytest.fixture(scope="session", autouse=True)
-def shared_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One converted-model cache (HWNAS_CACHE_DIR) for every `hwnas` command the tests start, in
-    this session's temporary directory (shared by the xdist workers): several tests profile the
-    same space, and its conversions were most of their time. Tests of the cache itself pass
-    their own `cache_dir`."""
-    root = tmp_path_factory.getbasetemp()
-    shared = (root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root) / "model-cache"
-    shared.mkdir(exist_ok=True)
-    previous = os.environ.get("HWNAS_CACHE_DIR")
-    os.environ["HWNAS_CACHE_DIR"] = str(shared)
-    yield shared
-    if previous is None:
-        os.environ.pop("HWNAS_CACHE_DIR", None)
-    else:
-        os.environ["HWNAS_CACHE_DIR"] = previous
-
-
 def _postgres_bin() -> Path | None:
     for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
         if Path(candidate, "initdb").exists():

@@ -71,7 +71,7 @@ def profiled_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     while _count_rows(home) < 5 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=300)  # the op in flight finishes first
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     interrupted_at = _count_rows(home)
@@ -111,14 +111,6 @@ def test_profile_is_resumable_and_complete(profiled_home: Path) -> None:
     assert show["missing"] == [] and show["ops"] == 72
     assert show["fixed_costs"]["call_overhead_ms"] > 0
     assert show["fingerprint"]["backend"] == "onnxruntime" and show["fingerprint"]["threads"] == 1
-
-
-@pytest.mark.slow
-def test_profile_converts_into_hwnas_cache_dir(
-    profiled_home: Path, shared_model_cache: Path
-) -> None:
-    assert not (profiled_home / "cache").exists()  # HWNAS_CACHE_DIR (conftest) wins over HOME
-    assert len(list((shared_model_cache / "onnxruntime").glob("*.onnx"))) >= 72
 
 
 @pytest.mark.slow
