@@ -166,25 +166,42 @@ def measure_text(bench: Bench, space: SearchSpace, text: str) -> float:
 def measure_rounds(
     bench: Bench, space: SearchSpace, texts: list[str], rounds: int
 ) -> dict[str, list[float]]:
-    """Each architecture timed `rounds` times: its e2e-table run first, then further rounds in
-    fresh sessions, each round over all of `texts` in its own shuffled order (a slow spell of the
-    machine then falls on different networks each round). Extra rounds are kept in the workdir's
-    `e2e_rounds.json` (resumable)."""
-    path = bench.workdir / "e2e_rounds.json"
-    stored: dict[str, list[float]] = json.loads(path.read_text()) if path.exists() else {}
+    """Each architecture timed `rounds` times: its e2e-table run first, then `timed_rounds`,
+    kept in the workdir's `e2e_rounds.json`."""
     first = {t: measure_text(bench, space, t) for t in texts}
+    archs = {t: space.architecture(t.split(":", 1)[1].split("-")) for t in texts}
+    path = bench.workdir / "e2e_rounds.json"
+    return timed_rounds(bench.backend, space, archs, first, rounds, path)
+
+
+def timed_rounds(
+    backend: ProfilerBackend,
+    space: SearchSpace,
+    archs: dict[str, Architecture],
+    first: dict[str, float],
+    rounds: int,
+    path: Path,
+) -> dict[str, list[float]]:
+    """Every architecture's latency per round: round 1 is `first`, later rounds time each one
+    again in a fresh session, each round over all of them in its own shuffled order (a slow
+    spell of the machine then falls on different networks each round). The later rounds are
+    kept in the JSON file `path` (architecture → latencies), so an interrupted run resumes."""
+    stored: dict[str, list[float]] = json.loads(path.read_text()) if path.exists() else {}
+    path.parent.mkdir(parents=True, exist_ok=True)
     example = torch.randn(space.input_shape, generator=torch.Generator().manual_seed(0))
     for r in range(1, rounds):
-        order = sorted(set(texts))
+        order = sorted(archs)
         random.Random(r).shuffle(order)
-        for text in (t for t in order if len(stored.get(t, [])) < r):
-            arch = space.architecture(text.split(":", 1)[1].split("-"))
+        todo = [t for t in order if len(stored.get(t, [])) < r]
+        for i, text in enumerate(todo, start=1):
             key = f"net-{arch_key(text)}"
-            m = bench.backend.measure_module(space.build(arch), example, cache_key=key)
+            m = backend.measure_module(space.build(archs[text]), example, cache_key=key)
             stored.setdefault(text, []).append(m.median_ms)
             path.write_text(json.dumps(stored))
-            log(f"  round {r + 1}/{rounds} {text.split(':')[1]}: {m.median_ms:.4f} ms")
-    return {t: [first[t], *stored.get(t, [])[: rounds - 1]] for t in texts}
+            log(
+                f"  round {r + 1}/{rounds} {i}/{len(todo)} {text.split(':')[1]}: {m.median_ms:.4f} ms"
+            )
+    return {t: [first[t], *stored.get(t, [])[: rounds - 1]] for t in archs}
 
 
 def settings(args: argparse.Namespace, strategy: str) -> SearchSettings:

@@ -19,7 +19,6 @@ import argparse
 import itertools
 import json
 import platform
-import random
 import statistics
 import sys
 import time
@@ -29,6 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
+from _common import timed_rounds
 from scipy.stats import kendalltau
 
 from lut.predictor import features, fit_calibration, predict_from_features
@@ -108,28 +108,11 @@ def measure_e2e(
 def measure_rounds(
     backend: Any, space: SearchSpace, archs: list, first: dict[str, float], args: argparse.Namespace
 ) -> dict[str, list[float]]:
-    """Every architecture's latency per round: round 1 is `first` (the database's run), later
-    rounds time each one again in a fresh session, in a new shuffled order per round, so a slow
-    spell of the machine falls on different networks each time. Resumable through a JSON file in
-    the workdir."""
+    """`--rounds` rounds per architecture (`_common.timed_rounds`), the later ones kept in
+    `--workdir/e2e_rounds/<backend>-<space>.json`."""
     path = args.workdir / "e2e_rounds" / f"{backend.name}-{space.spec_string}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    stored = json.loads(path.read_text()) if path.exists() else {}
-    rounds = {a.to_string(): [first[a.to_string()], *stored.get(a.to_string(), [])] for a in archs}
-    example = torch.randn(space.input_shape, generator=torch.Generator().manual_seed(0))
     by_text = {a.to_string(): a for a in archs}
-    for r in range(1, args.rounds):
-        order = sorted(by_text)
-        random.Random(r).shuffle(order)
-        todo = [t for t in order if len(rounds[t]) <= r]
-        for i, text in enumerate(todo, start=1):
-            net = space.build(by_text[text])
-            m = backend.measure_module(net, example, cache_key=f"net-{arch_key(text)}")
-            rounds[text].append(m.median_ms)
-            path.write_text(json.dumps({t: v[1:] for t, v in rounds.items()}))
-            print(f"  round {r + 1}/{args.rounds} {i}/{len(todo)} {m.median_ms:.4f} ms",
-                  file=sys.stderr, flush=True)  # fmt: skip
-    return {t: v[: args.rounds] for t, v in rounds.items()}
+    return timed_rounds(backend, space, by_text, first, args.rounds, path)
 
 
 def round_agreement(rounds: list[list[float]], predicted: list[float]) -> dict[str, Any] | None:

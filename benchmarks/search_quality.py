@@ -162,6 +162,12 @@ def one_budget(
     }
 
 
+def best_baseline(rows: dict[str, dict[str, Any]]) -> float:
+    """The better test accuracy of the two baselines run at a budget (random given the same wall
+    time, MobileNetV2 where a width fits)."""
+    return max(rows[k]["test_accuracy"] for k in ("random (same wall)", "mobilenetv2") if k in rows)
+
+
 def verdict(budgets: list[dict[str, Any]], tol: float) -> dict[str, Any]:
     """Does "hardcore and fbnet at least match both baselines at every budget, and beat them at
     two of three" hold? (Generally: beat at ⌈2n/3⌉ of n budgets; a MobileNetV2 that fits no width
@@ -172,15 +178,7 @@ def verdict(budgets: list[dict[str, Any]], tol: float) -> dict[str, Any]:
         if any(s not in b["rows"] for b in budgets):
             out["per_strategy"][s] = None
             continue
-        margins = []
-        for b in budgets:
-            acc = b["rows"][s]["test_accuracy"]
-            base = [
-                b["rows"][k]["test_accuracy"]
-                for k in ("random (same wall)", "mobilenetv2")
-                if k in b["rows"]
-            ]
-            margins.append(acc - max(base))
+        margins = [b["rows"][s]["test_accuracy"] - best_baseline(b["rows"]) for b in budgets]
         out["per_strategy"][s] = {
             "margins_vs_best_baseline": margins,
             "matches_every_budget": all(m >= -tol for m in margins),
@@ -226,20 +224,26 @@ def markdown(meta: dict[str, Any], budgets: list[dict[str, Any]], v: dict[str, A
             f"- {b['budget_ms']:.4f} ms: {e['reference']} searched {e['reference_search_wall_s']:.0f} s; "
             f"random with {e['random_trials']} trials searched {e['random_search_wall_s']:.0f} s"
         )
-    lines += [
-        "",
-        f"**Claim holds: {'yes' if v['holds'] else 'no'}** (tolerance {v['tolerance']}):",
-        "",
-    ]
+    return lines + claim_lines(v, "Claim holds", "accuracy minus the better baseline", 1)
+
+
+def claim_lines(v: dict[str, Any], title: str, margin: str, digits: int) -> list[str]:
+    """The verdict under a table: whether the claim holds, then per strategy its margins per
+    budget (and the per-seed paired margins where there are several seeds)."""
+    lines = ["", f"**{title}: {'yes' if v['holds'] else 'no'}** (tolerance {v['tolerance']}):", ""]
     for s, d in v["per_strategy"].items():
         if d is None:
             lines.append(f"- {s}: not run at every budget")
             continue
-        margins = ", ".join(f"{100 * m:+.1f}" for m in d["margins_vs_best_baseline"])
+        margins = ", ".join(f"{100 * m:+.{digits}f}" for m in d["margins_vs_best_baseline"])
+        paired = ", ".join(
+            f"{100 * m:+.1f} ± {100 * se:.1f}" for m, se in d.get("paired_margins", [])
+        )
         lines.append(
-            f"- {s}: accuracy minus the better baseline per budget (pp): {margins}; matches at "
-            f"every budget: {d['matches_every_budget']}; beats both at {d['budgets_beaten']} "
-            f"(needed {v['beats_needed']})"
+            f"- {s}: {margin} per budget (pp): {margins}; "
+            + (f"per-seed margin, mean ± standard error (pp): {paired}; " if paired else "")
+            + f"matches at every budget: {d['matches_every_budget']}; beats both at "
+            f"{d['budgets_beaten']} (needed {v['beats_needed']})"
         )
     return lines
 
@@ -289,27 +293,8 @@ def seed_markdown(
                 f"| {r['test_accuracy']:.4f} | {r['test_accuracy_sd']:.4f} | {per} "
                 f"| {r['measured_over_budget']:.2f} |"
             )
-    lines += [
-        "",
-        f"**Claim holds on the means: {'yes' if v['holds'] else 'no'}** (tolerance "
-        f"{v['tolerance']}):",
-        "",
-    ]
-    for s, d in v["per_strategy"].items():
-        if d is None:
-            lines.append(f"- {s}: not run at every budget")
-            continue
-        margins = ", ".join(f"{100 * m:+.2f}" for m in d["margins_vs_best_baseline"])
-        paired = ", ".join(
-            f"{100 * m:+.1f} ± {100 * se:.1f}" for m, se in d.get("paired_margins", [])
-        )
-        lines.append(
-            f"- {s}: mean accuracy minus the better baseline's mean per budget (pp): {margins}; "
-            f"per-seed margin, mean ± standard error (pp): {paired}; matches at every budget: "
-            f"{d['matches_every_budget']}; beats both at {d['budgets_beaten']} "
-            f"(needed {v['beats_needed']})"
-        )
-    return lines
+    margin = "mean accuracy minus the better baseline's mean"
+    return lines + claim_lines(v, "Claim holds on the means", margin, 2)
 
 
 def paired_margins(per_seed: dict[int, list[dict[str, Any]]], strategy: str) -> list[tuple]:
@@ -317,14 +302,11 @@ def paired_margins(per_seed: dict[int, list[dict[str, Any]]], strategy: str) -> 
     and standard error over the seeds (the seeds' common noise cancels in the pairs)."""
     out = []
     for i in range(len(next(iter(per_seed.values())))):
-        margins = []
-        for results in per_seed.values():
-            rows = results[i]["rows"]
-            base = [
-                rows[k]["test_accuracy"] for k in ("random (same wall)", "mobilenetv2") if k in rows
-            ]
-            if strategy in rows and base:
-                margins.append(rows[strategy]["test_accuracy"] - max(base))
+        margins = [
+            results[i]["rows"][strategy]["test_accuracy"] - best_baseline(results[i]["rows"])
+            for results in per_seed.values()
+            if strategy in results[i]["rows"]
+        ]
         se = statistics.stdev(margins) / math.sqrt(len(margins)) if len(margins) > 1 else 0.0
         out.append((statistics.fmean(margins) if margins else float("nan"), se))
     return out

@@ -52,6 +52,29 @@ class Measurement:
             extra=dict(extra or {}),
         )
 
+    @classmethod
+    def pooled(cls, runs: Sequence[Measurement]) -> Measurement:
+        """One measurement of several runs of the same thing (measuring rounds): their samples
+        pooled, each run's median kept in `extra["rounds_median_ms"]`, drift-reference pairs
+        concatenated, the peak memory the largest."""
+        if len(runs) == 1:
+            return runs[0]
+        extra = {**runs[0].extra, "rounds_median_ms": [m.median_ms for m in runs]}
+        pairs: list[dict[str, Any]] = [m.extra.get("drift_reference") or {} for m in runs]
+        if all("raw_ms" in p for p in pairs):
+            extra["drift_reference"] = {
+                **pairs[0],
+                "raw_ms": [x for p in pairs for x in p["raw_ms"]],
+                "reference_ms": [x for p in pairs for x in p.get("reference_ms", [])],
+            }
+        peaks = [m.peak_memory_bytes for m in runs if m.peak_memory_bytes is not None]
+        return cls.from_samples(
+            [x for m in runs for x in m.samples_ms],
+            warmup=runs[0].warmup,
+            peak_memory_bytes=max(peaks) if peaks else None,
+            extra=extra,
+        )
+
     @property
     def cv(self) -> float:
         """Coefficient of variation (std / mean)."""

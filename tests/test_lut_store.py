@@ -165,3 +165,19 @@ def test_migrations_are_idempotent_and_concurrent(db_url: str) -> None:
         p.join(timeout=120)
     assert [p.exitcode for p in procs] == [0, 0, 0]
     assert LutStore(db_url).devices() == []
+
+
+def test_pooled_measurement_keeps_every_round() -> None:
+    def run(samples: list[float], peak: int) -> Measurement:
+        pairs = {"nominal_ms": 1.0, "raw_ms": samples, "reference_ms": [1.0] * len(samples)}
+        return Measurement.from_samples(
+            samples, warmup=3, peak_memory_bytes=peak, extra={"drift_reference": pairs}
+        )
+
+    a, b = run([1.0, 1.2, 1.1], 100), run([2.0, 2.2], 300)
+    assert Measurement.pooled([a]) is a
+    both = Measurement.pooled([a, b])
+    assert both.n == 5 and both.median_ms == 1.2 and both.peak_memory_bytes == 300
+    assert both.extra["rounds_median_ms"] == [1.1, 2.1]
+    assert both.extra["drift_reference"]["raw_ms"] == [1.0, 1.2, 1.1, 2.0, 2.2]
+    assert len(both.extra["drift_reference"]["reference_ms"]) == 5

@@ -233,7 +233,7 @@ def _measured_row(
     """One architecture's result over its rounds: stored as an end-to-end run of `device` if
     given, printed as a JSON line with `as_json`."""
     arch, space, _ = runs[0]
-    m = pooled([r[2] for r in runs])
+    m = Measurement.pooled([r[2] for r in runs])
     if store is not None and device is not None:
         store.add_e2e(device, arch, space, m)
     row = {
@@ -246,28 +246,6 @@ def _measured_row(
     if as_json:
         print_json_line(row)
     return row
-
-
-def pooled(runs: list[Measurement]) -> Measurement:
-    """One measurement from several rounds: their samples pooled, each round's median kept in
-    `extra["rounds_median_ms"]`, the peak memory the largest."""
-    if len(runs) == 1:
-        return runs[0]
-    peaks = [m.peak_memory_bytes for m in runs if m.peak_memory_bytes is not None]
-    return Measurement.from_samples(
-        [x for m in runs for x in m.samples_ms],
-        warmup=runs[0].warmup,
-        peak_memory_bytes=max(peaks) if peaks else None,
-        extra={
-            **_without_pairs(runs[0].extra),
-            "rounds_median_ms": [m.median_ms for m in runs],
-        },
-    )
-
-
-def _without_pairs(extra: dict[str, Any]) -> dict[str, Any]:
-    """A round's record without its paired raw samples (they belong to that round only)."""
-    return {k: v for k, v in extra.items() if k != "drift_reference"}
 
 
 def _short(arch: str, width: int = 70) -> str:
