@@ -82,3 +82,42 @@ def test_model_cache_follows_hwnas_cache_dir_then_hwnas_home(tmp_path: Path) -> 
     assert model_cache_dir(shared) == tmp_path / "shared"
     settings = load_settings(shared)
     assert settings.cache_dir == tmp_path / "shared" and settings.home == tmp_path / "home"
+
+
+def _one_spec_of_each_kind() -> list[OpSpec]:
+    """Every op kind and every variant that exports differently: activation, groups (channel
+    shuffle), squeeze-excite, strided skip, the pool, the head and the per-call probe."""
+    from search.spaces.base import space_from_string
+
+    specs = [
+        s for n in ("fbnet-tiny", "mbv3-tiny") for s in space_from_string(n).distinct_opspecs()
+    ]
+    kinds: dict[tuple[object, ...], OpSpec] = {}
+    for spec in specs:
+        if not spec.is_identity:
+            kinds.setdefault((spec.op, spec.activation, spec.groups > 1, spec.se), spec)
+    return [*kinds.values(), OpSpec(op="add", in_channels=8, out_channels=8, height=8, width=8)]
+
+
+@pytest.mark.slow
+def test_micro_model_export_runs_the_graph_the_dynamo_exporter_gives(tmp_path: Path) -> None:
+    """Micro-models are exported by the fast TorchScript exporter, networks by dynamo: ORT's
+    optimised graphs of both must be the same node for node (benchmarks/exporter_parity.py
+    checks every OpSpec of every space)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from profilers.export import export_onnx, export_onnx_dynamo
+    from profilers.onnx_graph import optimised_nodes
+
+    for spec in _one_spec_of_each_kind():
+        module, example = op_model(spec)
+        graphs, outputs = [], []
+        for name, export in (("fast", export_onnx), ("dynamo", export_onnx_dynamo)):
+            model = tmp_path / f"{spec.key}.{name}.onnx"
+            export(module.eval(), example, model)
+            graphs.append(optimised_nodes(model, tmp_path / f"{spec.key}.{name}.opt.onnx"))
+            session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+            outputs.append(session.run(None, {"input": example.numpy()})[0])
+        assert graphs[0] == graphs[1], spec.short()
+        np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-5, atol=1e-5)

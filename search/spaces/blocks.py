@@ -51,14 +51,14 @@ class ConvBNAct(nn.Sequential):
 class SqueezeExcite(nn.Module):
     def __init__(self, channels: int, *, squeezed: int) -> None:
         super().__init__()
-        self.pool = nn.AdaptiveAvgPool2d(1)
         self.reduce = nn.Conv2d(channels, squeezed, 1)
         self.act = nn.ReLU(inplace=True)
         self.expand = nn.Conv2d(squeezed, channels, 1)
         self.gate = nn.Hardsigmoid()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scale = self.gate(self.expand(self.act(self.reduce(self.pool(x)))))
+        squeezed = x.mean((2, 3), keepdim=True)  # not adaptive_avg_pool2d: see GlobalPool
+        scale = self.gate(self.expand(self.act(self.reduce(squeezed))))
         return x * scale
 
 
@@ -120,8 +120,13 @@ class InvertedResidual(nn.Module):
 
 
 class GlobalPool(nn.Module):
+    """A mean over H and W. Written as `mean`, not `adaptive_avg_pool2d(x, 1)`: both ONNX
+    exporters then emit the same ReduceMean (the TorchScript one, which times micro-models,
+    turns the pool into GlobalAveragePool and the dynamo one, which exports networks, does not);
+    litert-torch lowers both forms to the same MEAN."""
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
+        return x.mean((2, 3))
 
 
 class AddConstant(nn.Module):

@@ -1,0 +1,176 @@
+"""exporter_parity: do ONNX Runtime micro-models exported by torch's TorchScript exporter run the
+same graph as those of the dynamo exporter (the one deploy uses)? For every distinct OpSpec of
+the chosen spaces: export both ways, let ONNX Runtime optimise each (all optimisations, the CPU
+provider, as the profiler runs them), compare the optimised graphs node for node (op type,
+domain, attributes, initializer shapes) and the outputs on one input; time both exports.
+
+    python benchmarks/exporter_parity.py [--spaces fbnet-tiny,fbnet,...] [--tag TAG]
+
+Writes benchmarks/results/exporter_parity{tag}.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from lut.opspec import OpSpec
+from profilers.base import cpu_model
+from profilers.export import (
+    export_onnx_dynamo,
+    export_onnx_torchscript,
+    op_model,
+    replace_all_zero_parameters,
+)
+from profilers.onnx_graph import optimised_nodes
+from search.spaces.base import Architecture, SearchSpace, space_from_string, space_names
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def output_of(model: Path) -> np.ndarray:
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal(session.get_inputs()[0].shape)
+    return session.run(None, {"input": x.astype(np.float32)})[0]
+
+
+def compare_spec(spec: OpSpec, tmp: Path) -> dict[str, Any]:
+    module, example = op_model(spec)
+    return {"spec": spec.short(), "key": spec.key, **compare(module, example, tmp)}
+
+
+def compare_network(space: SearchSpace, arch: Architecture, tmp: Path) -> dict[str, Any]:
+    module = space.build(arch)
+    replace_all_zero_parameters(module)  # as trained: dynamo drops a fresh network's zero biases
+    example = torch.randn(space.input_shape, generator=torch.Generator().manual_seed(0))
+    return {"space": space.spec_string, "arch": arch.to_string(), **compare(module, example, tmp)}
+
+
+def compare(module: torch.nn.Module, example: torch.Tensor, tmp: Path) -> dict[str, Any]:
+    """Both exports of one module (so both files carry the same weights), compared."""
+    times, graphs, outputs = {}, {}, {}
+    for name, export in (("dynamo", export_onnx_dynamo), ("torchscript", export_onnx_torchscript)):
+        model = tmp / f"{name}.onnx"
+        start = time.perf_counter()
+        export(module.eval(), example, model)
+        times[name] = time.perf_counter() - start
+        graphs[name] = optimised_nodes(model, tmp / f"{name}.opt.onnx")
+        outputs[name] = output_of(model)
+    same = graphs["dynamo"] == graphs["torchscript"]
+    return {
+        "same_graph": same,
+        "nodes": len(graphs["dynamo"]),
+        "max_abs_diff": float(np.abs(outputs["dynamo"] - outputs["torchscript"]).max()),
+        "export_s": times,
+        **(
+            {}
+            if same
+            else {
+                "dynamo_only": sorted(set(graphs["dynamo"]) - set(graphs["torchscript"])),
+                "torchscript_only": sorted(set(graphs["torchscript"]) - set(graphs["dynamo"])),
+            }
+        ),
+    }
+
+
+def distinct_specs(spaces: list[str]) -> list[OpSpec]:
+    specs: dict[str, OpSpec] = {}
+    for name in spaces:
+        for spec in space_from_string(name).distinct_opspecs():
+            if not spec.is_identity:
+                specs.setdefault(spec.key, spec)
+    return list(specs.values())
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = [
+        f"# exporter_parity ({report['when']}, {report['cpu']}, torch {report['torch']}, "
+        f"onnxruntime {report['onnxruntime']})",
+        "",
+        f"Spaces: {', '.join(report['spaces'])}.",
+        "",
+        "| models | same optimised ORT graph | largest output difference "
+        "| dynamo export, median s | TorchScript export, median s | dynamo total s "
+        "| TorchScript total s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    differ = []
+    for what, label in (("specs", "distinct non-identity OpSpecs"), ("networks", "networks")):
+        rows = report[what]
+        if not rows:
+            continue
+        dyn = [r["export_s"]["dynamo"] for r in rows]
+        ts = [r["export_s"]["torchscript"] for r in rows]
+        same = sum(r["same_graph"] for r in rows)
+        lines.append(
+            f"| {len(rows)} {label} | {same} of {len(rows)} "
+            f"| {max(r['max_abs_diff'] for r in rows):.2e} | {statistics.median(dyn):.3f} "
+            f"| {statistics.median(ts):.3f} | {sum(dyn):.1f} | {sum(ts):.1f} |"
+        )
+        differ += [r for r in rows if not r["same_graph"]]
+    for r in differ[:20]:
+        lines += [
+            "",
+            f"- {r.get('spec') or r['arch']}: dynamo only {r['dynamo_only']}; "
+            f"TorchScript only {r['torchscript_only']}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _log(i: int, n: int, what: str, row: dict[str, Any]) -> None:
+    flag = "same" if row["same_graph"] else "DIFFERENT"
+    print(f"[{i}/{n}] {what}: {flag}", file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--spaces", default=",".join(space_names()))
+    p.add_argument("--no-specs", action="store_true", help="compare networks only")
+    p.add_argument("--networks", type=int, default=3, help="random networks per space")
+    p.add_argument("--tag", default="")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    spaces = args.spaces.split(",")
+    specs = [] if args.no_specs else distinct_specs(spaces)
+    networks = [
+        (space, arch)
+        for space in map(space_from_string, spaces)
+        for arch in space.iter_random(seed=0, count=args.networks)
+    ]
+    rows, network_rows = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, spec in enumerate(specs, 1):
+            rows.append(compare_spec(spec, Path(tmp)))
+            _log(i, len(specs), spec.short(), rows[-1])
+        for i, (space, arch) in enumerate(networks, 1):
+            network_rows.append(compare_network(space, arch, Path(tmp)))
+            _log(i, len(networks), f"{space.spec_string} network", network_rows[-1])
+    report = {
+        "when": time.strftime("%Y-%m-%d"),
+        "cpu": cpu_model(),
+        "torch": torch.__version__,
+        "onnxruntime": ort.__version__,
+        "spaces": spaces,
+        "specs": rows,
+        "networks": network_rows,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"exporter_parity{args.tag}.json").write_text(json.dumps(report, indent=1) + "\n")
+    (RESULTS / f"exporter_parity{args.tag}.md").write_text(markdown(report))
+    print(markdown(report))
+
+
+if __name__ == "__main__":
+    main()
