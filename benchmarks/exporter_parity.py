@@ -22,64 +22,44 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np
 import onnxruntime as ort
 import torch
 
 from lut.opspec import OpSpec
 from profilers.base import cpu_model
-from profilers.export import (
-    export_onnx_dynamo,
-    export_onnx_torchscript,
-    op_model,
-    replace_all_zero_parameters,
-)
-from profilers.onnx_graph import optimised_nodes
+from profilers.export import op_model, replace_all_zero_parameters
+from profilers.onnx_graph import ExporterComparison, compare_exporters
 from search.spaces.base import Architecture, SearchSpace, space_from_string, space_names
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def output_of(model: Path) -> np.ndarray:
-    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(0).standard_normal(session.get_inputs()[0].shape)
-    return session.run(None, {"input": x.astype(np.float32)})[0]
-
-
 def compare_spec(spec: OpSpec, tmp: Path) -> dict[str, Any]:
     module, example = op_model(spec)
-    return {"spec": spec.short(), "key": spec.key, **compare(module, example, tmp)}
+    return {"spec": spec.short(), "key": spec.key, **row(compare_exporters(module, example, tmp))}
 
 
 def compare_network(space: SearchSpace, arch: Architecture, tmp: Path) -> dict[str, Any]:
     module = space.build(arch)
     replace_all_zero_parameters(module)  # as trained: dynamo drops a fresh network's zero biases
     example = torch.randn(space.input_shape, generator=torch.Generator().manual_seed(0))
-    return {"space": space.spec_string, "arch": arch.to_string(), **compare(module, example, tmp)}
+    comparison = compare_exporters(module, example, tmp)
+    return {"space": space.spec_string, "arch": arch.to_string(), **row(comparison)}
 
 
-def compare(module: torch.nn.Module, example: torch.Tensor, tmp: Path) -> dict[str, Any]:
-    """Both exports of one module (so both files carry the same weights), compared."""
-    times, graphs, outputs = {}, {}, {}
-    for name, export in (("dynamo", export_onnx_dynamo), ("torchscript", export_onnx_torchscript)):
-        model = tmp / f"{name}.onnx"
-        start = time.perf_counter()
-        export(module.eval(), example, model)
-        times[name] = time.perf_counter() - start
-        graphs[name] = optimised_nodes(model, tmp / f"{name}.opt.onnx")
-        outputs[name] = output_of(model)
-    same = graphs["dynamo"] == graphs["torchscript"]
+def row(c: ExporterComparison) -> dict[str, Any]:
+    dynamo, torchscript = set(c.graphs["dynamo"]), set(c.graphs["torchscript"])
     return {
-        "same_graph": same,
-        "nodes": len(graphs["dynamo"]),
-        "max_abs_diff": float(np.abs(outputs["dynamo"] - outputs["torchscript"]).max()),
-        "export_s": times,
+        "same_graph": c.same_graph,
+        "nodes": len(c.graphs["dynamo"]),
+        "max_abs_diff": c.max_abs_diff,
+        "export_s": c.export_s,
         **(
             {}
-            if same
+            if c.same_graph
             else {
-                "dynamo_only": sorted(set(graphs["dynamo"]) - set(graphs["torchscript"])),
-                "torchscript_only": sorted(set(graphs["torchscript"]) - set(graphs["dynamo"])),
+                "dynamo_only": sorted(dynamo - torchscript),
+                "torchscript_only": sorted(torchscript - dynamo),
             }
         ),
     }

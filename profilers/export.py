@@ -110,22 +110,15 @@ def export_onnx(module: nn.Module, example: torch.Tensor, path: Path) -> None:
 
 def export_onnx_torchscript(module: nn.Module, example: torch.Tensor, path: Path) -> None:
     """`export_onnx` with the TorchScript exporter only (deprecated by torch, kept by 2.13)."""
-    import torch
-
-    with silenced(), torch.no_grad():
-        torch.onnx.export(
-            module,
-            (example,),
-            str(path),
-            dynamo=False,
-            input_names=["input"],
-            output_names=["output"],
-            verbose=False,
-        )
+    _export(module, example, path, dynamo=False)
 
 
 def export_onnx_dynamo(module: nn.Module, example: torch.Tensor, path: Path) -> None:
     """`export_onnx` with the dynamo exporter, the one deploy uses for whole networks."""
+    _export(module, example, path, dynamo=True)
+
+
+def _export(module: nn.Module, example: torch.Tensor, path: Path, *, dynamo: bool) -> None:
     import torch
 
     with silenced(), torch.no_grad():
@@ -133,7 +126,7 @@ def export_onnx_dynamo(module: nn.Module, example: torch.Tensor, path: Path) -> 
             module,
             (example,),
             str(path),
-            dynamo=True,
+            dynamo=dynamo,
             external_data=False,
             input_names=["input"],
             output_names=["output"],

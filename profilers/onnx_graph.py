@@ -1,13 +1,58 @@
 """What ONNX Runtime will run for a model file: its graph after ORT's optimisations, as a sorted
 list of canonical nodes. Two files with equal lists run the same kernels on the same weights'
-shapes, so they cost the same; `benchmarks/exporter_parity.py` and the tests compare exporters
-with it."""
+shapes, so they cost the same; `compare_exporters` puts torch's two ONNX exporters side by side
+with it (`benchmarks/exporter_parity.py` and the tests)."""
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import onnx
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+
+@dataclass(frozen=True)
+class ExporterComparison:
+    """Per exporter ("torchscript", "dynamo"): optimised graph, output on the example, seconds."""
+
+    graphs: dict[str, list[str]]
+    outputs: dict[str, np.ndarray]
+    export_s: dict[str, float]
+
+    @property
+    def same_graph(self) -> bool:
+        return self.graphs["torchscript"] == self.graphs["dynamo"]
+
+    @property
+    def max_abs_diff(self) -> float:
+        return float(abs(self.outputs["torchscript"] - self.outputs["dynamo"]).max())
+
+
+def compare_exporters(
+    module: torch.nn.Module, example: torch.Tensor, workdir: Path
+) -> ExporterComparison:
+    """Export `module` (eval mode) with both exporters into `workdir`, so both files carry the
+    same weights, and run each file on `example`."""
+    import onnxruntime as ort
+
+    from profilers.export import export_onnx_dynamo, export_onnx_torchscript
+
+    graphs, outputs, times = {}, {}, {}
+    for name, export in (("torchscript", export_onnx_torchscript), ("dynamo", export_onnx_dynamo)):
+        model = workdir / f"{name}.onnx"
+        start = time.perf_counter()
+        export(module.eval(), example, model)
+        times[name] = time.perf_counter() - start
+        graphs[name] = optimised_nodes(model, workdir / f"{name}.opt.onnx")
+        session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+        outputs[name] = session.run(None, {"input": example.numpy()})[0]
+    return ExporterComparison(graphs, outputs, times)
 
 
 def optimised_nodes(model: Path, saved: Path, *, threads: int = 1) -> list[str]:

@@ -105,19 +105,15 @@ def test_micro_model_export_runs_the_graph_the_dynamo_exporter_gives(tmp_path: P
     optimised graphs of both must be the same node for node (benchmarks/exporter_parity.py
     checks every OpSpec of every space)."""
     import numpy as np
-    import onnxruntime as ort
 
-    from profilers.export import export_onnx, export_onnx_dynamo
-    from profilers.onnx_graph import optimised_nodes
+    from profilers.onnx_graph import compare_exporters
 
     for spec in _one_spec_of_each_kind():
         module, example = op_model(spec)
-        graphs, outputs = [], []
-        for name, export in (("fast", export_onnx), ("dynamo", export_onnx_dynamo)):
-            model = tmp_path / f"{spec.key}.{name}.onnx"
-            export(module.eval(), example, model)
-            graphs.append(optimised_nodes(model, tmp_path / f"{spec.key}.{name}.opt.onnx"))
-            session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-            outputs.append(session.run(None, {"input": example.numpy()})[0])
-        assert graphs[0] == graphs[1], spec.short()
-        np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-5, atol=1e-5)
+        workdir = tmp_path / spec.key
+        workdir.mkdir()
+        c = compare_exporters(module, example, workdir)
+        assert c.graphs["torchscript"] == c.graphs["dynamo"], spec.short()
+        np.testing.assert_allclose(
+            c.outputs["torchscript"], c.outputs["dynamo"], rtol=1e-5, atol=1e-5
+        )
