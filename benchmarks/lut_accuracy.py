@@ -35,8 +35,9 @@ from lut.predictor import features, fit_calibration, predict_from_features
 from lut.store import Device, LutStore, arch_key
 from profilers.base import cpu_model, create_backend
 from profilers.export import op_model
+from profilers.in_network import profile_in_network
 from profilers.protocol import MeasureProtocol
-from profilers.runner import profile_specs
+from profilers.runner import profile_specs, use_lut_drift_reference
 from search.spaces.base import SearchSpace, space_from_string
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -79,6 +80,15 @@ def parse_args() -> argparse.Namespace:
         default="0/1",
         help="with --convert-only: convert the I-th of every N networks ('I/N'), to split the "
         "conversions between processes",
+    )
+    p.add_argument(
+        "--in-network",
+        type=int,
+        default=0,
+        metavar="R",
+        help="onnxruntime: predict from a LUT profiled inside R rounds of covering networks "
+        "(`hwnas profile --in-network`) instead of micro-models; the end-to-end runs stay those "
+        "of the micro-model LUT's device, so both LUTs are scored on the same measurements",
     )
     p.add_argument("--workdir", type=Path, default=Path("/tmp/hwnas-bench"))
     p.add_argument("--tag", default="", help="suffix of the result files")
@@ -191,8 +201,19 @@ def run_one(backend_name: str, space_name: str, args: argparse.Namespace) -> dic
     profile_wall = time.perf_counter() - start
     device = report.device
     lut = store.lookup(device, specs)
-    cvs = [lut[s.key].cv for s in specs if s.key in lut]
     fixed = device.fixed_costs
+    profile = {
+        "ops": len([s for s in specs if not s.is_identity]),
+        "ops_measured_this_run": len(report.measured),
+        "wall_s_this_run": profile_wall,
+        "converted_all": getattr(backend, "conversions", 0) - conversions >= len(lut),
+    }
+    label, lut_device = backend_name, device
+    if args.in_network and backend_name == "onnxruntime":
+        label = f"{backend_name} (in-network LUT)"
+        lut_device, profile = in_network_lut(store, backend, device, space, args)
+        lut, fixed = store.lookup(lut_device, specs), lut_device.fixed_costs
+    cvs = [lut[s.key].cv for s in specs if s.key in lut]
     assert fixed is not None
     cal_archs = list(space.iter_random(seed=1000, count=args.calibration))
     test_archs = list(space.iter_random(seed=1, count=args.count))
@@ -208,7 +229,7 @@ def run_one(backend_name: str, space_name: str, args: argparse.Namespace) -> dic
     cal_points = [(feats(a), e2e[a.to_string()]) for a in cal_archs]
     calibration = fit_calibration(cal_points, fixed)
     single = fit_calibration(cal_points, fixed, per_family=False)
-    store.set_calibration(device, space.spec_string, calibration)
+    store.set_calibration(lut_device, space.spec_string, calibration)
     measured = [e2e[a.to_string()] for a in test_archs]
     test_feats = [feats(a) for a in test_archs]
     raw = [f.raw_sum_ms for f in test_feats]
@@ -216,11 +237,11 @@ def run_one(backend_name: str, space_name: str, args: argparse.Namespace) -> dic
     calibrated = [predict_from_features(f, fixed, calibration).latency_ms for f in test_feats]
     single_alpha = [predict_from_features(f, fixed, single).latency_ms for f in test_feats]
     return {
-        "backend": backend_name,
+        "backend": label,
         "space": space.spec_string,
         "threads": 1,
         "drift_reference": args.drift_reference,
-        "fingerprint": device.fingerprint,
+        "fingerprint": lut_device.fingerprint,
         "fixed_costs": fixed.to_dict(),
         "calibration": calibration.to_dict(),
         "calibration_single_alpha": single.to_dict(),
@@ -237,13 +258,7 @@ def run_one(backend_name: str, space_name: str, args: argparse.Namespace) -> dic
         "corrected_uncalibrated": metrics(corrected, measured),
         "calibrated_single_alpha": metrics(single_alpha, measured),
         "corrected_calibrated": metrics(calibrated, measured),
-        "profile": {
-            "ops": len([s for s in specs if not s.is_identity]),
-            "ops_measured_this_run": len(report.measured),
-            "wall_s_this_run": profile_wall,
-            "median_cv": statistics.median(cvs),
-            "converted_all": getattr(backend, "conversions", 0) - conversions >= len(lut),
-        },
+        "profile": {**profile, "median_cv": statistics.median(cvs)},
         "points": [
             {
                 "arch": a.to_string(),
@@ -255,6 +270,29 @@ def run_one(backend_name: str, space_name: str, args: argparse.Namespace) -> dic
             for a, m, r, c in zip(test_archs, measured, raw, calibrated, strict=True)
         ],
     }
+
+
+def in_network_lut(
+    store: LutStore, backend: Any, device: Device, space: SearchSpace, args: argparse.Namespace
+) -> tuple[Device, dict[str, Any]]:
+    """The in-network LUT of the same device name (`profilers.in_network`) and its profile_cost
+    row; the backend is left measuring in the unit of `device`'s LUT again."""
+    print(f"onnxruntime {space.spec_string}: in-network LUT", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    report = profile_in_network(
+        store, backend, device.name, space, rounds=args.in_network, force=args.fresh_lut
+    )
+    wall = time.perf_counter() - start
+    use_lut_drift_reference(backend, device)
+    specs = space.distinct_opspecs()
+    profile = {
+        "ops": len([s for s in specs if not s.is_identity]),
+        "ops_measured_this_run": report.entries_written,
+        "wall_s_this_run": wall,
+        "converted_all": len(report.profiled) == report.networks,
+        "networks": report.networks,
+    }
+    return report.device, profile
 
 
 def merged(results: list[dict[str, Any]], tag: str) -> list[dict[str, Any]]:

@@ -1,9 +1,11 @@
 """Latency prediction from a LUT: the sum of per-op entries, corrected for the runtime's fixed
 costs, optionally calibrated on a few end-to-end measurements.
 
-Every LUT entry was timed as a stand-alone micro-model, so it holds the op's compute *plus* one
+A LUT entry timed as a stand-alone micro-model by whole runs holds the op's compute *plus* one
 `run()` call's overhead (dispatch, copying the input in and the output out). A whole network pays
-that overhead once, and pays a (small) cost at each boundary between blocks instead. So:
+that overhead once, and pays a (small) cost at each boundary between blocks instead. (Entries
+timed by their kernels, alone or inside networks — `profilers.in_network` — hold no call
+overhead, and in-network LUTs measure no between-block cost: it is inside their entries.) So:
 
     compute_i  = max(lut_i - overhead(io_bytes_i), 0)
     predicted  = alpha * sum(compute_i) + beta * n_ops + gamma
@@ -24,6 +26,7 @@ from lut.opspec import OpSpec
 
 FLOAT_BYTES = 4
 KERNEL_TIMING = "kernels"  # Measurement.extra["timing"] of entries timed by the op's kernels
+IN_NETWORK_TIMING = "in-network"  # ... of entries timed by the op's kernels inside networks
 
 
 class MissingEntries(LookupError):
@@ -65,8 +68,9 @@ class FixedCosts:
 
     def entry_overhead_ms(self, spec: OpSpec, entry: Measurement) -> float:
         """What a LUT entry holds beyond the op's own cost: one call's overhead for a timed
-        run of a micro-model, nothing for an entry timed by its kernels (`extra.timing`)."""
-        if entry.extra.get("timing") == KERNEL_TIMING:
+        run of a micro-model, nothing for an entry timed by its kernels, stand-alone or inside
+        networks (`extra.timing`)."""
+        if entry.extra.get("timing") in (KERNEL_TIMING, IN_NETWORK_TIMING):
             return 0.0
         return self.overhead_ms(io_megabytes(spec))
 

@@ -200,6 +200,17 @@ def test_corrupt_lut_file_imports_nothing(tmp_path: Path) -> None:
     [
         (["arch", "random", "--space", "nope"], "valid: fbnet, fbnet-tiny"),
         (["profile", "--device", "d", "--backend", "tflite", "--space", SPACE], "valid: litert"),
+        (
+            ["profile", "--device", "d", "--backend", "litert", "--space", SPACE, "--in-network"],
+            "needs ONNX Runtime's per-node CPU profiler",
+        ),
+        (
+            [
+                *["profile", "--device", "d", "--backend", "onnxruntime", "--space", SPACE],
+                *["--network-rounds", "2"],
+            ],
+            "--network-rounds goes with --in-network",
+        ),
         (["predict", "--device", "phone", "fbnet-tiny:skip"], "unknown device 'phone'"),
         (["measure", "--backend", "onnxruntime", "fbnet-tiny:skip"], "has 8 searchable layers"),
         (["predict", "--device", "x"], "no architecture given"),

@@ -4,9 +4,11 @@ CPU execution provider, or the CUDA one with device="cuda" (input and output bou
 from __future__ import annotations
 
 import importlib.util
+import json
 import tempfile
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +16,7 @@ from lut.measurement import Measurement
 from lut.opspec import OpSpec
 from lut.predictor import KERNEL_TIMING
 from profilers.backends.converted import ConvertedModelBackend, fit_input
-from profilers.backends.ort_kernels import kernel_ms_per_run
+from profilers.backends.ort_kernels import block_ms_per_run, kernel_ms_per_run, timed_runs_only
 from profilers.base import BackendUnavailable, register_backend
 from profilers.export import export_onnx, op_model
 from profilers.memory import PeakMemory
@@ -96,7 +98,37 @@ class OnnxRuntimeBackend(ConvertedModelBackend):
 
     def _measure_kernels(self, spec: OpSpec) -> Measurement:
         module, example = op_model(spec)
-        path, converted = self._model_file(module, example, spec.key)
+        runs = self._profiled_runs(module, example, spec.key)
+        samples = [k * f for k, f in zip(kernel_ms_per_run(runs.profile), runs.scale, strict=True)]
+        if not any(samples):
+            raise RuntimeError(f"ORT's profile of {spec.short()} has no kernel events")
+        return Measurement.from_samples(
+            samples,
+            warmup=runs.wall.warmup,
+            peak_memory_bytes=runs.peak_memory_bytes,
+            extra={**runs.extra, "timing": KERNEL_TIMING},
+        )
+
+    def profile_blocks(
+        self, module: nn.Module, example: torch.Tensor, key: str
+    ) -> list[dict[int, float]]:
+        """Time a whole network (an `nn.Sequential` of blocks) with ORT's profiler: per timed
+        run, each block's kernel time in ms (`ort_kernels.block_ms_per_run`), in the LUT's unit
+        (scaled by the drift reference run beside it, when the LUT has one). CPU only."""
+        if self.is_cuda:
+            raise ValueError("per-block kernel times need ORT's CPU profiler, not CUDA")
+        runs = self._profiled_runs(module, example, key)
+        per_run = block_ms_per_run(runs.profile)
+        return [
+            {b: ms * f for b, ms in blocks.items()}
+            for blocks, f in zip(per_run, runs.scale, strict=True)
+        ]
+
+    def _profiled_runs(self, module: nn.Module, example: torch.Tensor, key: str) -> _ProfiledRuns:
+        """The protocol's timed runs of `module` in a profiling session: its profile cut to the
+        timed runs, each run's drift-reference scale (1 without one) and what a measurement
+        records beside its samples."""
+        path, converted = self._model_file(module, example, key)
         with pinned_to_cores(self.threads) as cpus, tempfile.TemporaryDirectory() as tmp:
             self._warm_up_runtime()
             with self.memory_tracker() as memory:
@@ -104,26 +136,19 @@ class OnnxRuntimeBackend(ConvertedModelBackend):
                 run_once()
             reference = self.drift_reference()
             wall = time_runs(wall_timer(run_once), self.protocol, reference=reference)
-            kernels = kernel_ms_per_run(Path(run_once.end_profiling()))  # type: ignore[attr-defined]
-        samples = kernels[-wall.n :]
-        if len(samples) != wall.n or not any(samples):
-            raise RuntimeError(f"ORT's profile of {spec.short()} has no kernel events")
-        if reference is not None:  # each run's kernels scaled by the reference run beside it
+            profile = json.loads(Path(run_once.end_profiling()).read_text())  # type: ignore[attr-defined]
+        profile = timed_runs_only(profile, wall.n)
+        scale = [1.0] * wall.n
+        if reference is not None:  # each run scaled by the reference run beside it
             pairs = wall.extra["drift_reference"]
             scale = [reference.nominal_ms / ref for ref in pairs["reference_ms"]]
-            samples = [k * f for k, f in zip(samples, scale, strict=True)]
-        return Measurement.from_samples(
-            samples,
-            warmup=wall.warmup,
-            peak_memory_bytes=memory.bytes,
-            extra={
-                **self.measurement_extra(cpus, memory, path, converted),
-                "timing": KERNEL_TIMING,
-                "wall_median_ms": wall.median_ms,
-                "protocol": self.protocol.to_dict(),
-                **({"drift_reference": wall.extra["drift_reference"]} if reference else {}),
-            },
-        )
+        extra = {
+            **self.measurement_extra(cpus, memory, path, converted),
+            "wall_median_ms": wall.median_ms,
+            "protocol": self.protocol.to_dict(),
+            **({"drift_reference": wall.extra["drift_reference"]} if reference else {}),
+        }
+        return _ProfiledRuns(wall, profile, scale, memory.bytes, extra)
 
     def load(
         self, path: Path, example: torch.Tensor, profile_prefix: str | None = None
@@ -183,3 +208,12 @@ class _Run:
 
     def __call__(self) -> object:
         return self.call()
+
+
+@dataclass(frozen=True)
+class _ProfiledRuns:
+    wall: Measurement
+    profile: list[dict[str, Any]]
+    scale: list[float]
+    peak_memory_bytes: int | None
+    extra: dict[str, Any]

@@ -47,6 +47,23 @@ def register(sub: Any) -> None:
         "entries that add up; about doubles the profiling time. Chosen when a LUT is created: "
         "later profiling, calibration and agents of that LUT follow it",
     )
+    parser.add_argument(
+        "--in-network",
+        action="store_true",
+        help="onnxruntime on the CPU only: time the ops inside whole networks instead of as "
+        "stand-alone micro-models (covering networks in which every candidate of every layer "
+        "runs, timed with ORT's per-node profiler). Predicts large networks better (fbnet at "
+        "224x224: see benchmarks/README.md); kept as a LUT of its own under the same device "
+        "name, the newest of which predictions use",
+    )
+    parser.add_argument(
+        "--network-rounds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --in-network: every candidate of every layer runs in N networks, each time "
+        "beside other neighbours (default 4: 36 networks for fbnet)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -73,11 +90,15 @@ def run(args: argparse.Namespace) -> int:
     from profilers.runner import profile_specs
     from search.spaces.base import space_from_string
 
+    if args.network_rounds is not None and not args.in_network:
+        raise UsageProblem("--network-rounds goes with --in-network")
     with user_errors():
         space = space_from_string(args.space)
     backend = make_backend(
         args.backend, args.threads, args.quick, drift_reference=args.drift_reference
     )
+    if args.in_network:
+        return run_in_network(args, space, backend)
     store = open_store()
     specs = space.distinct_opspecs()
     stderr.print(
@@ -113,4 +134,46 @@ def run(args: argparse.Namespace) -> int:
             f"{fixed.per_mb_ms * 1000:.1f} µs/MB of I/O, "
             f"{fixed.between_blocks_ms * 1000:.1f} µs between blocks" + reference_note(fixed)
         )
+    return 0
+
+
+def run_in_network(args: argparse.Namespace, space: Any, backend: Any) -> int:
+    from profilers.in_network import DEFAULT_ROUNDS, check_in_network_backend, profile_in_network
+
+    rounds = DEFAULT_ROUNDS if args.network_rounds is None else args.network_rounds
+    if rounds < 1:
+        raise UsageProblem("--network-rounds must be at least 1")
+    try:
+        check_in_network_backend(backend)
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from None
+    store = open_store()
+    stderr.print(
+        f"profiling [bold]{space.spec_string}[/] inside networks ({rounds} round(s)) with "
+        f"{args.backend}, {args.threads} thread(s), into device [bold]{args.device}[/]"
+    )
+    with progress_bar() as progress, user_errors():
+        task = progress.add_task("fixed costs", total=None, status="")
+
+        def started(total: int) -> None:
+            progress.update(task, description="networks", total=total, completed=0)
+
+        def profiled(arch: str, index: int, total: int) -> None:
+            progress.update(task, completed=index, status=arch.split(":")[-1][:40])
+
+        report = profile_in_network(
+            store,
+            backend,
+            args.device,
+            space,
+            rounds=rounds,
+            force=args.force,
+            on_start=started,
+            on_network=profiled,
+        )
+    stderr.print(
+        f"profiled {len(report.profiled)} of {report.networks} network(s) (the rest were "
+        f"cached), wrote {report.entries_written} op(s); device {report.device.label} "
+        f"(in-network) now holds {store.count_measurements(report.device)} op(s)"
+    )
     return 0

@@ -1,0 +1,78 @@
+"""In-network profiling on the real ONNX Runtime: per-block kernel times of whole networks from
+ORT's profiler, covering networks, and the in-network LUT they give (`profilers.in_network`)."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from lut.predictor import IN_NETWORK_TIMING, predict
+from lut.store import LutStore
+from profilers.backends.ort_kernels import OUTSIDE_BLOCKS
+from profilers.base import create_backend
+from profilers.in_network import covering_architectures, profile_in_network
+from profilers.protocol import QUICK
+from search.spaces.base import space_from_string
+
+SPACE = space_from_string("fbnet-tiny")
+
+
+@pytest.fixture
+def backend(tmp_path: Path):  # type: ignore[no-untyped-def]
+    return create_backend("onnxruntime", cache_dir=tmp_path / "cache", protocol=QUICK)
+
+
+def test_covering_architectures_run_every_candidate_of_every_layer_once_a_round() -> None:
+    archs = covering_architectures(SPACE, rounds=2)
+    width = max(len(slot.candidates) for slot in SPACE.layers)
+    assert len(archs) == 2 * width
+    for r in range(2):
+        chosen = archs[r * width : (r + 1) * width]
+        for layer, slot in enumerate(SPACE.layers):
+            counts = Counter(a.choices[layer] for a in chosen)
+            assert set(counts) == set(slot.candidates)
+    assert archs == covering_architectures(SPACE, rounds=2)  # seeded
+    with pytest.raises(ValueError, match="at least one round"):
+        covering_architectures(SPACE, rounds=0)
+
+
+def test_profile_blocks_gives_every_working_block_its_kernels(backend) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    arch = SPACE.sample(random.Random(3))
+    specs = SPACE.decode(arch)
+    example = torch.randn(SPACE.input_shape)
+    per_run = backend.profile_blocks(SPACE.build(arch), example, "net-test")
+    assert len(per_run) >= QUICK.min_runs
+    working = {i for i, spec in enumerate(specs) if not spec.is_identity}
+    for run in per_run:
+        assert set(run) - {OUTSIDE_BLOCKS} == working
+        assert all(ms > 0 for ms in run.values())
+
+
+def test_in_network_lut_covers_the_space_resumes_and_predicts(backend, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    store = LutStore(f"sqlite:///{tmp_path / 'lut.db'}")
+    report = profile_in_network(store, backend, "laptop", SPACE, rounds=1)
+    specs = [s for s in SPACE.distinct_opspecs() if not s.is_identity]
+    assert report.networks == len(report.profiled) == 9
+    assert report.entries_written == len({s.key for s in specs})
+    device = report.device
+    assert device.fingerprint["timing"] == IN_NETWORK_TIMING
+    assert device.fixed_costs is not None and device.fixed_costs.between_blocks_ms == 0.0
+    lut = store.lookup(device, specs)
+    assert all(lut[s.key].extra["timing"] == IN_NETWORK_TIMING for s in specs)
+    assert all(lut[s.key].extra["appearances"] >= 1 for s in specs)
+    arch = SPACE.sample(random.Random(5))
+    assert predict(SPACE.decode(arch), lut, device.fixed_costs).latency_ms > 0
+
+    again = profile_in_network(store, backend, "laptop", SPACE, rounds=1)
+    assert again.device.id == device.id
+    assert again.profiled == [] and again.entries_written == 0
+
+    # Interrupted before the entries were written: the networks' block times are on disk.
+    fresh = LutStore(f"sqlite:///{tmp_path / 'fresh.db'}")
+    resumed = profile_in_network(fresh, backend, "laptop", SPACE, rounds=1)
+    assert resumed.profiled == [] and resumed.entries_written == report.entries_written
