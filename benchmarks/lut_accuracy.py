@@ -275,12 +275,17 @@ def run_one(backend_name: str, space_name: str, args: argparse.Namespace) -> dic
 def in_network_lut(
     store: LutStore, backend: Any, device: Device, space: SearchSpace, args: argparse.Namespace
 ) -> tuple[Device, dict[str, Any]]:
-    """The in-network LUT of the same device name (`profilers.in_network`) and its profile_cost
-    row; the backend is left measuring in the unit of `device`'s LUT again."""
+    """The in-network LUT (`profilers.in_network`) beside `device`'s, and its profile_cost row;
+    the backend is left measuring in the unit of `device`'s LUT again."""
     print(f"onnxruntime {space.spec_string}: in-network LUT", file=sys.stderr, flush=True)
     start = time.perf_counter()
     report = profile_in_network(
-        store, backend, device.name, space, rounds=args.in_network, force=args.fresh_lut
+        store,
+        backend,
+        f"{device.name}-in-network",
+        space,
+        rounds=args.in_network,
+        force=args.fresh_lut,
     )
     wall = time.perf_counter() - start
     use_lut_drift_reference(backend, device)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from search.spaces.base import Architecture, SearchSpace
 
 DEFAULT_ROUNDS = 4
+SMALL_BLOCK_MS = 0.1
 NetworkProgress = Callable[[str, int, int], None]
 
 
@@ -46,6 +48,13 @@ class InNetworkReport:
     profiled: list[str] = field(default_factory=list)  # architectures profiled this run
     entries_written: int = 0
     fixed_costs_measured: bool = False
+    median_entry_ms: float | None = None  # of the entries written this run
+
+    @property
+    def blocks_too_small(self) -> bool:
+        """Blocks of ~10-50 µs (28×28 networks): ORT's profiler counts whole microseconds and
+        adds its own cost to every node, a large share of such blocks."""
+        return self.median_entry_ms is not None and self.median_entry_ms < SMALL_BLOCK_MS
 
 
 def in_network_fingerprint(backend: ProfilerBackend) -> dict[str, Any]:
@@ -59,6 +68,20 @@ def check_in_network_backend(backend: ProfilerBackend) -> None:
             "in-network profiling needs ONNX Runtime's per-node CPU profiler: use "
             f"--backend onnxruntime on the CPU (not {backend.name} on {backend.device})"
         )
+
+
+def check_one_timing(store: LutStore, device_name: str, timing: str | None) -> None:
+    """A device name holds LUTs of one kind: in-network (`timing`) or micro-model (None).
+    Predictions use a name's newest LUT, so a second kind would hide the first."""
+    for other in store.devices(device_name):
+        kind = other.fingerprint.get("timing")
+        if kind != timing:
+            mine = "an in-network" if timing else "a micro-model"
+            theirs = "an in-network" if kind else "a micro-model"
+            raise ValueError(
+                f"device {device_name!r} already holds {theirs} LUT ({other.backend}); give "
+                f"{mine} LUT a device name of its own"
+            )
 
 
 def covering_architectures(space: SearchSpace, rounds: int, seed: int = 0) -> list[Architecture]:
@@ -97,6 +120,7 @@ def profile_in_network(
     import torch
 
     check_in_network_backend(backend)
+    check_one_timing(store, device_name, IN_NETWORK_TIMING)
     device = store.register_device(device_name, in_network_fingerprint(backend))
     archs = covering_architectures(space, rounds)
     report = InNetworkReport(device=device, networks=len(archs))
@@ -138,6 +162,7 @@ def profile_in_network(
                 appearances[spec.key] = appearances.get(spec.key, 0) + 1
         if on_network:
             on_network(text, index, len(archs))
+    medians = []
     for spec in todo:
         values = samples.get(spec.key)
         if not values:
@@ -159,6 +184,8 @@ def profile_in_network(
             device, spec, measurement, profiler_version=PROFILER_VERSION, replace=force
         )
         report.entries_written += 1
+        medians.append(measurement.median_ms)
+    report.median_entry_ms = statistics.median(medians)
     report.device = store.device(device.id)
     return report
 

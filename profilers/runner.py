@@ -117,6 +117,9 @@ def profile_specs(
 ) -> ProfileReport:
     """Measure every spec the device's LUT lacks (all of them with `force`), one committed row
     per op, so an interrupted run loses at most the op in flight and a rerun resumes."""
+    from profilers.in_network import check_one_timing
+
+    check_one_timing(store, device_name, None)
     device = store.register_device(device_name, backend.fingerprint())
     report = ProfileReport(device=device, total=0)
     if device.fixed_costs is None or force:

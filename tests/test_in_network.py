@@ -76,3 +76,16 @@ def test_in_network_lut_covers_the_space_resumes_and_predicts(backend, tmp_path:
     fresh = LutStore(f"sqlite:///{tmp_path / 'fresh.db'}")
     resumed = profile_in_network(fresh, backend, "laptop", SPACE, rounds=1)
     assert resumed.profiled == [] and resumed.entries_written == report.entries_written
+
+
+def test_a_device_name_holds_one_kind_of_lut(backend, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from profilers.runner import profile_specs
+
+    store = LutStore(f"sqlite:///{tmp_path / 'lut.db'}")
+    profile_specs(store, backend, "laptop", [])
+    with pytest.raises(ValueError, match="already holds a micro-model LUT"):
+        profile_in_network(store, backend, "laptop", SPACE, rounds=1)
+    profile_in_network(store, backend, "laptop-in-network", SPACE, rounds=1)
+    with pytest.raises(ValueError, match="already holds an in-network LUT"):
+        profile_specs(store, backend, "laptop-in-network", [])
+    assert [d.name for d in store.devices()] == ["laptop", "laptop-in-network"]

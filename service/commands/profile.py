@@ -53,8 +53,8 @@ def register(sub: Any) -> None:
         help="onnxruntime on the CPU only: time the ops inside whole networks instead of as "
         "stand-alone micro-models (covering networks in which every candidate of every layer "
         "runs, timed with ORT's per-node profiler). Predicts large networks better (fbnet at "
-        "224x224: see benchmarks/README.md); kept as a LUT of its own under the same device "
-        "name, the newest of which predictions use",
+        "224x224: see benchmarks/README.md). A device name holds one kind of LUT: give an "
+        "in-network one a name of its own (laptop-in-network)",
     )
     parser.add_argument(
         "--network-rounds",
@@ -176,4 +176,11 @@ def run_in_network(args: argparse.Namespace, space: Any, backend: Any) -> int:
         f"cached), wrote {report.entries_written} op(s); device {report.device.label} "
         f"(in-network) now holds {store.count_measurements(report.device)} op(s)"
     )
+    if report.blocks_too_small and report.median_entry_ms is not None:
+        stderr.print(
+            f"note: the median op takes {report.median_entry_ms * 1000:.0f} µs inside these "
+            "networks; below ~100 µs ORT's profiler (whole microseconds, and a cost of its own "
+            "per node) is a large part of each entry: compare with the default micro-model LUT "
+            "(`hwnas lut calibrate` prints each one's error)"
+        )
     return 0
