@@ -19,7 +19,7 @@ from lut.db import CalibrationRow, DeviceRow, EndToEndRow, MeasurementRow, make_
 from lut.measurement import Measurement
 from lut.migrate import migrate
 from lut.opspec import OpSpec
-from lut.predictor import Calibration, FixedCosts, needs_measurement
+from lut.predictor import IN_NETWORK_TIMING, Calibration, FixedCosts, needs_measurement
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -144,6 +144,10 @@ class LutStore:
             query = query.where(DeviceRow.backend == backend)
         with Session(self.engine) as session:
             return [Device.from_row(row) for row in session.scalars(query)]
+
+    def holds_in_network_lut(self, name: str) -> bool:
+        """Whether device `name` holds a LUT profiled inside networks (`profilers.in_network`)."""
+        return any(d.fingerprint.get("timing") == IN_NETWORK_TIMING for d in self.devices(name))
 
     def device(self, device_id: int) -> Device:
         with Session(self.engine) as session:

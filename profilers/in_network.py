@@ -84,6 +84,13 @@ def check_one_timing(store: LutStore, device_name: str, timing: str | None) -> N
             )
 
 
+def lut_fingerprint(store: LutStore, device_name: str, backend: ProfilerBackend) -> dict[str, Any]:
+    """The fingerprint under which this backend's runs belong to `device_name`'s LUTs."""
+    if store.holds_in_network_lut(device_name):
+        return in_network_fingerprint(backend)
+    return backend.fingerprint()
+
+
 def covering_architectures(space: SearchSpace, rounds: int, seed: int = 0) -> list[Architecture]:
     """`rounds` × (most candidates of a layer) networks in which every candidate of every
     searchable layer appears once per round (a layer with fewer candidates repeats some)."""

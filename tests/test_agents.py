@@ -31,7 +31,7 @@ from service_fixtures import (
 
 from lut.measurement import Measurement
 from lut.opspec import OpSpec
-from lut.predictor import FixedCosts
+from lut.predictor import IN_NETWORK_TIMING, FixedCosts
 from lut.store import LutStore
 from service.agents import queue
 from service.agents.stages import measuring_stage, profiling_stage
@@ -197,6 +197,13 @@ def test_agents_post_only_asked_ops_of_their_own_device_and_idempotently(
                 )
                 assert refused.status_code == 403, refused.text
                 assert "another tenant" in refused.json()["detail"]
+            # A device name holding an in-network LUT (`hwnas profile --in-network`): 409.
+            store.register_device("dev-c", {**FINGERPRINT_A, "timing": IN_NETWORK_TIMING})
+            conflict = a.post(
+                "/agents/register", json={"name": "dev-c", "fingerprint": FINGERPRINT_A}
+            )
+            assert conflict.status_code == 409, conflict.text
+            assert "in-network LUT" in conflict.json()["detail"]
 
             # The same result twice: one row.
             first = a.post(f"{path_a}/tasks/{task_a['id']}/results", json=_result(spec_1, [2, 3]))
@@ -222,7 +229,7 @@ def test_agents_post_only_asked_ops_of_their_own_device_and_idempotently(
                 assert user.post(f"{path_a}/tasks/claim").status_code == 403
                 assert user.post("/luts", json={}).status_code == 403
                 devices = user.get("/devices").json()["devices"]
-                assert {d["name"] for d in devices} == {"dev-a", "dev-b"}
+                assert {d["name"] for d in devices} == {"dev-a", "dev-b", "dev-c"}
             assert a.get("/devices").status_code == 403
         finally:
             store.close()

@@ -3,6 +3,7 @@ ORT's profiler, covering networks, and the in-network LUT they give (`profilers.
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
 from pathlib import Path
@@ -89,3 +90,22 @@ def test_a_device_name_holds_one_kind_of_lut(backend, tmp_path: Path) -> None:  
     with pytest.raises(ValueError, match="already holds an in-network LUT"):
         profile_specs(store, backend, "laptop-in-network", [])
     assert [d.name for d in store.devices()] == ["laptop", "laptop-in-network"]
+
+
+def test_cli_profiles_in_network_and_measure_keeps_to_that_lut(tmp_path: Path) -> None:
+    from test_cli import hwnas
+
+    name = "laptop-in-network"
+    base = ["--device", name, "--backend", "onnxruntime", "--quick"]
+    hwnas(
+        tmp_path, "profile", *base, "--space", "fbnet-tiny", "--in-network", "--network-rounds", "1"
+    )
+    arch = SPACE.sample(random.Random(2)).to_string()
+    measured = hwnas(tmp_path, "measure", *base, arch, "--json")
+    assert json.loads(measured.stdout)["arch"] == arch
+    luts = [
+        json.loads(line) for line in hwnas(tmp_path, "lut", "list", "--json").stdout.splitlines()
+    ]
+    assert len(luts) == 1 and luts[0]["device"] == name
+    predicted = hwnas(tmp_path, "predict", "--device", name, arch, "--json")
+    assert json.loads(predicted.stdout)["latency_ms"] > 0

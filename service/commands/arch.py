@@ -178,13 +178,17 @@ def measure_architecture(backend: Any, text: str) -> tuple[str, str, Measurement
 
 
 def run_measure(args: argparse.Namespace) -> int:
+    from profilers.in_network import lut_fingerprint
     from profilers.runner import use_lut_drift_reference
     from service.commands.profile import make_backend
 
     items = [_parse(t)[1].to_string() for t in read_arch_inputs(args)]
     backend = make_backend(args.backend, args.threads, args.quick)
     store = open_store() if args.device else None
-    device = store.register_device(args.device, backend.fingerprint()) if store else None
+    device = None
+    if store is not None:
+        fingerprint = lut_fingerprint(store, args.device, backend)
+        device = store.register_device(args.device, fingerprint)
     runs: list[list[tuple[str, str, Measurement]]] = [[] for _ in items]
     rows = []
     with progress_bar() as progress, user_errors():

@@ -83,6 +83,12 @@ def register(
             detail=f"device {body.name} is measured by another tenant's agents; "
             "register under another name",
         )
+    if store.holds_in_network_lut(body.name):
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            detail=f"device {body.name} holds an in-network LUT (hwnas profile --in-network), "
+            "which agents do not measure; register under another name",
+        )
     device = store.register_device(body.name, dict(body.fingerprint))
     agent = queue.register_agent(store.engine, device, principal.key_id, principal.tenant)
     return AgentRegistered(
