@@ -124,8 +124,6 @@ def profile_in_network(
 ) -> InNetworkReport:
     """Profile the covering networks of `space` into the in-network LUT of `device_name` and
     write one entry per distinct op (existing entries are kept unless `force`)."""
-    import torch
-
     check_in_network_backend(backend)
     check_one_timing(store, device_name, IN_NETWORK_TIMING)
     device = store.register_device(device_name, in_network_fingerprint(backend))
@@ -147,38 +145,18 @@ def profile_in_network(
         report.device = store.device(device.id)
         return report
     device = store.device(device.id)
-    cache = backend.cache_dir / "in_network" / _unit_key(device)
-    cache.mkdir(parents=True, exist_ok=True)
-    example = torch.randn(space.input_shape, generator=torch.Generator().manual_seed(0))
-    samples: dict[str, list[float]] = {}
-    appearances: dict[str, int] = {}
-    for index, arch in enumerate(archs, start=1):
-        text = arch.to_string()
-        path = cache / f"{_digest(text)}.json"
-        if path.exists() and not force:
-            per_block = json.loads(path.read_text())["blocks"]
-        else:
-            key = f"net-{_digest(text)}"
-            per_run = backend.profile_blocks(space.build(arch), example, key)  # type: ignore[attr-defined]
-            per_block = _by_block(per_run)
-            _write_atomically(path, {"arch": text, "blocks": per_block})
-            report.profiled.append(text)
-        for position, spec in enumerate(space.decode(arch)):
-            if not spec.is_identity:
-                samples.setdefault(spec.key, []).extend(per_block.get(str(position), []))
-                appearances[spec.key] = appearances.get(spec.key, 0) + 1
-        if on_network:
-            on_network(text, index, len(archs))
+    samples, appearances = _profile_networks(
+        backend, device, space, archs, report, force, on_network
+    )
     medians = []
     for spec in todo:
-        values = samples.get(spec.key)
-        if not values:
+        if not samples.get(spec.key):
             raise RuntimeError(
                 f"no kernel of {spec.short()} was found in the profiles of the covering networks"
             )
         measurement = Measurement.from_samples(
-            values,
-            warmup=0,
+            samples[spec.key],
+            warmup=backend.protocol.warmup_runs,
             extra={
                 "timing": IN_NETWORK_TIMING,
                 "backend": backend.name,
@@ -195,6 +173,45 @@ def profile_in_network(
     report.median_entry_ms = statistics.median(medians)
     report.device = store.device(device.id)
     return report
+
+
+def _profile_networks(
+    backend: ProfilerBackend,
+    device: Device,
+    space: SearchSpace,
+    archs: list[Architecture],
+    report: InNetworkReport,
+    force: bool,
+    on_network: NetworkProgress | None,
+) -> tuple[dict[str, list[float]], dict[str, int]]:
+    """Every op's per-run kernel times over its appearances in `archs`, and how many times it
+    appeared; each network's block times come from the cache when it holds them."""
+    import torch
+
+    cache = backend.cache_dir / "in_network" / _unit_key(device)
+    cache.mkdir(parents=True, exist_ok=True)
+    example = torch.randn(space.input_shape, generator=torch.Generator().manual_seed(0))
+    samples: dict[str, list[float]] = {}
+    appearances: dict[str, int] = {}
+    for index, arch in enumerate(archs, start=1):
+        text = arch.to_string()
+        path = cache / f"{_digest(text)}.json"
+        if path.exists() and not force:
+            per_block = json.loads(path.read_text())["blocks"]
+        else:
+            per_run = backend.profile_blocks(  # type: ignore[attr-defined]
+                space.build(arch), example, f"net-{_digest(text)}"
+            )
+            per_block = _by_block(per_run)
+            _write_atomically(path, {"arch": text, "blocks": per_block})
+            report.profiled.append(text)
+        for position, spec in enumerate(space.decode(arch)):
+            if not spec.is_identity:
+                samples.setdefault(spec.key, []).extend(per_block.get(str(position), []))
+                appearances[spec.key] = appearances.get(spec.key, 0) + 1
+        if on_network:
+            on_network(text, index, len(archs))
+    return samples, appearances
 
 
 def _by_block(per_run: list[dict[int, float]]) -> dict[str, list[float]]:
