@@ -193,7 +193,7 @@ def run_one(backend_name: str, space_name: str, args: argparse.Namespace) -> dic
     device_name = f"bench-{backend_name}"
     specs = space.distinct_opspecs()
     if args.fresh:
-        for old in store.devices(device_name):
+        for old in store.devices(device_name) + store.devices(f"{device_name}-in-network"):
             store.delete_device(old)
     conversions = getattr(backend, "conversions", 0)
     start = time.perf_counter()
