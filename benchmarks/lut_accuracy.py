@@ -82,6 +82,13 @@ def parse_args() -> argparse.Namespace:
         "conversions between processes",
     )
     p.add_argument(
+        "--passes",
+        type=int,
+        default=1,
+        help="measure every op of the (micro-model) LUTs this many times, passes pooled "
+        "(`hwnas profile --passes`); adds passes to a LUT that has fewer",
+    )
+    p.add_argument(
         "--in-network",
         type=int,
         default=0,
@@ -197,7 +204,9 @@ def run_one(backend_name: str, space_name: str, args: argparse.Namespace) -> dic
             store.delete_device(old)
     conversions = getattr(backend, "conversions", 0)
     start = time.perf_counter()
-    report = profile_specs(store, backend, device_name, specs, force=args.fresh_lut)
+    report = profile_specs(
+        store, backend, device_name, specs, force=args.fresh_lut, passes=args.passes
+    )
     profile_wall = time.perf_counter() - start
     device = report.device
     lut = store.lookup(device, specs)

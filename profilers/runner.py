@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
+from lut.measurement import Measurement
 from lut.opspec import OpSpec
 from lut.predictor import FixedCosts, io_megabytes
 from lut.store import Device, LutStore
@@ -112,13 +114,20 @@ def profile_specs(
     specs: Sequence[OpSpec],
     *,
     force: bool = False,
+    passes: int = 1,
     on_start: Callable[[int], None] | None = None,
     on_measured: ProgressFn | None = None,
 ) -> ProfileReport:
     """Measure every spec the device's LUT lacks (all of them with `force`), one committed row
-    per op, so an interrupted run loses at most the op in flight and a rerun resumes."""
+    per op, so an interrupted run loses at most the op in flight and a rerun resumes. With
+    `passes` > 1 every op is measured that many times, each later pass over all ops in its own
+    shuffled order (a slow spell of the machine then falls on different ops each pass); an
+    entry pools its passes' samples (`extra["passes"]`, `extra["pass_medians_ms"]`), rewritten
+    after each pass, so an interrupted run resumes at the pass it was in."""
     from profilers.in_network import check_one_timing
 
+    if passes < 1:
+        raise ValueError("passes must be at least 1")
     check_one_timing(store, device_name, None)
     device = store.register_device(device_name, backend.fingerprint())
     report = ProfileReport(device=device, total=0)
@@ -127,20 +136,51 @@ def profile_specs(
         report.fixed_costs_measured = True
     else:
         use_lut_drift_reference(backend, device)
-    todo = store.missing(device, specs)
-    if force:
-        todo = [s for s in {s.key: s for s in specs}.values() if not s.is_identity]
-    report.total = len(todo)
-    report.skipped = len({s.key for s in specs if not s.is_identity}) - len(todo)
+    distinct = [s for s in {s.key: s for s in specs}.values() if not s.is_identity]
+    done = {} if force else {k: _passes(m) for k, m in store.lookup(device, distinct).items()}
+    report.total = sum(max(passes - done.get(s.key, 0), 0) for s in distinct)
+    report.skipped = sum(1 for s in distinct if done.get(s.key, 0) >= passes)
     if on_start:
-        on_start(len(todo))
-    for index, spec in enumerate(todo, start=1):
-        measurement = backend.measure_op(spec)
-        store.add_measurement(
-            device, spec, measurement, profiler_version=PROFILER_VERSION, replace=force
-        )
-        report.measured.append(spec)
-        if on_measured:
-            on_measured(spec, index, len(todo))
+        on_start(report.total)
+    index = 0
+    for pass_index in range(1, passes + 1):
+        todo = [s for s in distinct if done.get(s.key, 0) < pass_index]
+        if pass_index > 1:
+            random.Random(pass_index).shuffle(todo)
+        for spec in todo:
+            measurement = backend.measure_op(spec)
+            if pass_index > 1:
+                measurement = with_pass(store.lookup(device, [spec])[spec.key], measurement)
+            store.add_measurement(
+                device,
+                spec,
+                measurement,
+                profiler_version=PROFILER_VERSION,
+                replace=force or pass_index > 1,
+            )
+            done[spec.key] = pass_index
+            if pass_index == 1 or spec not in report.measured:
+                report.measured.append(spec)
+            index += 1
+            if on_measured:
+                on_measured(spec, index, report.total)
     report.device = store.device(device.id)
     return report
+
+
+def _passes(entry: Measurement) -> int:
+    return int(entry.extra.get("passes", 1))
+
+
+def with_pass(stored: Measurement, new: Measurement) -> Measurement:
+    """`stored` (one or more passes) with one more pass's samples pooled in."""
+    medians = [*stored.extra.get("pass_medians_ms", [stored.median_ms]), new.median_ms]
+    pooled = Measurement.pooled([stored, new])
+    extra = {k: v for k, v in pooled.extra.items() if k != "rounds_median_ms"}
+    extra.update(passes=len(medians), pass_medians_ms=medians)
+    return Measurement.from_samples(
+        pooled.samples_ms,
+        warmup=pooled.warmup,
+        peak_memory_bytes=pooled.peak_memory_bytes,
+        extra=extra,
+    )

@@ -117,3 +117,27 @@ def test_micro_model_export_runs_the_graph_the_dynamo_exporter_gives(tmp_path: P
         np.testing.assert_allclose(
             c.outputs["torchscript"], c.outputs["dynamo"], rtol=1e-5, atol=1e-5
         )
+
+
+def test_profile_passes_pool_every_pass_and_resume(tmp_path: Path) -> None:
+    from lut.store import LutStore
+    from profilers.base import create_backend
+    from profilers.protocol import QUICK
+    from profilers.runner import profile_specs
+    from search.spaces.base import space_from_string
+
+    backend = create_backend("onnxruntime", cache_dir=tmp_path / "cache", protocol=QUICK)
+    store = LutStore(f"sqlite:///{tmp_path / 'lut.db'}")
+    specs = [s for s in space_from_string("fbnet-tiny").distinct_opspecs() if s.op == "pool"]
+    first = profile_specs(store, backend, "laptop", specs)
+    one = store.lookup(first.device, specs)[specs[0].key]
+    report = profile_specs(store, backend, "laptop", specs, passes=3)
+    assert (report.total, report.skipped, report.measured) == (2, 0, specs)
+    entry = store.lookup(report.device, specs)[specs[0].key]
+    assert entry.extra["passes"] == 3 and len(entry.extra["pass_medians_ms"]) == 3
+    assert entry.extra["pass_medians_ms"][0] == one.median_ms
+    assert entry.n >= 3 * QUICK.min_runs and set(one.samples_ms) <= set(entry.samples_ms)
+    again = profile_specs(store, backend, "laptop", specs, passes=3)
+    assert (again.total, again.skipped, again.measured) == (0, 1, [])
+    with pytest.raises(ValueError, match="at least 1"):
+        profile_specs(store, backend, "laptop", specs, passes=0)

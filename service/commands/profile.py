@@ -48,6 +48,16 @@ def register(sub: Any) -> None:
         "later profiling, calibration and agents of that LUT follow it",
     )
     parser.add_argument(
+        "--passes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="measure every op N times, each later pass over all ops in its own shuffled order, "
+        "and pool the passes, so that a slow spell of the machine falls on different ops each "
+        "time (LiteRT, fbnet at 224x224: see benchmarks/README.md); adds passes to a LUT that "
+        "has fewer",
+    )
+    parser.add_argument(
         "--in-network",
         action="store_true",
         help="onnxruntime on the CPU only: time the ops inside whole networks instead of as "
@@ -92,6 +102,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.network_rounds is not None and not args.in_network:
         raise UsageProblem("--network-rounds goes with --in-network")
+    if args.passes < 1:
+        raise UsageProblem("--passes must be at least 1")
+    if args.in_network and args.passes != 1:
+        raise UsageProblem(
+            "--passes is for micro-model LUTs; with --in-network use --network-rounds"
+        )
     with user_errors():
         space = space_from_string(args.space)
     backend = make_backend(
@@ -120,12 +136,15 @@ def run(args: argparse.Namespace) -> int:
             args.device,
             specs,
             force=args.force,
+            passes=args.passes,
             on_start=started,
             on_measured=measured,
         )
     fixed = report.device.fixed_costs
     stderr.print(
-        f"measured {len(report.measured)} op(s), {report.skipped} already in the LUT; "
+        f"measured {len(report.measured)} op(s)"
+        + (f" ({report.total} runs of {args.passes} passes)" if args.passes > 1 else "")
+        + f", {report.skipped} already in the LUT; "
         f"device {report.device.label} now holds {store.count_measurements(report.device)} op(s)"
     )
     if fixed is not None:
