@@ -51,7 +51,8 @@ def test_profile_blocks_gives_every_working_block_its_kernels(backend) -> None: 
     working = {i for i, spec in enumerate(specs) if not spec.is_identity}
     for run in per_run:
         assert set(run) - {OUTSIDE_BLOCKS} == working
-        assert all(ms > 0 for ms in run.values())
+        # ORT's profiler counts whole microseconds: a tiny block may read 0, a run may not.
+        assert all(ms >= 0 for ms in run.values()) and sum(run.values()) > 0
 
 
 def test_in_network_lut_covers_the_space_resumes_and_predicts(backend, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
