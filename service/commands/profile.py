@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 from service.commands.common import (
@@ -122,14 +123,7 @@ def run(args: argparse.Namespace) -> int:
         f"{args.backend}, {args.threads} thread(s), into device [bold]{args.device}[/]"
     )
     with progress_bar() as progress, user_errors():
-        task = progress.add_task("fixed costs", total=None, status="")
-
-        def started(total: int) -> None:
-            progress.update(task, description="ops", total=total, completed=0)
-
-        def measured(spec: Any, index: int, total: int) -> None:
-            progress.update(task, completed=index, status=spec.short())
-
+        started, measured = _progress_steps(progress, "ops", lambda spec: spec.short())
         report = profile_specs(
             store,
             backend,
@@ -172,14 +166,9 @@ def run_in_network(args: argparse.Namespace, space: Any, backend: Any) -> int:
         f"{args.backend}, {args.threads} thread(s), into device [bold]{args.device}[/]"
     )
     with progress_bar() as progress, user_errors():
-        task = progress.add_task("fixed costs", total=None, status="")
-
-        def started(total: int) -> None:
-            progress.update(task, description="networks", total=total, completed=0)
-
-        def profiled(arch: str, index: int, total: int) -> None:
-            progress.update(task, completed=index, status=arch.split(":")[-1][:40])
-
+        started, profiled = _progress_steps(
+            progress, "networks", lambda arch: arch.split(":")[-1][:40]
+        )
         report = profile_in_network(
             store,
             backend,
@@ -203,3 +192,19 @@ def run_in_network(args: argparse.Namespace, space: Any, backend: Any) -> int:
             "(`hwnas lut calibrate` prints each one's error)"
         )
     return 0
+
+
+def _progress_steps(
+    progress: Any, unit: str, status: Callable[[Any], str]
+) -> tuple[Callable[[int], None], Callable[[Any, int, int], None]]:
+    """A task that shows the fixed costs until the work starts, then counts `unit`s: the
+    `on_start` and per-step callbacks of the profilers."""
+    task = progress.add_task("fixed costs", total=None, status="")
+
+    def started(total: int) -> None:
+        progress.update(task, description=unit, total=total, completed=0)
+
+    def step(item: Any, index: int, total: int) -> None:
+        progress.update(task, completed=index, status=status(item))
+
+    return started, step
