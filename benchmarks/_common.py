@@ -237,6 +237,7 @@ def search(
         budgets_ms=(budget_ms,),
         settings=settings(args, strategy),
         child_epochs=args.child_epochs,
+        child_shift_px=getattr(args, "child_shift", 0),
         trials=trials,
     )
     log(f"{strategy} @ {budget_ms:.4f} ms -> {out_dir}")
@@ -306,6 +307,8 @@ def run_dir(args: argparse.Namespace, name: str, budget_ms: float | None, method
     config = (
         f"e{args.epochs}w{args.warmup_epochs}c{args.child_epochs}b{args.batch_size}s{args.seed}"
     )
+    if getattr(args, "child_shift", 0):
+        config += f"x{args.child_shift}"
     budget = "any-budget" if budget_ms is None else f"{budget_ms:.6f}ms"
     return args.workdir / "runs" / name / config / budget / method
 

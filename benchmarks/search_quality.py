@@ -14,19 +14,30 @@ every budget, and beat them at two of three" holds.
 
 Writes benchmarks/results/search_quality.json and .md (search_quality_smoke.* with --smoke),
 rewritten after each budget. Runs are cached in the workdir, so an interrupted run resumes.
+
+    python benchmarks/search_quality.py --retrain-from benchmarks/results/search_quality_seeds4.json \
+        --child-epochs 10 --child-shift 2 --seeds 0,1,2,3 --tag _retrain
+
+re-judges a finished run under another child-training protocol: every architecture it recorded
+(per seed and budget, except plain `random`, which the claim does not use) is trained again from
+scratch with this run's child epochs and shift augmentation; latencies are the recorded ones.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import statistics
+from pathlib import Path
 from typing import Any
 
 import _common as c
 import torch
 
+from search.data import load_dataset
+from search.spaces.base import parse_architecture
 from search.train import train_child
 
 NAME = "search_quality"
@@ -51,6 +62,19 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--widths", default="0.25,0.35,0.5,0.75,1.0", help="MobileNetV2 widths")
     p.add_argument("--trials", type=int, default=8, help="candidates of random / evolution")
     p.add_argument("--tolerance", type=float, default=0.0, help="'match' = acc ≥ baseline − tol")
+    p.add_argument(
+        "--child-shift",
+        type=int,
+        default=0,
+        help="children (and MobileNetV2) train on images shifted by up to this many pixels",
+    )
+    p.add_argument(
+        "--retrain-from",
+        type=Path,
+        default=None,
+        help="a finished run's JSON: retrain its architectures with this run's child settings "
+        "and judge the claim on them (no search, no profiling)",
+    )
     p.add_argument(
         "--seeds",
         default="",
@@ -86,6 +110,7 @@ def train_mbv2(bench: c.Bench, args: argparse.Namespace, space: Any, arch: str) 
         seed=args.seed,
         batch_size=args.batch_size,
         test=d.test,
+        shift_px=args.child_shift,
     )
     metrics = {
         "arch": arch,
@@ -271,6 +296,20 @@ def mean_over_seeds(per_seed: dict[int, list[dict[str, Any]]]) -> list[dict[str,
     return out
 
 
+def retrain_lines(meta: dict[str, Any]) -> list[str]:
+    """The header lines saying how a retrained run's children were trained."""
+    if "retrained_from" not in meta:
+        shift = meta.get("child_shift_px") or 0
+        return [f"Children trained on images shifted by up to {shift} px.", ""] if shift else []
+    return [
+        f"The architectures of `{meta['retrained_from']}` (its searches and latencies as "
+        f"recorded there), each trained again from scratch for {meta['child_epochs']} epochs "
+        f"on images shifted by up to {meta['child_shift_px']} px; plain `random` (fixed trials) "
+        "is not retrained.",
+        "",
+    ]
+
+
 def seed_markdown(
     meta: dict[str, Any], means: list[dict[str, Any]], v: dict[str, Any]
 ) -> list[str]:
@@ -282,6 +321,7 @@ def seed_markdown(
         "the search and the child's training; the data splits stay fixed). Test accuracy: mean "
         "over the seeds (sd), and per seed; measured / budget: the largest over the seeds.",
         "",
+        *retrain_lines(meta),
         "| budget ms (fraction) | method | mean test acc | sd | per seed | measured / budget (max) |",
         "|---|---|---|---|---|---|",
     ]
@@ -312,9 +352,103 @@ def paired_margins(per_seed: dict[int, list[dict[str, Any]]], strategy: str) -> 
     return out
 
 
+NOT_RETRAINED = ("random",)  # plain random (fixed trials): not a baseline of the claim
+
+
+def retrain_arch(args: argparse.Namespace, data: Any, arch: str, seed: int) -> dict[str, Any]:
+    """`arch` trained from scratch with this run's child settings and `seed` (cached)."""
+    key = hashlib.sha1(arch.encode()).hexdigest()[:16]
+    config = f"c{args.child_epochs}x{args.child_shift}b{args.batch_size}s{seed}"
+    out = args.workdir / "runs" / f"{NAME}_retrain" / config / key / "metrics.json"
+    if out.exists():
+        return json.loads(out.read_text())
+    c.log(f"seed {seed} {arch}: training {args.child_epochs} epochs, shift {args.child_shift}")
+    space, architecture = parse_architecture(arch)
+    torch.manual_seed(seed)
+    trained = train_child(
+        space.build(architecture),
+        data.train,
+        data.val,
+        epochs=args.child_epochs,
+        seed=seed,
+        batch_size=args.batch_size,
+        test=data.test,
+        shift_px=args.child_shift,
+    )
+    metrics = {
+        "arch": arch,
+        "test_accuracy": trained.test_accuracy,
+        "val_accuracy": trained.val_accuracy,
+        "train_wall_s": trained.wall_s,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(metrics, indent=1))
+    return metrics
+
+
+def recorded_seeds(recorded: dict[str, Any]) -> dict[int, list[dict[str, Any]]]:
+    """A finished run's budgets per seed (a single-seed run's under its own seed)."""
+    if "per_seed" in recorded:
+        return {int(s): budgets for s, budgets in recorded["per_seed"].items()}
+    return {int(recorded["meta"]["seed"]): recorded["budgets"]}
+
+
+def retrain(args: argparse.Namespace, seeds: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """The recorded run's budgets per seed, every row's test accuracy replaced by its
+    architecture's under this run's child settings (the recorded one kept beside it)."""
+    recorded = recorded_seeds(json.loads(args.retrain_from.read_text()))
+    missing = [s for s in seeds if s not in recorded]
+    if missing:
+        raise SystemExit(f"{args.retrain_from}: no seed {missing} (it has {sorted(recorded)})")
+    data = load_dataset(c.DATASET, seed=0, resolution=28)
+    out: dict[int, list[dict[str, Any]]] = {}
+    for seed in seeds:
+        out[seed] = []
+        for budget in recorded[seed]:
+            rows = {}
+            for key, r in budget["rows"].items():
+                if key in NOT_RETRAINED:
+                    continue
+                m = retrain_arch(args, data, r["arch"], seed)
+                rows[key] = {
+                    **r,
+                    "test_accuracy": m["test_accuracy"],
+                    "recorded_test_accuracy": r["test_accuracy"],
+                    "train_wall_s": m["train_wall_s"],
+                }
+            out[seed].append({**budget, "rows": rows})
+    return out
+
+
+def retrain_main(args: argparse.Namespace, seeds: list[int]) -> None:
+    per_seed = retrain(args, seeds)
+    recorded_meta = json.loads(args.retrain_from.read_text())["meta"]
+    meta = {
+        **c.meta(args),
+        "retrained_from": str(args.retrain_from),
+        "recorded_meta": recorded_meta,
+        "epochs": recorded_meta["epochs"],
+        "child_epochs": args.child_epochs,
+        "child_shift_px": args.child_shift,
+        "seed": seeds[0],
+        "seeds": seeds,
+    }
+    means = mean_over_seeds(per_seed)
+    v = verdict(means, args.tolerance)
+    for s, d in v["per_strategy"].items():
+        if d is not None:
+            d["paired_margins"] = paired_margins(per_seed, s)
+    payload: dict[str, Any] = {"meta": meta, "budgets": means, "per_seed": per_seed, "verdict": v}
+    c.write_results(NAME, args, payload, seed_markdown(meta, means, v))
+    c.log(f"claim holds: {v['holds']}")
+
+
 def main() -> None:
     args = parse_args()
     seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
+    if args.retrain_from is not None:
+        retrain_main(args, seeds)
+        return
     bench = c.open_bench(args)
     space, model = c.prepare_space(bench, c.SPACE)
     lo, hi = model.min_latency_ms, model.max_latency_ms
@@ -344,7 +478,7 @@ def main() -> None:
             results[-1]["fraction"] = (budget - lo) / (hi - lo)
             if len(seeds) == 1:
                 v = verdict(results, args.tolerance)
-                payload = {"meta": meta, "budgets": results, "verdict": v}
+                payload: dict[str, Any] = {"meta": meta, "budgets": results, "verdict": v}
                 c.write_results(NAME, args, payload, markdown(meta, results, v))
     if len(seeds) > 1:
         means = mean_over_seeds(per_seed)
@@ -352,7 +486,12 @@ def main() -> None:
         for s, d in v["per_strategy"].items():
             if d is not None:
                 d["paired_margins"] = paired_margins(per_seed, s)
-        payload = {"meta": meta, "budgets": means, "per_seed": per_seed, "verdict": v}
+        payload = {
+            "meta": meta,
+            "budgets": means,
+            "per_seed": per_seed,
+            "verdict": v,
+        }
         c.write_results(NAME, args, payload, seed_markdown(meta, means, v))
     c.log(f"claim holds: {v['holds']}")
 

@@ -33,6 +33,7 @@ class SearchRequest:
     settings: SearchSettings
     child_epochs: int | None = None  # default: the search's epochs
     inherit_weights: bool = False
+    child_shift_px: int = 0  # the child trains on images shifted by up to this many pixels
     trials: int = 8  # candidates trained by the random / evolution baselines
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -154,6 +155,7 @@ def run_search(
         batch_size=request.settings.batch_size,
         test=data.test,
         on_event=emit,
+        shift_px=request.child_shift_px,
     )
     metrics = {
         "arch": arch.to_string(),
@@ -168,6 +170,7 @@ def run_search(
         "train_wall_s": trained.wall_s,
         "child_epochs": trained.epochs,
         "inherit_weights": request.inherit_weights,
+        "child_shift_px": request.child_shift_px,
         "seed": request.settings.seed,
         "settings": {k: v for k, v in vars(request.settings).items()},
         "strategy_report": strategy_report,

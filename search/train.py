@@ -13,6 +13,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
+from search.augment import random_shift
+
 EventFn = Callable[[dict[str, Any]], None]  # receives progress events
 
 
@@ -92,8 +94,11 @@ def train_child(
     weight_decay: float = 4e-5,
     test: TensorDataset | None = None,
     on_event: EventFn | None = None,
+    shift_px: int = 0,
 ) -> TrainResult:
-    """SGD with Nesterov momentum and a cosine schedule; evaluates on `val` after each epoch."""
+    """SGD with Nesterov momentum and a cosine schedule; evaluates on `val` after each epoch.
+    `shift_px` > 0 translates every training image by a random offset of up to that many pixels
+    (seeded by `seed`)."""
     start = time.perf_counter()
     model.train()
     generator = torch.Generator().manual_seed(seed)
@@ -105,6 +110,7 @@ def train_child(
     val_accuracy = 0.0
     for epoch in range(epochs):
         for images, labels in batches(train, batch_size, generator):
+            images = random_shift(images, shift_px, generator)
             loss = F.cross_entropy(model(images), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

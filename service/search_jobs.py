@@ -30,6 +30,7 @@ def build_requests(req: dict[str, Any]) -> list[tuple[float | None, Path, Search
             settings=settings,
             child_epochs=req.get("child_epochs"),
             inherit_weights=bool(req.get("inherit_weights")),
+            child_shift_px=int(req.get("child_shift_px") or 0),
             trials=int(req.get("trials", 8)),
         )
         result.append((budget, run_dir, request))

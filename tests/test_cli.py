@@ -279,12 +279,15 @@ def test_search_writes_a_run_and_resumes(profiled_home: Path, tmp_path: Path) ->
         "2",
         "--arch-lr",
         "0.02",
+        "--child-shift",
+        "1",
         "--out",
         str(out),
     ]
     result = hwnas(profiled_home, *args)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["predicted_latency_ms"]["laptop"] <= 0.2
+    assert metrics["child_shift_px"] == 1
     report = metrics["strategy_report"]
     assert report["arch_lr"] == 0.02 and report["limit_ms"]["laptop"] <= 0.2
     assert metrics["lut_units"]["laptop"]["backend"] == "onnxruntime"
@@ -307,6 +310,7 @@ def test_search_writes_a_run_and_resumes(profiled_home: Path, tmp_path: Path) ->
         (["--space", SPACE, "--dataset", "/nonexistent.npz"], "nonexistent"),
         (["--space", SPACE, "--latency-ms", "1", "--option", "margin=big"], "margin"),
         (["--space", SPACE, "--arch-lr", "-1"], "learning rate"),
+        (["--space", SPACE, "--latency-ms", "1", "--child-shift", "99"], "--child-shift"),
     ],
 )
 def test_search_bad_input_is_exit_2(

@@ -90,6 +90,7 @@ def test_whole_job_from_upload_to_download(job_server: Server, tmp_path: Path) -
                 "epochs": 2,
                 "warmup_epochs": 1,
                 "child_epochs": 1,
+                "child_shift_px": 1,
                 "batch_size": 32,
                 "export_formats": ["onnx", "tflite"],
             },
@@ -108,6 +109,7 @@ def test_whole_job_from_upload_to_download(job_server: Server, tmp_path: Path) -
         job = client.get(f"/jobs/{job_id}").json()
         assert job["state"] == "done" and job["error"] is None
         assert job["metrics"]["predicted_latency_ms"]["cpu-synth"] <= 3.0
+        assert job["metrics"]["child_shift_px"] == 1
         assert set(job["downloads"]) == {
             "arch.json",
             "child.pt",

@@ -17,6 +17,7 @@ from service.commands.common import (
 )
 
 REQUEST_FILE = "request.json"
+MAX_CHILD_SHIFT = 16  # pixels; the REST schema has the same bound
 
 
 def register(sub: Any) -> None:
@@ -60,6 +61,14 @@ def register(sub: Any) -> None:
     p.add_argument("--trials", type=int, default=8, help="candidates of random / evolution (8)")
     p.add_argument(
         "--inherit-weights", action="store_true", help="start the child from supernet weights"
+    )
+    p.add_argument(
+        "--child-shift",
+        type=int,
+        default=0,
+        metavar="PX",
+        help="augment the child's training: every image shifted by a random offset of up to PX "
+        "pixels (0: none; 2 suits 28x28 digits)",
     )
     p.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints")
     p.add_argument(
@@ -110,6 +119,8 @@ def _request_from_args(args: argparse.Namespace) -> dict[str, Any]:
         ) from None
     if any(b is not None and b <= 0 for b in budgets):
         raise UsageProblem("--latency-ms must be positive")
+    if not 0 <= args.child_shift <= MAX_CHILD_SHIFT:
+        raise UsageProblem(f"--child-shift must be between 0 and {MAX_CHILD_SHIFT} pixels")
     return {
         "space": args.space,
         "dataset": args.dataset,
@@ -125,6 +136,7 @@ def _request_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed,
         "trials": args.trials,
         "inherit_weights": args.inherit_weights,
+        "child_shift_px": args.child_shift,
         "checkpoint_every": args.checkpoint_every,
         "options": _parse_options(args.option),
         "out": str(args.out or Path("runs") / f"{args.strategy}-{args.space}"),

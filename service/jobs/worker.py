@@ -51,6 +51,7 @@ def search_request(req: dict[str, Any], dataset: str) -> SearchRequest:
         settings=settings,
         child_epochs=req.get("child_epochs"),
         inherit_weights=bool(req.get("inherit_weights")),
+        child_shift_px=int(req.get("child_shift_px") or 0),
         trials=int(req.get("trials", 8)),
     )
 

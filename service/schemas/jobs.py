@@ -55,6 +55,9 @@ class JobCreate(Schema):
     trials: int = Field(default=8, ge=1, le=1000, description="random / evolution candidates")
     checkpoint_every: int = Field(default=50, ge=1, le=1_000_000, description="steps")
     inherit_weights: bool = False
+    child_shift_px: int = Field(
+        default=0, ge=0, le=16, description="augmentation: the child's images shifted up to N px"
+    )
     options: dict[OptionKey, OptionValue] = Field(default_factory=dict, max_length=16)
     export_formats: list[ExportFormat] = Field(default_factory=list, max_length=5)
 
