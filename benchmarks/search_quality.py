@@ -94,22 +94,24 @@ def mbv2_widths(bench: c.Bench, widths: str) -> dict[float, tuple[Any, str, floa
     return out
 
 
-def train_mbv2(bench: c.Bench, args: argparse.Namespace, space: Any, arch: str) -> dict[str, Any]:
-    """Train the MobileNetV2-style network like a search's child (same epochs, seed; cached)."""
-    out = c.run_dir(args, NAME, None, f"mbv2-{space.spec_string}")
-    if (out / "metrics.json").exists():
-        return json.loads((out / "metrics.json").read_text())
-    c.log(f"{arch}: training {args.child_epochs} epochs")
-    torch.manual_seed(args.seed)
-    d = bench.data
+def train_cached(
+    args: argparse.Namespace, data: Any, space: Any, arch: str, seed: int, done: Path
+) -> dict[str, Any]:
+    """`arch` of `space` trained from scratch with the child settings and `seed` (metrics cached
+    in `done`)."""
+    if done.exists():
+        return json.loads(done.read_text())
+    shift = f", shift {args.child_shift} px" if args.child_shift else ""
+    c.log(f"seed {seed} {arch}: training {args.child_epochs} epochs{shift}")
+    torch.manual_seed(seed)
     trained = train_child(
         space.build(space.architecture(arch.split(":", 1)[1].split("-"))),
-        d.train,
-        d.val,
+        data.train,
+        data.val,
         epochs=args.child_epochs,
-        seed=args.seed,
+        seed=seed,
         batch_size=args.batch_size,
-        test=d.test,
+        test=data.test,
         shift_px=args.child_shift,
     )
     metrics = {
@@ -118,9 +120,15 @@ def train_mbv2(bench: c.Bench, args: argparse.Namespace, space: Any, arch: str) 
         "val_accuracy": trained.val_accuracy,
         "train_wall_s": trained.wall_s,
     }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    done.parent.mkdir(parents=True, exist_ok=True)
+    done.write_text(json.dumps(metrics, indent=1))
     return metrics
+
+
+def train_mbv2(bench: c.Bench, args: argparse.Namespace, space: Any, arch: str) -> dict[str, Any]:
+    """Train the MobileNetV2-style network like a search's child (same epochs, seed; cached)."""
+    out = c.run_dir(args, NAME, None, f"mbv2-{space.spec_string}")
+    return train_cached(args, bench.data, space, arch, args.seed, out / "metrics.json")
 
 
 def row(method: str, m: dict[str, Any], predicted: float, measured: float, budget: float) -> dict:
@@ -356,34 +364,11 @@ NOT_RETRAINED = ("random",)  # plain random (fixed trials): not a baseline of th
 
 
 def retrain_arch(args: argparse.Namespace, data: Any, arch: str, seed: int) -> dict[str, Any]:
-    """`arch` trained from scratch with this run's child settings and `seed` (cached)."""
+    """A recorded architecture trained again with this run's child settings (cached)."""
     key = hashlib.sha1(arch.encode()).hexdigest()[:16]
     config = f"c{args.child_epochs}x{args.child_shift}b{args.batch_size}s{seed}"
-    out = args.workdir / "runs" / f"{NAME}_retrain" / config / key / "metrics.json"
-    if out.exists():
-        return json.loads(out.read_text())
-    c.log(f"seed {seed} {arch}: training {args.child_epochs} epochs, shift {args.child_shift}")
-    space, architecture = parse_architecture(arch)
-    torch.manual_seed(seed)
-    trained = train_child(
-        space.build(architecture),
-        data.train,
-        data.val,
-        epochs=args.child_epochs,
-        seed=seed,
-        batch_size=args.batch_size,
-        test=data.test,
-        shift_px=args.child_shift,
-    )
-    metrics = {
-        "arch": arch,
-        "test_accuracy": trained.test_accuracy,
-        "val_accuracy": trained.val_accuracy,
-        "train_wall_s": trained.wall_s,
-    }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(metrics, indent=1))
-    return metrics
+    done = args.workdir / "runs" / f"{NAME}_retrain" / config / key / "metrics.json"
+    return train_cached(args, data, parse_architecture(arch)[0], arch, seed, done)
 
 
 def recorded_seeds(recorded: dict[str, Any]) -> dict[int, list[dict[str, Any]]]:

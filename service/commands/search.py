@@ -55,7 +55,7 @@ def register(sub: Any) -> None:
         "--arch-lr",
         type=float,
         help="Adam learning rate of the architecture parameters (default: the strategy's; "
-        "0.05 for fbnet, 0.01 for the others)",
+        "0.05 for fbnet and hardcore, 0.01 for proxyless)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--trials", type=int, default=8, help="candidates of random / evolution (8)")
