@@ -76,6 +76,14 @@ def parse_args() -> argparse.Namespace:
         "and judge the claim on them (no search, no profiling)",
     )
     p.add_argument(
+        "--rerun-from",
+        type=Path,
+        default=None,
+        help="with --retrain-from: a newer run (same budgets and seeds, this run's child "
+        "settings) whose --rerun-methods rows replace the retrained ones",
+    )
+    p.add_argument("--rerun-methods", default="hardcore", help="rows taken from --rerun-from")
+    p.add_argument(
         "--seeds",
         default="",
         help="several seeds, e.g. 0,1,2 (overrides --seed): every run is repeated per seed and "
@@ -231,6 +239,7 @@ def markdown(meta: dict[str, Any], budgets: list[dict[str, Any]], v: dict[str, A
         f"mnist5k, fbnet-tiny, search {meta['epochs']} epochs, children trained {meta['child_epochs']} "
         f"epochs, seed {meta['seed']}. Latency: predicted (calibrated LUT) and measured end to end.",
         "",
+        *retrain_lines(meta),
         "| budget ms (fraction) | method | test acc | predicted ms | measured ms | measured / budget | search s | trials |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -314,6 +323,14 @@ def retrain_lines(meta: dict[str, Any]) -> list[str]:
         f"recorded there), each trained again from scratch for {meta['child_epochs']} epochs "
         f"on images shifted by up to {meta['child_shift_px']} px; plain `random` (fixed trials) "
         "is not retrained.",
+        *(
+            [
+                f"Rows of {meta['rerun_methods']}: from `{meta['rerun_from']}`, a new search at "
+                "the same budgets and seeds whose children were trained the same way.",
+            ]
+            if meta.get("rerun_from")
+            else []
+        ),
         "",
     ]
 
@@ -378,6 +395,36 @@ def recorded_seeds(recorded: dict[str, Any]) -> dict[int, list[dict[str, Any]]]:
     return {int(recorded["meta"]["seed"]): recorded["budgets"]}
 
 
+def rerun_budgets(args: argparse.Namespace, seeds: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """`--rerun-from`'s budgets per seed, checked to have this run's child settings."""
+    if args.rerun_from is None:
+        return {}
+    payload = json.loads(args.rerun_from.read_text())
+    meta = payload["meta"]
+    ran = (meta["child_epochs"], meta.get("child_shift_px", 0))
+    if ran != (args.child_epochs, args.child_shift):
+        raise SystemExit(f"{args.rerun_from}: children trained (epochs, shift) {ran}, not ours")
+    rerun = recorded_seeds(payload)
+    missing = [s for s in seeds if s not in rerun]
+    if missing:
+        raise SystemExit(f"{args.rerun_from}: no seed {missing} (it has {sorted(rerun)})")
+    return rerun
+
+
+def rerun_row(
+    args: argparse.Namespace, budgets: list[dict[str, Any]], budget: dict[str, Any], key: str
+) -> dict[str, Any]:
+    """The rerun's `key` row at `budget` (matched by its ms), marked as such."""
+    same = [b for b in budgets if abs(b["budget_ms"] - budget["budget_ms"]) < 1e-9]
+    if not same or key not in same[0]["rows"]:
+        raise SystemExit(f"{args.rerun_from}: no {key} at {budget['budget_ms']:.6f} ms")
+    return {
+        **same[0]["rows"][key],
+        "rerun_from": str(args.rerun_from),
+        "recorded_test_accuracy": budget["rows"][key]["test_accuracy"],
+    }
+
+
 def retrain(args: argparse.Namespace, seeds: list[int]) -> dict[int, list[dict[str, Any]]]:
     """The recorded run's budgets per seed, every row's test accuracy replaced by its
     architecture's under this run's child settings (the recorded one kept beside it)."""
@@ -385,6 +432,7 @@ def retrain(args: argparse.Namespace, seeds: list[int]) -> dict[int, list[dict[s
     missing = [s for s in seeds if s not in recorded]
     if missing:
         raise SystemExit(f"{args.retrain_from}: no seed {missing} (it has {sorted(recorded)})")
+    rerun = rerun_budgets(args, seeds)
     data = load_dataset(c.DATASET, seed=0, resolution=28)
     out: dict[int, list[dict[str, Any]]] = {}
     for seed in seeds:
@@ -393,6 +441,9 @@ def retrain(args: argparse.Namespace, seeds: list[int]) -> dict[int, list[dict[s
             rows = {}
             for key, r in budget["rows"].items():
                 if key in NOT_RETRAINED:
+                    continue
+                if rerun and key in args.rerun_methods.split(","):
+                    rows[key] = rerun_row(args, rerun[seed], budget, key)
                     continue
                 m = retrain_arch(args, data, r["arch"], seed)
                 rows[key] = {
@@ -411,6 +462,8 @@ def retrain_main(args: argparse.Namespace, seeds: list[int]) -> None:
     meta = {
         **c.meta(args),
         "retrained_from": str(args.retrain_from),
+        "rerun_from": None if args.rerun_from is None else str(args.rerun_from),
+        "rerun_methods": args.rerun_methods if args.rerun_from is not None else "",
         "recorded_meta": recorded_meta,
         "epochs": recorded_meta["epochs"],
         "child_epochs": args.child_epochs,
@@ -448,6 +501,7 @@ def main() -> None:
         **c.meta(args),
         "epochs": args.epochs,
         "child_epochs": args.child_epochs,
+        "child_shift_px": args.child_shift,
         "seed": seeds[0],
         "seeds": seeds,
     }
