@@ -388,11 +388,17 @@ def retrain_arch(args: argparse.Namespace, data: Any, arch: str, seed: int) -> d
     return train_cached(args, data, parse_architecture(arch)[0], arch, seed, done)
 
 
-def recorded_seeds(recorded: dict[str, Any]) -> dict[int, list[dict[str, Any]]]:
-    """A finished run's budgets per seed (a single-seed run's under its own seed)."""
-    if "per_seed" in recorded:
-        return {int(s): budgets for s, budgets in recorded["per_seed"].items()}
-    return {int(recorded["meta"]["seed"]): recorded["budgets"]}
+def recorded_seeds(path: Path, payload: dict[str, Any], seeds: list[int]) -> dict[int, list]:
+    """A finished run's budgets per seed (a single-seed run's under its own seed); every one of
+    `seeds` must be there."""
+    if "per_seed" in payload:
+        recorded = {int(s): budgets for s, budgets in payload["per_seed"].items()}
+    else:
+        recorded = {int(payload["meta"]["seed"]): payload["budgets"]}
+    missing = [s for s in seeds if s not in recorded]
+    if missing:
+        raise SystemExit(f"{path}: no seed {missing} (it has {sorted(recorded)})")
+    return recorded
 
 
 def rerun_budgets(args: argparse.Namespace, seeds: list[int]) -> dict[int, list[dict[str, Any]]]:
@@ -404,11 +410,7 @@ def rerun_budgets(args: argparse.Namespace, seeds: list[int]) -> dict[int, list[
     ran = (meta["child_epochs"], meta.get("child_shift_px", 0))
     if ran != (args.child_epochs, args.child_shift):
         raise SystemExit(f"{args.rerun_from}: children trained (epochs, shift) {ran}, not ours")
-    rerun = recorded_seeds(payload)
-    missing = [s for s in seeds if s not in rerun]
-    if missing:
-        raise SystemExit(f"{args.rerun_from}: no seed {missing} (it has {sorted(rerun)})")
-    return rerun
+    return recorded_seeds(args.rerun_from, payload, seeds)
 
 
 def rerun_row(
@@ -425,14 +427,14 @@ def rerun_row(
     }
 
 
-def retrain(args: argparse.Namespace, seeds: list[int]) -> dict[int, list[dict[str, Any]]]:
+def retrain(
+    args: argparse.Namespace, payload: dict[str, Any], seeds: list[int]
+) -> dict[int, list[dict[str, Any]]]:
     """The recorded run's budgets per seed, every row's test accuracy replaced by its
     architecture's under this run's child settings (the recorded one kept beside it)."""
-    recorded = recorded_seeds(json.loads(args.retrain_from.read_text()))
-    missing = [s for s in seeds if s not in recorded]
-    if missing:
-        raise SystemExit(f"{args.retrain_from}: no seed {missing} (it has {sorted(recorded)})")
+    recorded = recorded_seeds(args.retrain_from, payload, seeds)
     rerun = rerun_budgets(args, seeds)
+    rerun_methods = set(args.rerun_methods.split(","))
     data = load_dataset(c.DATASET, seed=0, resolution=28)
     out: dict[int, list[dict[str, Any]]] = {}
     for seed in seeds:
@@ -442,7 +444,7 @@ def retrain(args: argparse.Namespace, seeds: list[int]) -> dict[int, list[dict[s
             for key, r in budget["rows"].items():
                 if key in NOT_RETRAINED:
                     continue
-                if rerun and key in args.rerun_methods.split(","):
+                if rerun and key in rerun_methods:
                     rows[key] = rerun_row(args, rerun[seed], budget, key)
                     continue
                 m = retrain_arch(args, data, r["arch"], seed)
@@ -457,8 +459,9 @@ def retrain(args: argparse.Namespace, seeds: list[int]) -> dict[int, list[dict[s
 
 
 def retrain_main(args: argparse.Namespace, seeds: list[int]) -> None:
-    per_seed = retrain(args, seeds)
-    recorded_meta = json.loads(args.retrain_from.read_text())["meta"]
+    payload = json.loads(args.retrain_from.read_text())
+    per_seed = retrain(args, payload, seeds)
+    recorded_meta = payload["meta"]
     meta = {
         **c.meta(args),
         "retrained_from": str(args.retrain_from),
@@ -476,8 +479,8 @@ def retrain_main(args: argparse.Namespace, seeds: list[int]) -> None:
     for s, d in v["per_strategy"].items():
         if d is not None:
             d["paired_margins"] = paired_margins(per_seed, s)
-    payload: dict[str, Any] = {"meta": meta, "budgets": means, "per_seed": per_seed, "verdict": v}
-    c.write_results(NAME, args, payload, seed_markdown(meta, means, v))
+    result = {"meta": meta, "budgets": means, "per_seed": per_seed, "verdict": v}
+    c.write_results(NAME, args, result, seed_markdown(meta, means, v))
     c.log(f"claim holds: {v['holds']}")
 
 

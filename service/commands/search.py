@@ -17,7 +17,6 @@ from service.commands.common import (
 )
 
 REQUEST_FILE = "request.json"
-MAX_CHILD_SHIFT = 16  # pixels; the REST schema has the same bound
 
 
 def register(sub: Any) -> None:
@@ -119,8 +118,10 @@ def _request_from_args(args: argparse.Namespace) -> dict[str, Any]:
         ) from None
     if any(b is not None and b <= 0 for b in budgets):
         raise UsageProblem("--latency-ms must be positive")
-    if not 0 <= args.child_shift <= MAX_CHILD_SHIFT:
-        raise UsageProblem(f"--child-shift must be between 0 and {MAX_CHILD_SHIFT} pixels")
+    from service.schemas.jobs import MAX_CHILD_SHIFT_PX
+
+    if not 0 <= args.child_shift <= MAX_CHILD_SHIFT_PX:
+        raise UsageProblem(f"--child-shift must be between 0 and {MAX_CHILD_SHIFT_PX} pixels")
     return {
         "space": args.space,
         "dataset": args.dataset,

@@ -22,6 +22,8 @@ OptionValue = (
 )
 ExportFormat = Literal["onnx", "tflite", "onnx-int8", "tflite-int8", "tensorrt"]
 
+MAX_CHILD_SHIFT_PX = 16  # the child-training shift augmentation, also `hwnas search`'s bound
+
 
 class JobCreate(Schema):
     space: str = Field(
@@ -56,7 +58,10 @@ class JobCreate(Schema):
     checkpoint_every: int = Field(default=50, ge=1, le=1_000_000, description="steps")
     inherit_weights: bool = False
     child_shift_px: int = Field(
-        default=0, ge=0, le=16, description="augmentation: the child's images shifted up to N px"
+        default=0,
+        ge=0,
+        le=MAX_CHILD_SHIFT_PX,
+        description="augmentation: the child's images shifted up to N px",
     )
     options: dict[OptionKey, OptionValue] = Field(default_factory=dict, max_length=16)
     export_formats: list[ExportFormat] = Field(default_factory=list, max_length=5)
