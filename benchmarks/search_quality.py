@@ -84,6 +84,13 @@ def parse_args() -> argparse.Namespace:
     )
     p.add_argument("--rerun-methods", default="hardcore", help="rows taken from --rerun-from")
     p.add_argument(
+        "--rederive",
+        default="",
+        help="comma-separated strategies whose finished searches are not repeated but derived "
+        "again by the current code from their final checkpoints (children retrained; the first "
+        "results kept as metrics.before-rederive.json)",
+    )
+    p.add_argument(
         "--seeds",
         default="",
         help="several seeds, e.g. 0,1,2 (overrides --seed): every run is repeated per seed and "
@@ -150,6 +157,7 @@ def row(method: str, m: dict[str, Any], predicted: float, measured: float, budge
         "search_wall_s": m.get("search_wall_s"),
         "train_wall_s": m["train_wall_s"],
         "trials": m.get("trials"),
+        **({"arch_before_rederive": m["arch_before_rederive"]} if m.get("rederived") else {}),
     }
 
 
@@ -167,7 +175,8 @@ def one_budget(
         out = out_dir(strategy, trials)
         if c.skipped(args, strategy, out, "metrics.json"):
             return None
-        m = c.search(bench, args, strategy, budget, out, trials=trials)
+        rederive = strategy in args.rederive.split(",") and label == strategy
+        m = c.search(bench, args, strategy, budget, out, trials=trials, rederive=rederive)
         m["trials"] = trials if strategy in BASELINES else None
         measured = c.measure_text(bench, space, m["arch"])
         rows[label] = row(label, m, m["predicted_latency_ms"][c.DEVICE], measured, budget)

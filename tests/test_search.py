@@ -314,3 +314,53 @@ def test_fbnet_derives_the_most_likely_architecture_within_the_budget(store: Lut
     assert model.cost(within) <= budget
     with pytest.raises(ValueError, match="derive"):
         _strategy(store, "fbnet", budget, error_loo=None, derive="best")
+
+
+@pytest.mark.parametrize("relaxation", ["soft", "hard"])
+def test_hardcore_relaxation_trains_every_candidate_or_one_path(
+    store: LutStore, relaxation: str
+) -> None:
+    strategy, _ = _strategy(
+        store, "hardcore", _budget(store, 0.5), error_loo=None, relaxation=relaxation
+    )
+    from search.supernet import MixedOp
+
+    supernet = strategy.supernet
+    images = torch.randn(4, *supernet.space.input_shape[1:])
+    labels = torch.randint(0, 10, (4,))
+    loss, _ = strategy.architecture_loss(images, labels, torch.Generator().manual_seed(0))
+    loss.backward()
+    first = next(m for m in supernet.modules() if isinstance(m, MixedOp))
+    trained = [
+        any(p.grad is not None and p.grad.abs().sum() > 0 for p in op.parameters())
+        for op in first.candidates
+        if any(True for _ in op.parameters())
+    ]
+    assert sum(trained) == (len(trained) if relaxation == "soft" else 1)
+    assert all(a.grad is not None and (a.grad != 0).all() for a in supernet.alphas)
+
+
+def test_hardcore_refuses_an_unknown_relaxation(store: LutStore) -> None:
+    with pytest.raises(ValueError, match="relaxation"):
+        _strategy(store, "hardcore", _budget(store, 0.5), error_loo=None, relaxation="dense")
+
+
+@pytest.mark.parametrize("share", [0.9, 0.0])
+def test_fbnet_derives_within_the_budget_and_above_its_floor(store: LutStore, share: float) -> None:
+    budget = _budget(store, 0.5)
+    strategy, model = _strategy(store, "fbnet", budget, error_loo=None, min_budget_share=share)
+    with torch.no_grad():  # a search that ended leaning towards every layer's cheapest choice
+        for alpha, costs in zip(strategy.supernet.alphas, model.layer_costs, strict=True):
+            alpha.copy_(-10.0 * torch.tensor(costs) / max(costs))
+    predicted = model.cost(strategy.derive())
+    assert predicted <= budget
+    if share:
+        assert predicted >= share * budget
+    else:  # no floor: the most likely architecture, far under the budget
+        assert predicted < 0.9 * budget
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.5, "most", True])
+def test_fbnet_refuses_a_bad_budget_share(store: LutStore, share: object) -> None:
+    with pytest.raises(ValueError, match="min_budget_share"):
+        _strategy(store, "fbnet", _budget(store, 0.5), error_loo=None, min_budget_share=share)

@@ -97,6 +97,7 @@ class FBNetStrategy(_LatencyAware):
             "beta": 0.6,
             "beta_below": -0.6,
             "derive": "budget",
+            "min_budget_share": 0.9,
         }
 
     @classmethod
@@ -105,6 +106,9 @@ class FBNetStrategy(_LatencyAware):
             raise ValueError(
                 f"fbnet derive must be 'budget' or 'argmax', not {options['derive']!r}"
             )
+        share = options["min_budget_share"]
+        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
+            raise ValueError(f"fbnet min_budget_share must be between 0 and 1, not {share!r}")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -139,7 +143,9 @@ class FBNetStrategy(_LatencyAware):
         if self.options["derive"] == "argmax" or not self.budgets:
             return argmax_choices(self.supernet)
         log_probs = [torch.log_softmax(a.detach(), 0).tolist() for a in self.supernet.alphas]
-        return most_likely_within(log_probs, self.budgets, [b.latency_ms for b in self.budgets])
+        limits = [b.latency_ms for b in self.budgets]
+        floor = float(self.options["min_budget_share"]) * limits[0]
+        return most_likely_above(log_probs, self.budgets, limits, floor)
 
     def describe(self) -> dict[str, float]:
         return {"temperature": self.tau}
@@ -232,6 +238,7 @@ class HardCoReStrategy(SearchStrategy):
             "tau_min": 0.5,
             "min_budget_share": 0.9,
             "margin": "auto",
+            "relaxation": "soft",
         }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -248,6 +255,10 @@ class HardCoReStrategy(SearchStrategy):
 
     @classmethod
     def validate_options(cls, options: dict[str, Any]) -> None:
+        if options["relaxation"] not in ("soft", "hard"):
+            raise ValueError(
+                f"hardcore relaxation must be 'soft' or 'hard', not {options['relaxation']!r}"
+            )
         margin = options["margin"]
         if margin == "auto":
             return
@@ -276,8 +287,9 @@ class HardCoReStrategy(SearchStrategy):
     def architecture_loss(
         self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator
     ) -> tuple[torch.Tensor, StepDetails]:
-        modes = [gumbel_weights(a, self.tau, True, generator) for a in self.supernet.alphas]
-        loss = F.cross_entropy(self.supernet(images, modes), labels)
+        dense = self.options["relaxation"] == "soft"
+        modes = [gumbel_weights(a, self.tau, not dense, generator) for a in self.supernet.alphas]
+        loss = F.cross_entropy(self.supernet(images, modes, dense=dense), labels)
         expected = {d: v.item() for d, v in self.expected_latencies().items()}
         return loss, StepDetails(loss.item(), loss.item(), expected)
 
@@ -324,22 +336,7 @@ class HardCoReStrategy(SearchStrategy):
         if that leaves the primary device under its floor, trade likelihood for latency
         (values + μ·cost, μ by bisection) — never past any limit."""
         log_probs = [torch.log_softmax(a.detach(), 0).tolist() for a in self.supernet.alphas]
-        primary = self.budgets[0].cost_model
-        target = self._floors_ms()[0]
-
-        def solve(mu: float) -> list[int]:
-            return most_likely_within(log_probs, self.budgets, self.limits_ms, mu)
-
-        choices = solve(0.0)
-        if primary.cost(choices) < target:
-            low, high = 0.0, 1.0
-            while primary.cost(solve(high)) < target and high < 1e9:
-                high *= 4
-            for _ in range(40):
-                mid = (low + high) / 2
-                low, high = (mid, high) if primary.cost(solve(mid)) < target else (low, mid)
-            choices = solve(high)
-        return choices
+        return most_likely_above(log_probs, self.budgets, self.limits_ms, self._floors_ms()[0])
 
     def describe(self) -> dict[str, float]:
         return {"temperature": self.tau}
@@ -378,6 +375,29 @@ def most_likely_within(
         for layer in zip(*(b.cost_model.layer_costs for b in budgets), strict=True)
     ]
     return list(solve_mckp_multi(values, costs, capacities).choices)
+
+
+def most_likely_above(
+    log_probs: list[list[float]], budgets: list[Budget], limits_ms: list[float], floor_ms: float
+) -> list[int]:
+    """`most_likely_within`, and if that leaves the first device's predicted latency under
+    `floor_ms`, likelihood traded for latency (values + μ·cost, the smallest μ found by
+    bisection that reaches the floor) — never past any limit."""
+    primary = budgets[0].cost_model
+
+    def solve(mu: float) -> list[int]:
+        return most_likely_within(log_probs, budgets, limits_ms, mu)
+
+    choices = solve(0.0)
+    if primary.cost(choices) < floor_ms:
+        low, high = 0.0, 1.0
+        while primary.cost(solve(high)) < floor_ms and high < 1e9:
+            high *= 4
+        for _ in range(40):
+            mid = (low + high) / 2
+            low, high = (mid, high) if primary.cost(solve(mid)) < floor_ms else (low, mid)
+        choices = solve(high)
+    return choices
 
 
 def _expected(alphas: Any, tables: list[torch.Tensor], lam: float) -> float:
