@@ -284,14 +284,28 @@ def _rederive(
             return metrics
         if not (out_dir / "checkpoint.pt").exists():
             raise RuntimeError(f"{out_dir} has no final checkpoint to derive again from")
-        os.replace(done, before)
+        if before.exists():  # an interrupted rederive wrote its child's metrics: not the first
+            done.unlink()
+        else:
+            os.replace(done, before)
     first = json.loads(before.read_text())
     log(f"{strategy} @ {budget_ms:.4f} ms: derived again from {out_dir}/checkpoint.pt")
     request = child_request(args, strategy, budget_ms, trials, space_text)
-    metrics = run_search(request, bench.store, out_dir, data=bench.data)
+
+    def stop_if_unchanged(event: dict[str, Any]) -> None:
+        if event["type"] == "derived" and event["arch"] == first["arch"]:
+            raise _Derived(event["arch"])  # the same child: its training is deterministic
+
+    try:
+        metrics = run_search(
+            request, bench.store, out_dir, data=bench.data, on_event=stop_if_unchanged
+        )
+        rederive_wall_s = metrics["search_wall_s"]
+    except _Derived:
+        metrics, rederive_wall_s = dict(first), None
     metrics.update(
         rederived=True,
-        rederive_wall_s=metrics["search_wall_s"],
+        rederive_wall_s=rederive_wall_s,
         search_wall_s=first["search_wall_s"],
         arch_before_rederive=first["arch"],
     )
