@@ -3,6 +3,7 @@ CPU pinning and silenced output."""
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from pathlib import Path
@@ -39,6 +40,10 @@ def test_ensure_cached_writes_atomically_once(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(sys.platform != "linux", reason="VmHWM and clear_refs are Linux-only")
 def test_peak_rss_sees_a_large_allocation() -> None:
+    # Free an earlier test's garbage first: freed inside the block, it lowers the RSS below the
+    # starting mark, and the allocation then need not raise the high-water mark above it (the
+    # full suite once saw 0 bytes here).
+    gc.collect()
     with track_peak_rss() as memory:
         block = bytearray(64 * 1024 * 1024)
         # Write every page: zeroed memory fresh from the OS is not resident until written, and
