@@ -233,8 +233,8 @@ class HardCoReStrategy(SearchStrategy):
     schedule and the hard relaxation a 3-epoch search on fbnet-tiny ended with the largest
     probability per layer at 0.14–0.54 (9 candidates), and in search_quality (4 seeds,
     benchmarks/results/search_quality_hc8.*) its results were no more accurate than random
-    search's under the same budget; nor, on 2 seeds, were the soft relaxation's (search_quality
-    _soft2.*, whose searches took 426-550 s where the hard ones took about 60-280 s)."""
+    search's under the same budget; nor, on 2 seeds, were the soft relaxation's
+    (search_quality_soft2.*; its searches took 426-550 s, the hard ones about 60-280 s)."""
 
     default_arch_lr = 0.05
 
