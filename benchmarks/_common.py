@@ -218,7 +218,7 @@ def settings(args: argparse.Namespace, strategy: str) -> SearchSettings:
 def child_request(
     args: argparse.Namespace, strategy: str, budget_ms: float, trials: int, space_text: str
 ) -> SearchRequest:
-    """The whole search's request: the search settings, and the child's epochs and shift."""
+    """One search's request: the search settings, and the child's epochs and shift."""
     return SearchRequest(
         space=space_text,
         dataset=DATASET,
@@ -282,8 +282,9 @@ def _rederive(
         metrics = json.loads(done.read_text())
         if metrics.get("rederived"):
             return metrics
-        if not (out_dir / "checkpoint.pt").exists():
-            raise RuntimeError(f"{out_dir} has no final checkpoint to derive again from")
+    if not (out_dir / "checkpoint.pt").exists():  # else run_search would search afresh
+        raise RuntimeError(f"{out_dir} has no final checkpoint to derive again from")
+    if done.exists():
         if before.exists():  # an interrupted rederive wrote its child's metrics: not the first
             done.unlink()
         else:
@@ -346,14 +347,7 @@ def search_only(
         if event["type"] == "derived":
             raise _Derived(event["arch"])
 
-    request = SearchRequest(
-        space=SPACE,
-        dataset=DATASET,
-        devices=(DEVICE,),
-        budgets_ms=(budget_ms,),
-        settings=settings(args, strategy),
-        trials=trials,
-    )
+    request = child_request(args, strategy, budget_ms, trials, SPACE)  # stopped before the child
     log(f"{strategy} @ {budget_ms:.4f} ms (search only) -> {out_dir}")
     try:
         run_search(request, bench.store, out_dir, data=bench.data, on_event=on_event)

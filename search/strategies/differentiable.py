@@ -83,7 +83,7 @@ class FBNetStrategy(_LatencyAware):
       likely one uses less than `min_budget_share` (0.9) of the budget, likelihood is traded
       for latency up to that share, as hardcore does: at 0.30 of fbnet-tiny's range two
       searches ended at 59% and 73% of the budget, their children 1.6 and 1.8 pp below
-      MobileNetV2 w0.5's; held to 0.9, they used ~100% and gained 1.65 pp on the mean.
+      MobileNetV2 w0.5's; held to 0.9, they used 98-100% and gained 1.65 pp on the mean.
     Its architecture learning rate is 0.05 (the paper: 0.01 over 90 epochs). Adam moves each α
     by about the learning rate per step; with 0.01, 48 architecture steps left the largest
     probability per layer at 0.12-0.15 and the argmax network 14% over the budget the expected
@@ -234,7 +234,7 @@ class HardCoReStrategy(SearchStrategy):
     probability per layer at 0.14–0.54 (9 candidates), and in search_quality (4 seeds,
     benchmarks/results/search_quality_hc8.*) its results were no more accurate than random
     search's under the same budget; nor, on 2 seeds, were the soft relaxation's
-    (search_quality_soft2.*; its searches took 426-550 s, the hard ones about 60-280 s)."""
+    (search_quality_soft2.*; its searches took 426-550 s, the night's hard ones 57-280 s)."""
 
     default_arch_lr = 0.05
 
