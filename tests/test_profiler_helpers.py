@@ -3,7 +3,7 @@ CPU pinning and silenced output."""
 
 from __future__ import annotations
 
-import gc
+import mmap
 import os
 import sys
 from pathlib import Path
@@ -40,16 +40,16 @@ def test_ensure_cached_writes_atomically_once(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(sys.platform != "linux", reason="VmHWM and clear_refs are Linux-only")
 def test_peak_rss_sees_a_large_allocation() -> None:
-    # Free an earlier test's garbage first: freed inside the block, it lowers the RSS below the
-    # starting mark, and the allocation then need not raise the high-water mark above it (the
-    # full suite once saw 0 bytes here).
-    gc.collect()
+    # The block's memory comes straight from the kernel (an anonymous mapping, untouched until
+    # written), so it is never pages the process already holds: a bytearray may be served by
+    # malloc from resident memory an earlier test freed, and the full suite, locally and in CI,
+    # then saw 0 bytes. The mapping is closed inside the block: the mark must keep the freed peak.
+    size = 64 * 1024 * 1024
     with track_peak_rss() as memory:
-        block = bytearray(64 * 1024 * 1024)
-        # Write every page: zeroed memory fresh from the OS is not resident until written, and
-        # late in a long test run calloc may hand out such pages (the test then saw 0 bytes).
-        block[::4096] = b"\x01" * len(range(0, len(block), 4096))
-        del block
+        block = mmap.mmap(-1, size)
+        for offset in range(0, size, mmap.PAGESIZE):
+            block[offset] = 1
+        block.close()
     assert memory.method == RSS_METHOD
     assert memory.bytes is not None and memory.bytes >= 60 * 1024 * 1024
 
