@@ -11,9 +11,40 @@ import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
-from typing import IO
+from dataclasses import dataclass
+from typing import IO, TextIO
 
 _TAIL_LINES = 30
+
+
+@dataclass
+class _Silencing:
+    """What one `silenced` block redirected, and how to undo it; `undo` may run twice (an
+    interrupted undo is finished by `restore_output`)."""
+
+    saved_fds: dict[int, int]  # fd -> a copy of what it pointed to before
+    streams: tuple[TextIO, TextIO]  # sys.stdout, sys.stderr before
+
+    def undo(self) -> None:
+        _flush_c_stdio()
+        sys.stdout, sys.stderr = self.streams
+        while self.saved_fds:
+            fd, copy = next(iter(self.saved_fds.items()))
+            with contextlib.suppress(OSError):
+                os.dup2(copy, fd)
+                os.close(copy)
+            del self.saved_fds[fd]
+
+
+_ACTIVE: list[_Silencing] = []
+
+
+def restore_output() -> None:
+    """Undo every `silenced` block still in force. A Ctrl-C that lands while a block restores
+    the output can leave stderr pointing at the block's scratch file; the CLI calls this before
+    it reports the interrupt, or the report is lost."""
+    while _ACTIVE:
+        _ACTIVE.pop().undo()
 
 
 @contextlib.contextmanager
@@ -28,17 +59,14 @@ def silenced() -> Iterator[None]:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
-        saved = _dup_std_fds()
+        state = _Silencing(_dup_std_fds(), (sys.stdout, sys.stderr))
+        _ACTIVE.append(state)
         text = io.TextIOWrapper(os.fdopen(os.dup(scratch.fileno()), "wb"), line_buffering=True)
         try:
-            for fd in saved:
+            for fd in state.saved_fds:
                 os.dup2(scratch.fileno(), fd)
-            with (
-                text,
-                contextlib.redirect_stdout(text),
-                contextlib.redirect_stderr(text),
-                warnings.catch_warnings(),
-            ):
+            sys.stdout = sys.stderr = text
+            with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 try:
                     yield
@@ -47,10 +75,12 @@ def silenced() -> Iterator[None]:
                     _attach_tail(exc, scratch)
                     raise
         finally:
-            _flush_c_stdio()
-            for fd, copy in saved.items():
-                os.dup2(copy, fd)
-                os.close(copy)
+            with contextlib.suppress(Exception):
+                text.flush()
+            state.undo()
+            if state in _ACTIVE:
+                _ACTIVE.remove(state)
+            text.close()
 
 
 def _flush_c_stdio() -> None:

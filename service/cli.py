@@ -7,6 +7,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from profilers.quiet import restore_output
 from service.commands import agent as agent_cmds
 from service.commands import arch as arch_cmds
 from service.commands import demo as demo_cmds
@@ -72,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EnvironmentProblem as exc:
         return _fail(str(exc), 1)
     except KeyboardInterrupt:
+        restore_output()  # a Ctrl-C inside a silenced block's restore leaves stderr redirected
         sys.stderr.write("hwnas: interrupted; everything measured so far is saved\n")
         return 130
     except BrokenPipeError:

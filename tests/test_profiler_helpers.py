@@ -77,6 +77,30 @@ def test_silenced_swallows_native_output_and_keeps_it_for_errors(
     assert "why it failed" in "".join(getattr(info.value, "__notes__", []))
 
 
+def test_output_is_restored_after_a_ctrl_c_inside_the_restore(
+    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Ctrl-C landing while `silenced` puts the output back (here: in its first step) left
+    stderr on the scratch file, and the CLI's "interrupted" line was lost (seen in the suite)."""
+    from profilers import quiet
+
+    stderr_before = os.fstat(2).st_ino
+
+    def interrupted() -> None:
+        monkeypatch.setattr(quiet, "_flush_c_stdio", lambda: None)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(quiet, "_flush_c_stdio", interrupted)
+    with pytest.raises(KeyboardInterrupt), silenced():
+        pass
+    assert os.fstat(2).st_ino != stderr_before  # the interrupt left fd 2 redirected
+    quiet.restore_output()
+    assert os.fstat(2).st_ino == stderr_before and sys.stderr is not None
+    os.write(2, b"seen again\n")
+    print("printed again", file=sys.stderr)
+    assert capfd.readouterr().err == "seen again\nprinted again\n"
+
+
 def test_model_cache_follows_hwnas_cache_dir_then_hwnas_home(tmp_path: Path) -> None:
     from profilers.cache import model_cache_dir
     from service.config import load_settings
