@@ -30,6 +30,7 @@ from search.data import load_dataset
 from search.engine import SearchSettings
 from search.run import SearchRequest, bind_space, run_search
 from search.spaces.base import Architecture, SearchSpace
+from search.strategies.base import parse_options
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEVICE = "bench-onnxruntime"
@@ -44,7 +45,11 @@ def log(message: str) -> None:
 
 
 def add_common_args(p: argparse.ArgumentParser, strategies: str, epochs: int) -> None:
-    p.add_argument("--strategies", default=strategies, help="comma-separated strategies")
+    p.add_argument(
+        "--strategies",
+        default=strategies,
+        help="comma-separated strategies; NAME:KEY=VALUE gives one options (e.g. hardcore:relaxation=hard)",
+    )
     p.add_argument("--epochs", type=int, default=epochs, help="search epochs")
     p.add_argument("--warmup-epochs", type=int, default=1, help="(at most epochs - 1)")
     p.add_argument("--child-epochs", type=int, default=None, help="default: --epochs")
@@ -205,9 +210,22 @@ def timed_rounds(
     return {t: [first[t], *stored.get(t, [])[: rounds - 1]] for t in archs}
 
 
-def settings(args: argparse.Namespace, strategy: str) -> SearchSettings:
+def strategy_of(label: str) -> tuple[str, dict[str, Any]]:
+    """A benchmark's strategy label, `NAME` or `NAME:KEY=VALUE[:KEY=VALUE...]` (e.g.
+    `hardcore:relaxation=hard`): the strategy and its options, read as `hwnas search --option`
+    reads them. Runs are cached under the whole label, so each variant has its own."""
+    name, *items = label.split(":")
+    try:
+        return name, parse_options(items)
+    except ValueError as exc:
+        raise SystemExit(f"strategy label {label!r}: {exc}") from None
+
+
+def settings(args: argparse.Namespace, label: str) -> SearchSettings:
+    strategy, options = strategy_of(label)
     return SearchSettings(
         strategy=strategy,
+        strategy_options=options,
         epochs=args.epochs,
         warmup_epochs=args.warmup_epochs,
         batch_size=args.batch_size,

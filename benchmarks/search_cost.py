@@ -113,7 +113,7 @@ def measure(args: argparse.Namespace, strategy: str, budget: float) -> dict[str,
     result = {
         "strategy": strategy,
         "arch": search["arch"],
-        "trials": args.trials if strategy in ("random", "evolution") else None,
+        "trials": args.trials if c.strategy_of(strategy)[0] in ("random", "evolution") else None,
         "search": search,
         "child": child,
         "ratio": search["wall_s"] / child["wall_s"],

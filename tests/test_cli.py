@@ -309,6 +309,7 @@ def test_search_writes_a_run_and_resumes(profiled_home: Path, tmp_path: Path) ->
         (["--space", SPACE, "--strategy", "darts"], "valid: evolution, fbnet, hardcore"),
         (["--space", SPACE, "--dataset", "/nonexistent.npz"], "nonexistent"),
         (["--space", SPACE, "--latency-ms", "1", "--option", "margin=big"], "margin"),
+        (["--space", SPACE, "--latency-ms", "1", "--option", "oops"], "expected KEY=VALUE"),
         (["--space", SPACE, "--arch-lr", "-1"], "learning rate"),
         (["--space", SPACE, "--latency-ms", "1", "--child-shift", "99"], "--child-shift"),
     ],

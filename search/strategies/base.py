@@ -4,6 +4,7 @@ discrete architecture is derived. The engine (`search.engine`) owns the loop."""
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -147,6 +148,21 @@ def get_strategy(name: str) -> type[SearchStrategy]:
     if name not in _REGISTRY:
         raise ValueError(f"unknown strategy {name!r}; valid: {', '.join(names)}")
     return _REGISTRY[name]
+
+
+def parse_options(items: Sequence[str]) -> dict[str, Any]:
+    """`KEY=VALUE` strings as strategy options, each value read as JSON where it parses (`5`,
+    `0.9`, `null`) and kept as a string otherwise (`hard`). ValueError on an item without `=`."""
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"bad option {item!r}: expected KEY=VALUE")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
 
 
 def argmax_choices(supernet: Supernet) -> list[int]:

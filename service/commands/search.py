@@ -88,16 +88,12 @@ def register(sub: Any) -> None:
 
 
 def _parse_options(items: list[str]) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageProblem(f"bad --option {item!r}: expected KEY=VALUE")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
+    from search.strategies.base import parse_options
+
+    try:
+        return parse_options(items)
+    except ValueError as exc:
+        raise UsageProblem(f"--option: {exc}") from None
 
 
 def _request_from_args(args: argparse.Namespace) -> dict[str, Any]:
