@@ -48,7 +48,8 @@ def add_common_args(p: argparse.ArgumentParser, strategies: str, epochs: int) ->
     p.add_argument(
         "--strategies",
         default=strategies,
-        help="comma-separated strategies; NAME:KEY=VALUE gives one options (e.g. hardcore:relaxation=hard)",
+        help="comma-separated strategies; NAME:KEY=VALUE[:KEY=VALUE] passes options "
+        "(e.g. hardcore:relaxation=hard)",
     )
     p.add_argument("--epochs", type=int, default=epochs, help="search epochs")
     p.add_argument("--warmup-epochs", type=int, default=1, help="(at most epochs - 1)")

@@ -17,7 +17,7 @@ from typing import IO, TextIO
 _TAIL_LINES = 30
 
 
-@dataclass
+@dataclass(eq=False)  # blocks are told apart by identity (`_ACTIVE.remove`)
 class _Silencing:
     """What one `silenced` block redirected, and how to undo it; `undo` may run twice (an
     interrupted undo is finished by `restore_output`)."""

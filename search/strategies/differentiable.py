@@ -398,8 +398,8 @@ def most_likely_above(
     `floor_ms`, likelihood traded for latency (values + μ·cost, the smallest μ that reaches the
     floor, found by bisection to a relative width of `MU_TOLERANCE`) — never past any limit.
 
-    Each μ costs an exact knapsack solve (~1.3 s on fbnet-tiny once costs enter the values):
-    40 bisection steps made derive 75 s of a 98 s one-epoch search."""
+    Each μ costs an exact knapsack solve (~1.3 s on fbnet-tiny once costs enter the values,
+    profiled): 40 bisection steps made derive 75 s of a 98 s one-epoch search."""
     primary = budgets[0].cost_model
 
     def solve(mu: float) -> list[int]:
