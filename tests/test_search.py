@@ -17,11 +17,18 @@ from lut.store import LutStore
 from search.cost import build_cost_model
 from search.data import load_dataset
 from search.engine import SearchSettings
-from search.mckp import Infeasible, JointlyInfeasible, solve_mckp, solve_mckp_multi
+from search.mckp import (
+    Infeasible,
+    JointlyInfeasible,
+    solve_mckp,
+    solve_mckp_band,
+    solve_mckp_multi,
+)
 from search.run import SearchRequest, run_search
 from search.spaces.base import space_from_string
 from search.spaces.complexity import macs
 from search.strategies.base import strategy_names
+from search.strategies.projection import expected_cost, project_onto_bands, stack_rows
 
 SPACE = "fbnet-tiny"
 
@@ -96,6 +103,93 @@ def test_multi_budget_mckp_matches_brute_force() -> None:
                 solve_mckp_multi(values, costs, budgets)
             continue
         assert solve_mckp_multi(values, costs, budgets).value == pytest.approx(max(feasible))
+
+
+def test_band_mckp_is_optimal_up_to_its_bins_and_exact_on_its_bounds() -> None:
+    """Against brute force: the result lies in [floor, budget] exactly, and its value is at least
+    the best of the band narrowed by groups × bin width on each side (the solver's guarantee);
+    with no selection reaching the floor, one within that width of the most expensive fit."""
+    rng = random.Random(2)
+    checked = 0
+    for _ in range(150):
+        sizes = [rng.randint(1, 5) for _ in range(rng.randint(1, 5))]
+        values = [[rng.uniform(-3, 0) for _ in range(k)] for k in sizes]
+        costs = [[[rng.uniform(0, 1)] for _ in range(k)] for k in sizes]
+        budget = rng.uniform(0, len(sizes))
+        floor = rng.uniform(0, budget)
+        bins = rng.choice([16, 256, 4096])
+        selections = [
+            (
+                sum(values[g][i] for g, i in enumerate(c)),
+                sum(costs[g][i][0] for g, i in enumerate(c)),
+            )
+            for c in itertools.product(*(range(k) for k in sizes))
+        ]
+        fitting = [(v, c) for v, c in selections if c <= budget]
+        result = solve_mckp_band(values, costs, [budget], floor, bins=bins)
+        if not fitting:
+            assert result is None
+            continue
+        assert result is not None and result.cost <= budget + 1e-9
+        slack = len(sizes) * budget / bins
+        inner = [v for v, c in fitting if floor + slack <= c <= budget - slack]
+        most = max(c for _, c in fitting)
+        if most >= floor + slack:
+            assert result.cost >= floor - 1e-9
+            if inner:
+                assert result.value >= max(inner) - 1e-9
+                checked += 1
+        else:  # the floor is out of reach, or within a bin of it
+            assert result.cost >= min(floor, most - slack) - 1e-9
+    assert checked > 50  # the optimality bound was tested, not only the bounds
+
+
+def test_band_mckp_keeps_every_budget_on_two_dimensions() -> None:
+    rng = random.Random(3)
+    for _ in range(60):
+        sizes = [rng.randint(1, 4) for _ in range(rng.randint(1, 4))]
+        values = [[rng.uniform(-3, 0) for _ in range(k)] for k in sizes]
+        costs = [[[rng.uniform(0, 1), rng.uniform(0, 1)] for _ in range(k)] for k in sizes]
+        budgets = [rng.uniform(0, len(sizes)) for _ in range(2)]
+        result = solve_mckp_band(values, costs, budgets, rng.uniform(0, budgets[0]))
+        if result is None:
+            continue
+        for d in range(2):
+            assert sum(costs[g][i][d] for g, i in enumerate(result.choices)) <= budgets[d] + 1e-9
+
+
+def test_projection_lands_every_layer_on_the_band() -> None:
+    """Layers of different widths (the padding must carry no probability); an expected cost
+    above the band is brought to its top, one below to its bottom, one inside left alone; an
+    upper bound below every distribution is refused."""
+    gen = torch.Generator().manual_seed(0)
+    widths = [1, 3, 9, 5]
+    costs = [torch.rand(k, generator=gen) for k in widths]
+    table = stack_rows(costs, pad=0.0)
+    lo = sum(float(c.min()) for c in costs)
+    hi = sum(float(c.max()) for c in costs)
+    for share_low, share_high in [(0.1, 0.2), (0.8, 0.9), (0.0, 1.0)]:
+        low, high = lo + share_low * (hi - lo), lo + share_high * (hi - lo)
+        alphas = [torch.randn(k, generator=gen) for k in widths]
+        before = [a.clone() for a in alphas]
+        start = sum(
+            float((torch.softmax(a, 0) * c).sum()) for a, c in zip(alphas, costs, strict=True)
+        )
+        project_onto_bands(alphas, [table], [low], [high])
+        after = sum(
+            float((torch.softmax(a, 0) * c).sum()) for a, c in zip(alphas, costs, strict=True)
+        )
+        assert expected_cost(stack_rows(alphas, pad=float("-inf")), table, 0.0) == pytest.approx(
+            after, rel=1e-5
+        )
+        if start > high:
+            assert after == pytest.approx(high, rel=1e-4)
+        elif start < low:
+            assert after == pytest.approx(low, rel=1e-4)
+        else:
+            assert all(torch.equal(a, b) for a, b in zip(alphas, before, strict=True))
+    with pytest.raises(ValueError, match="cannot be met"):
+        project_onto_bands([torch.zeros(k) for k in widths], [table], [0.0], [0.5 * lo])
 
 
 def test_cost_model_equals_the_predictor(store: LutStore) -> None:

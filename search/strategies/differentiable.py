@@ -7,7 +7,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from search.mckp import solve_mckp_multi
+from search.mckp import solve_mckp_band, solve_mckp_multi
 from search.strategies.base import (
     Budget,
     SearchStrategy,
@@ -15,6 +15,7 @@ from search.strategies.base import (
     argmax_choices,
     register_strategy,
 )
+from search.strategies.projection import project_onto_bands, stack_rows
 
 
 def gumbel_weights(
@@ -262,6 +263,7 @@ class HardCoReStrategy(SearchStrategy):
             for b, m in zip(self.budgets, self.margins, strict=True)
         ]
         self.tau = float(self.options["tau0"])
+        self._cost_rows = [stack_rows(b.cost_model.layer_costs, pad=0.0) for b in self.budgets]
         self.project()
 
     @classmethod
@@ -315,37 +317,24 @@ class HardCoReStrategy(SearchStrategy):
             for b, limit in zip(self.budgets, self.limits_ms, strict=True)
         ]
 
-    @torch.no_grad()
     def project(self, rounds: int = 20) -> None:
         """Cyclic KL projections onto {floor_d <= E_d[lat] <= limit_d for every device d}: the
         upper bound is the hard budget (less its margin); the lower one keeps the search from
         collapsing onto cheap ops (skip) and throwing the budget — and the accuracy it buys —
         away."""
-        for _ in range(rounds):
-            moved = False
-            for budget, limit, floor in zip(
-                self.budgets, self.limits_ms, self._floors_ms(), strict=True
-            ):
-                tables = budget.cost_model.table()
-                high = limit - budget.cost_model.constant_ms
-                low = floor - budget.cost_model.constant_ms
-                current = _expected(self.supernet.alphas, tables, 0.0)
-                if current > high:
-                    lam = _bisect_lambda(self.supernet.alphas, tables, high, sign=1.0)
-                elif current < low and _expected(self.supernet.alphas, tables, -1e9) > low:
-                    lam = -_bisect_lambda(self.supernet.alphas, tables, low, sign=-1.0)
-                else:
-                    continue
-                moved = True
-                for alpha, cost in zip(self.supernet.alphas, tables, strict=True):
-                    alpha.sub_(lam * cost)
-            if not moved:
-                return
+        constants = [b.cost_model.constant_ms for b in self.budgets]
+        project_onto_bands(
+            list(self.supernet.alphas),
+            self._cost_rows,
+            [floor - c for floor, c in zip(self._floors_ms(), constants, strict=True)],
+            [limit - c for limit, c in zip(self.limits_ms, constants, strict=True)],
+            rounds,
+        )
 
     def derive(self) -> list[int]:
         """Maximise Σ log p within every limit (exact knapsack, one cost dimension per device);
-        if that leaves the primary device under its floor, trade likelihood for latency
-        (values + μ·cost, μ by bisection) — never past any limit."""
+        if that leaves the primary device under its floor, the most likely architecture between
+        the floor and the limits (`most_likely_above`) — never past any limit."""
         log_probs = [torch.log_softmax(a.detach(), 0).tolist() for a in self.supernet.alphas]
         return most_likely_above(log_probs, self.budgets, self.limits_ms, self._floors_ms()[0])
 
@@ -365,19 +354,11 @@ class HardCoReStrategy(SearchStrategy):
         self.tau = float(state.get("tau", self.tau))
 
 
-def most_likely_within(
-    log_probs: list[list[float]],
-    budgets: list[Budget],
-    limits_ms: list[float],
-    mu: float = 0.0,
-) -> list[int]:
-    """The choices maximising Σ (log p + μ·cost on the first device) subject to every device's
-    predicted latency ≤ its limit: an exact multiple-choice knapsack, one cost per device."""
-    primary = budgets[0].cost_model
-    values = [
-        [v + mu * c for v, c in zip(vs, cs, strict=True)]
-        for vs, cs in zip(log_probs, primary.layer_costs, strict=True)
-    ]
+def _knapsack_inputs(
+    budgets: list[Budget], limits_ms: list[float]
+) -> tuple[list[list[list[float]]], list[float]]:
+    """Per layer and candidate the cost on every device, and each device's capacity (its limit
+    less the cost model's constant)."""
     capacities = [
         limit - b.cost_model.constant_ms for b, limit in zip(budgets, limits_ms, strict=True)
     ]
@@ -385,64 +366,33 @@ def most_likely_within(
         [list(per_device) for per_device in zip(*layer, strict=True)]
         for layer in zip(*(b.cost_model.layer_costs for b in budgets), strict=True)
     ]
-    return list(solve_mckp_multi(values, costs, capacities).choices)
+    return costs, capacities
 
 
-MU_TOLERANCE = 1e-3  # relative width at which most_likely_above's bisection on μ stops
+def most_likely_within(
+    log_probs: list[list[float]], budgets: list[Budget], limits_ms: list[float]
+) -> list[int]:
+    """The choices maximising Σ log p subject to every device's predicted latency ≤ its limit:
+    an exact multiple-choice knapsack, one cost per device."""
+    costs, capacities = _knapsack_inputs(budgets, limits_ms)
+    return list(solve_mckp_multi(log_probs, costs, capacities).choices)
 
 
 def most_likely_above(
     log_probs: list[list[float]], budgets: list[Budget], limits_ms: list[float], floor_ms: float
 ) -> list[int]:
     """`most_likely_within`, and if that leaves the first device's predicted latency under
-    `floor_ms`, likelihood traded for latency (values + μ·cost, the smallest μ that reaches the
-    floor, found by bisection to a relative width of `MU_TOLERANCE`) — never past any limit.
+    `floor_ms`, the most likely choices between the floor and every limit (`solve_mckp_band`:
+    within the limits exactly, its likelihood optimal up to a bin of 1/4096 of the capacity per
+    layer); where the floor cannot be reached, the most expensive choices within the limits.
 
-    Each μ costs an exact knapsack solve (~1.3 s on fbnet-tiny once costs enter the values,
-    profiled): 40 bisection steps made derive 75 s of a 98 s one-epoch search."""
+    It replaced a bisection on a Lagrange multiplier μ (values log p + μ·cost), which took an
+    exact knapsack solve of ~1 s per μ: 27 solves were 27 s of a 54 s one-epoch search on
+    fbnet-tiny (profiled), and μ only reaches the band's points on the convex hull."""
+    choices = most_likely_within(log_probs, budgets, limits_ms)
     primary = budgets[0].cost_model
-
-    def solve(mu: float) -> list[int]:
-        return most_likely_within(log_probs, budgets, limits_ms, mu)
-
-    choices = solve(0.0)
     if primary.cost(choices) >= floor_ms:
         return choices
-    low, high = 0.0, 1.0
-    high_choices = solve(high)
-    while primary.cost(high_choices) < floor_ms and high < 1e9:
-        low, high = high, high * 4
-        high_choices = solve(high)
-    while high - low > MU_TOLERANCE * high:
-        mid = (low + high) / 2
-        mid_choices = solve(mid)
-        if primary.cost(mid_choices) < floor_ms:
-            low = mid
-        else:
-            high, high_choices = mid, mid_choices
-    return high_choices
-
-
-def _expected(alphas: Any, tables: list[torch.Tensor], lam: float) -> float:
-    return float(
-        sum((torch.softmax(a - lam * c, 0) * c).sum() for a, c in zip(alphas, tables, strict=True))
-    )
-
-
-def _bisect_lambda(alphas: Any, tables: list[torch.Tensor], target: float, sign: float) -> float:
-    """Smallest λ ≥ 0 with E[lat](softmax(α − sign·λ·cost)) on the target's side: <= target for
-    sign +1 (shrink), >= target for sign -1 (grow). E[lat] is monotone in λ."""
-
-    def beyond(lam: float) -> bool:
-        value = _expected(alphas, tables, sign * lam)
-        return value > target if sign > 0 else value < target
-
-    low, high = 0.0, 1.0
-    while beyond(high):
-        high *= 2.0
-        if high > 1e12:
-            raise ValueError("latency budget cannot be met by any distribution (infeasible)")
-    for _ in range(60):
-        mid = (low + high) / 2
-        low, high = (mid, high) if beyond(mid) else (low, mid)
-    return high
+    costs, capacities = _knapsack_inputs(budgets, limits_ms)
+    band = solve_mckp_band(log_probs, costs, capacities, floor_ms - primary.constant_ms)
+    return choices if band is None else list(band.choices)
