@@ -28,6 +28,7 @@ from typing import Any
 import _common as c
 import torch
 
+from search.baselines import PROXY_EPOCHS
 from search.spaces.base import parse_architecture
 from search.train import train_child
 
@@ -70,7 +71,7 @@ def phase(args: argparse.Namespace) -> None:
             space.build(arch),
             d.train,
             d.val,
-            epochs=args.epochs,
+            epochs=args.child_epochs,
             seed=args.seed,
             batch_size=args.batch_size,
             test=d.test,
@@ -83,7 +84,16 @@ def phase(args: argparse.Namespace) -> None:
 def spawn(args: argparse.Namespace, *extra: str) -> dict[str, Any]:
     """Run one phase in a fresh interpreter (it inherits nice, affinity and the environment)."""
     command = [sys.executable, str(Path(__file__).resolve()), "--workdir", str(args.workdir)]
-    for flag in ("epochs", "warmup_epochs", "batch_size", "seed", "trials", "calibration"):
+    flags = (
+        "epochs",
+        "warmup_epochs",
+        "child_epochs",
+        "batch_size",
+        "seed",
+        "trials",
+        "calibration",
+    )
+    for flag in flags:
         command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     done = subprocess.run([*command, *extra], stdout=subprocess.PIPE, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -108,7 +118,7 @@ def measure(args: argparse.Namespace, strategy: str, budget: float) -> dict[str,
         "--budget-ms",
         repr(budget),
     )
-    c.log(f"{strategy}: child phase ({args.epochs} epochs)")
+    c.log(f"{strategy}: child phase ({args.child_epochs} epochs)")
     child = spawn(args, "--phase", "child", "--arch", search["arch"])
     result = {
         "strategy": strategy,
@@ -129,7 +139,8 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
         "",
         f"mnist5k, fbnet-tiny, budget {meta['budget_ms']:.4f} ms (predicted, calibrated LUT), "
         f"{meta['epochs']} search epochs ({meta['warmup_epochs']} warm-up), the child trained "
-        f"{meta['epochs']} epochs; random / evolution: {meta['trials']} candidates of 1 epoch. "
+        f"{meta['child_epochs']} epochs; random / evolution: {meta['trials']} candidates of "
+        f"{PROXY_EPOCHS} epoch(s). "
         f"Goal: search ≤ {GOAL:g}× the child's training. RSS: peak of the phase's process "
         "(in brackets: above the RSS it had before the phase began).",
         "",
@@ -162,6 +173,7 @@ def main() -> None:
         "budget_ms": budget,
         "epochs": args.epochs,
         "warmup_epochs": args.warmup_epochs,
+        "child_epochs": args.child_epochs,
         "trials": args.trials,
         "seed": args.seed,
         "goal": GOAL,
