@@ -213,8 +213,9 @@ class HardCoReStrategy(SearchStrategy):
     """HardCoRe-NAS (Nayman et al. 2021): a hard latency budget. After every architecture step the
     probabilities are projected (KL / Bregman projection: α ← α − λ·cost, λ ≥ 0 by bisection) so
     that E[lat] ≤ limit on every device; the final architecture maximises Σ log p subject to
-    Σ LUT ≤ limit, solved exactly (multiple-choice knapsack): its predicted latency is within
-    the budget by construction.
+    Σ LUT ≤ limit, solved exactly (multiple-choice knapsack; where that falls under the budget
+    floor, a band knapsack optimal up to its cost bins): its predicted latency is within the
+    budget by construction.
 
     The architecture step's forward pass takes one straight-through path per layer
     (`relaxation="hard"`, the default: the memory and time of one path; the forward pass is the
