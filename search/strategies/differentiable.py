@@ -390,10 +390,10 @@ def most_likely_above(
     It replaced a bisection on a Lagrange multiplier μ (values log p + μ·cost), which took an
     exact knapsack solve of ~1 s per μ: 27 solves were 27 s of a 54 s one-epoch search on
     fbnet-tiny (profiled), and μ only reaches the band's points on the convex hull."""
-    choices = most_likely_within(log_probs, budgets, limits_ms)
+    costs, capacities = _knapsack_inputs(budgets, limits_ms)
+    choices = list(solve_mckp_multi(log_probs, costs, capacities).choices)
     primary = budgets[0].cost_model
     if primary.cost(choices) >= floor_ms:
         return choices
-    costs, capacities = _knapsack_inputs(budgets, limits_ms)
     band = solve_mckp_band(log_probs, costs, capacities, floor_ms - primary.constant_ms)
     return choices if band is None else list(band.choices)
