@@ -56,7 +56,7 @@ def add_common_args(p: argparse.ArgumentParser, strategies: str, epochs: int) ->
     p.add_argument("--child-epochs", type=int, default=None, help="default: --epochs")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--calibration", type=int, default=10, help="end-to-end runs to calibrate on")
+    p.add_argument("--calibration", type=int, default=20, help="end-to-end runs to calibrate on")
     p.add_argument("--workdir", type=Path, default=None, help="default /tmp/hwnas-search-bench")
     p.add_argument("--smoke", action="store_true", help="tiny configuration, quick protocol")
     p.add_argument(

@@ -26,7 +26,14 @@ def register(sub: Any) -> None:
     p.add_argument("--device", required=True, help="device name")
     p.add_argument("--backend", help="pick the LUT of this backend when a device has several")
     p.add_argument("--space", required=True, help="search space (with parameters, as profiled)")
-    p.add_argument("-n", "--count", type=int, default=10, help="architectures to measure (10)")
+    p.add_argument(
+        "-n",
+        "--count",
+        type=int,
+        default=20,
+        help="architectures to measure (20: enough for one alpha per op family; the accuracy "
+        "README quotes is for 20)",
+    )
     p.add_argument("--seed", type=int, default=1000, help="seed of the sampled architectures")
     p.add_argument("--quick", action="store_true", help="a fast, looser protocol")
     p.set_defaults(handler=run_calibrate)
