@@ -439,10 +439,13 @@ def test_hardcore_refuses_an_unknown_relaxation(store: LutStore) -> None:
         _strategy(store, "hardcore", _budget(store, 0.5), error_loo=None, relaxation="dense")
 
 
+@pytest.mark.parametrize("name", ["fbnet", "proxyless"])
 @pytest.mark.parametrize("share", [0.9, 0.0])
-def test_fbnet_derives_within_the_budget_and_above_its_floor(store: LutStore, share: float) -> None:
+def test_soft_penalties_derive_within_the_budget_and_above_its_floor(
+    store: LutStore, share: float, name: str
+) -> None:
     budget = _budget(store, 0.5)
-    strategy, model = _strategy(store, "fbnet", budget, error_loo=None, min_budget_share=share)
+    strategy, model = _strategy(store, name, budget, error_loo=None, min_budget_share=share)
     with torch.no_grad():  # a search that ended leaning towards every layer's cheapest choice
         for alpha, costs in zip(strategy.supernet.alphas, model.layer_costs, strict=True):
             alpha.copy_(-10.0 * torch.tensor(costs) / max(costs))
@@ -454,7 +457,37 @@ def test_fbnet_derives_within_the_budget_and_above_its_floor(store: LutStore, sh
         assert predicted < 0.9 * budget
 
 
+@pytest.mark.parametrize("name", ["fbnet", "proxyless"])
 @pytest.mark.parametrize("share", [-0.1, 1.5, "most", True])
-def test_fbnet_refuses_a_bad_budget_share(store: LutStore, share: object) -> None:
-    with pytest.raises(ValueError, match="min_budget_share"):
-        _strategy(store, "fbnet", _budget(store, 0.5), error_loo=None, min_budget_share=share)
+def test_soft_penalties_refuse_a_bad_budget_share(
+    store: LutStore, share: object, name: str
+) -> None:
+    with pytest.raises(ValueError, match=f"{name} min_budget_share"):
+        _strategy(store, name, _budget(store, 0.5), error_loo=None, min_budget_share=share)
+
+
+@pytest.mark.parametrize("options", [{"penalty": "pow"}, {"derive": "best"}])
+def test_proxyless_refuses_bad_options_before_any_step(store: LutStore, options: dict) -> None:
+    with pytest.raises(ValueError, match="proxyless"):
+        _strategy(store, "proxyless", _budget(store, 0.5), error_loo=None, **options)
+
+
+def test_proxyless_penalty_is_lowest_at_the_budget(store: LutStore, small_data: object) -> None:
+    probe, _ = _strategy(store, "proxyless", 1.0, error_loo=None)
+    expected = probe.expected_latencies()["synthetic"].item()
+    images, labels = small_data.train.tensors  # type: ignore[attr-defined]
+    penalties = {}
+    for scale in (0.5, 1.0, 2.0):
+        strategy, _ = _strategy(store, "proxyless", expected * scale, error_loo=None)
+        _, details = strategy.architecture_loss(
+            images[:16], labels[:16], torch.Generator().manual_seed(0)
+        )
+        assert details.loss == pytest.approx(details.task_loss * details.penalty)
+        penalties[scale] = details.penalty
+    assert penalties[1.0] == pytest.approx(1.0)
+    assert penalties[0.5] == pytest.approx(penalties[2.0]) == pytest.approx(2.0**0.6)
+    additive, _ = _strategy(store, "proxyless", expected * 2.0, error_loo=None, penalty="add")
+    _, details = additive.architecture_loss(
+        images[:16], labels[:16], torch.Generator().manual_seed(0)
+    )
+    assert details.penalty == pytest.approx(0.1 * 0.5)  # the paper's λ · E/B, one-sided
