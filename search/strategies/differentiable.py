@@ -267,10 +267,13 @@ class HardCoReStrategy(SearchStrategy):
     is 0.05. With the paper's 0.9 per epoch τ is still 4 after 3 epochs, which with a learning
     rate of 0.01 moves each α by little over a search's 48 architecture steps. With this
     schedule and the hard relaxation a 3-epoch search on fbnet-tiny ended with the largest
-    probability per layer at 0.14–0.54 (9 candidates), and in search_quality (4 seeds,
-    benchmarks/results/search_quality_hc8.*) its results were no more accurate than random
-    search's under the same budget; nor, on 2 seeds, were the soft relaxation's
-    (search_quality_soft2.*; its searches took 426-550 s, the night's hard ones 57-280 s)."""
+    probability per layer at 0.14–0.54 (9 candidates). In search_quality (4 seeds, 8-epoch
+    children) its results were no more accurate than random search's under the same budget
+    with the earlier μ-bisection derive and 10 calibration runs (search_quality_hc8.*), and
+    +0.38 / +0.70 / +0.28 pp ahead of the better baseline's mean with the band knapsack and 20
+    (search_quality.*, another VM and LUT: the cause is not isolated). The soft relaxation was
+    not better on 2 seeds (search_quality_soft2.*; its searches took 426-550 s, the hard ones
+    57-280 s)."""
 
     default_arch_lr = 0.05
 
