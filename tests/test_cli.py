@@ -60,15 +60,20 @@ def profiled_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         SPACE,
         "--quick",
     ]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        # as from a shell: a SIGINT that an earlier test's process left ignored would be inherited
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    # As from a shell: a SIGINT ignored here (an xdist worker's) would be inherited. Handlers
+    # are reset by exec, ignores are not; so it is handled here while the child starts (a
+    # preexec_fn would force a fork of this multithreaded process instead of posix_spawn).
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, before)
     deadline = time.monotonic() + 300
     while _count_rows(home) < 5 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.5)
