@@ -374,24 +374,33 @@ def test_fbnet_temperature_anneals_over_the_searchs_own_length() -> None:
     assert annealed_temperature(5.0, 0.5, 0.956, 2, 3) == pytest.approx(5.0 * 0.956**2)
 
 
-def test_fbnet_latency_factor_is_lowest_at_the_budget(store: LutStore, small_data: object) -> None:
-    probe, _ = _strategy(store, "fbnet", 1.0, error_loo=None)
-    expected = probe.expected_latencies()["synthetic"].item()  # of the uniform start
+def _penalties(
+    store: LutStore, small_data: object, name: str, scales: tuple[float, ...], **options: object
+) -> dict[float, tuple[float, bool]]:
+    """Per budget scale (× the expected latency of the uniform start): the architecture loss's
+    latency penalty, and whether the loss is the task loss times it."""
+    probe, _ = _strategy(store, name, 1.0, error_loo=None)
+    expected = probe.expected_latencies()["synthetic"].item()
     images, labels = small_data.train.tensors  # type: ignore[attr-defined]
-    factors = {}
-    for scale in (0.5, 1.0, 2.0):
-        strategy, _ = _strategy(store, "fbnet", expected * scale, error_loo=None)
+    out = {}
+    for scale in scales:
+        strategy, _ = _strategy(store, name, expected * scale, error_loo=None, **options)
         _, details = strategy.architecture_loss(
             images[:16], labels[:16], torch.Generator().manual_seed(0)
         )
-        assert details.loss == pytest.approx(details.task_loss * details.penalty)
-        factors[scale] = details.penalty
-    assert factors[1.0] == pytest.approx(1.0)
-    assert factors[0.5] == pytest.approx(2.0**0.6)  # over the budget: β
-    assert factors[2.0] == pytest.approx(2.0**0.6)  # under it: beta_below = -β by default
-    flat, _ = _strategy(store, "fbnet", expected * 2.0, error_loo=None, beta_below=0.0)
-    _, details = flat.architecture_loss(images[:16], labels[:16], torch.Generator().manual_seed(0))
-    assert details.penalty == pytest.approx(1.0)
+        multiplied = details.loss == pytest.approx(details.task_loss * details.penalty)
+        out[scale] = (details.penalty, multiplied)
+    return out
+
+
+def test_fbnet_latency_factor_is_lowest_at_the_budget(store: LutStore, small_data: object) -> None:
+    factors = _penalties(store, small_data, "fbnet", (0.5, 1.0, 2.0))
+    assert all(multiplied for _, multiplied in factors.values())
+    assert factors[1.0][0] == pytest.approx(1.0)
+    assert factors[0.5][0] == pytest.approx(2.0**0.6)  # over the budget: β
+    assert factors[2.0][0] == pytest.approx(2.0**0.6)  # under it: beta_below = -β by default
+    flat = _penalties(store, small_data, "fbnet", (2.0,), beta_below=0.0)
+    assert flat[2.0][0] == pytest.approx(1.0)
 
 
 def test_fbnet_derives_the_most_likely_architecture_within_the_budget(store: LutStore) -> None:
@@ -473,21 +482,9 @@ def test_proxyless_refuses_bad_options_before_any_step(store: LutStore, options:
 
 
 def test_proxyless_penalty_is_lowest_at_the_budget(store: LutStore, small_data: object) -> None:
-    probe, _ = _strategy(store, "proxyless", 1.0, error_loo=None)
-    expected = probe.expected_latencies()["synthetic"].item()
-    images, labels = small_data.train.tensors  # type: ignore[attr-defined]
-    penalties = {}
-    for scale in (0.5, 1.0, 2.0):
-        strategy, _ = _strategy(store, "proxyless", expected * scale, error_loo=None)
-        _, details = strategy.architecture_loss(
-            images[:16], labels[:16], torch.Generator().manual_seed(0)
-        )
-        assert details.loss == pytest.approx(details.task_loss * details.penalty)
-        penalties[scale] = details.penalty
-    assert penalties[1.0] == pytest.approx(1.0)
-    assert penalties[0.5] == pytest.approx(penalties[2.0]) == pytest.approx(2.0**0.6)
-    additive, _ = _strategy(store, "proxyless", expected * 2.0, error_loo=None, penalty="add")
-    _, details = additive.architecture_loss(
-        images[:16], labels[:16], torch.Generator().manual_seed(0)
-    )
-    assert details.penalty == pytest.approx(0.1 * 0.5)  # the paper's λ · E/B, one-sided
+    penalties = _penalties(store, small_data, "proxyless", (0.5, 1.0, 2.0))
+    assert all(multiplied for _, multiplied in penalties.values())
+    assert penalties[1.0][0] == pytest.approx(1.0)
+    assert penalties[0.5][0] == pytest.approx(penalties[2.0][0]) == pytest.approx(2.0**0.6)
+    additive = _penalties(store, small_data, "proxyless", (2.0,), penalty="add")
+    assert additive[2.0][0] == pytest.approx(0.1 * 0.5)  # the paper's λ · E/B, one-sided
