@@ -403,6 +403,49 @@ def test_fbnet_latency_factor_is_lowest_at_the_budget(store: LutStore, small_dat
     assert flat[2.0][0] == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("scale", [0.5, 2.0])
+def test_fbnet_mirror_step_shifts_each_choice_by_its_cost(store: LutStore, scale: float) -> None:
+    probe, _ = _strategy(store, "fbnet", 1.0, error_loo=None)
+    expected = probe.expected_latencies()["synthetic"].item()
+    strategy, model = _strategy(store, "fbnet", expected * scale, error_loo=None)
+    before = [a.detach().clone() for a in strategy.supernet.alphas]
+    strategy.after_architecture_step()
+    exponent = 0.6 if scale < 1 else -0.6  # over the budget β, under it beta_below
+    for alpha, start, costs in zip(
+        strategy.supernet.alphas, before, model.layer_costs, strict=True
+    ):
+        want = start - 0.3 * exponent / expected * torch.tensor(costs, dtype=start.dtype)
+        assert torch.allclose(alpha.detach(), want)
+    cheapest = [costs.index(min(costs)) for costs in model.layer_costs]
+    moved = [int(torch.argmax(a.detach())) for a in strategy.supernet.alphas]
+    assert (moved == cheapest) == (scale < 1)
+
+
+def test_fbnet_adam_latency_step_is_the_papers_product_loss(
+    store: LutStore, small_data: object
+) -> None:
+    budget = _budget(store, 0.5)
+    strategy, _ = _strategy(store, "fbnet", budget, error_loo=None, latency_step="adam")
+    before = [a.detach().clone() for a in strategy.supernet.alphas]
+    strategy.after_architecture_step()  # no step of its own: the latency is in Adam's loss
+    assert all(
+        torch.equal(a.detach(), b) for a, b in zip(strategy.supernet.alphas, before, strict=True)
+    )
+    images, labels = small_data.train.tensors  # type: ignore[attr-defined]
+    loss, details = strategy.architecture_loss(
+        images[:16], labels[:16], torch.Generator().manual_seed(0)
+    )
+    assert loss.item() == pytest.approx(details.task_loss * details.penalty)
+
+
+@pytest.mark.parametrize(
+    "options", [{"latency_step": "sgd"}, {"latency_lr": 0}, {"latency_lr": "fast"}]
+)
+def test_fbnet_refuses_bad_latency_step_options(store: LutStore, options: dict) -> None:
+    with pytest.raises(ValueError, match="fbnet latency_"):
+        _strategy(store, "fbnet", _budget(store, 0.5), error_loo=None, **options)
+
+
 def test_fbnet_derives_the_most_likely_architecture_within_the_budget(store: LutStore) -> None:
     budget = _budget(store, 0.3)
     strategy, model = _strategy(store, "fbnet", budget, error_loo=None)
@@ -419,13 +462,12 @@ def test_fbnet_derives_the_most_likely_architecture_within_the_budget(store: Lut
         _strategy(store, "fbnet", budget, error_loo=None, derive="best")
 
 
+@pytest.mark.parametrize("name", ["hardcore", "fbnet"])
 @pytest.mark.parametrize("relaxation", ["soft", "hard"])
-def test_hardcore_relaxation_trains_every_candidate_or_one_path(
-    store: LutStore, relaxation: str
+def test_relaxation_trains_every_candidate_or_one_path(
+    store: LutStore, name: str, relaxation: str
 ) -> None:
-    strategy, _ = _strategy(
-        store, "hardcore", _budget(store, 0.5), error_loo=None, relaxation=relaxation
-    )
+    strategy, _ = _strategy(store, name, _budget(store, 0.5), error_loo=None, relaxation=relaxation)
     from search.supernet import MixedOp
 
     supernet = strategy.supernet
@@ -443,9 +485,10 @@ def test_hardcore_relaxation_trains_every_candidate_or_one_path(
     assert all(a.grad is not None and (a.grad != 0).all() for a in supernet.alphas)
 
 
-def test_hardcore_refuses_an_unknown_relaxation(store: LutStore) -> None:
-    with pytest.raises(ValueError, match="relaxation"):
-        _strategy(store, "hardcore", _budget(store, 0.5), error_loo=None, relaxation="dense")
+@pytest.mark.parametrize("name", ["hardcore", "fbnet"])
+def test_refuses_an_unknown_relaxation(store: LutStore, name: str) -> None:
+    with pytest.raises(ValueError, match=f"{name} relaxation"):
+        _strategy(store, name, _budget(store, 0.5), error_loo=None, relaxation="dense")
 
 
 @pytest.mark.parametrize("name", ["fbnet", "proxyless"])
