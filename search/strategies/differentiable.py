@@ -140,9 +140,10 @@ class FBNetStrategy(_LatencyAware):
       down at about the same rate whatever its cost: after the first step every probability
       of a layer was one of two values, and after 48 steps the e6 blocks of the cheapest
       layer (12 µs) were as unlikely as those of the dearest (94 µs). At 0.30 of fbnet-tiny's
-      range its results were then nearly all-e1 (4 seeds, search_quality.* of 2026-12-03:
-      0.25 pp under the better baseline), with the hard relaxation too; with the mirror step
-      they skip dear layers and keep e3/e6 in cheap ones, as hardcore's do (RESULT).
+      range its results were then nearly all-e1 (4 seeds, search_quality_fbadam.*: 0.25 pp
+      under the better baseline), with the hard relaxation too; with the mirror step they skip
+      dear layers and keep e3/e6 in cheap ones, as hardcore's do (8 seeds, search_quality.*:
+      +0.19 / +0.16 / +0.45 pp over the better baseline at 0.30 / 0.55 / 0.80).
     - The latency is taken relative to the budget: the paper's log(ms) is negative below 1 ms.
     - The exponent is β above the budget and `beta_below` (default −0.6) under it, so that the
       loss is lowest at the budget and pulls the search towards it from both sides, as TuNAS's
@@ -163,7 +164,8 @@ class FBNetStrategy(_LatencyAware):
       for latency up to that share, as hardcore does: at 0.30 of fbnet-tiny's range two
       searches ended at 59% and 73% of the budget, their children 1.6 and 1.8 pp below
       MobileNetV2 w0.5's; held to 0.9, they used 98-100% and gained 1.65 pp on the mean.
-    Its architecture learning rate is 0.05 (the paper: 0.01 over 90 epochs). Adam moves each α
+    Its architecture learning rate is 0.05 (the paper: 0.01 over 90 epochs; measured before the
+    mirror step, with the whole product loss through Adam). Adam moves each α
     by about the learning rate per step; with 0.01, 48 architecture steps left the largest
     probability per layer at 0.12-0.15 and the argmax network 14% over the budget the expected
     latency met, against 0.19-0.50 and 98% of the budget with 0.05 (fbnet-tiny, mnist5k)."""
