@@ -35,6 +35,7 @@ def export_run(
     dynamic_batch: bool = False,
     tensorrt_precision: str = "fp16",
     quick: bool = False,
+    pixels: str = "float",
 ) -> dict[str, Any]:
     """Export the trained child of a search run dir (arch.json + child.pt + metrics.json, as
     written by search/run.py) into run_dir/export/, verify each file against PyTorch, measure it
@@ -44,22 +45,28 @@ def export_run(
     DeployError (one line) for a run dir without weights / weights that do not fit the
     architecture, or an unknown format. `nhwc`: TFLite files with channel-last input/output;
     `dynamic_batch`: ONNX files with a free batch dimension; `quick`: the looser timing
-    protocol."""
+    protocol; `pixels`: what the files take, "float" ([0, 1]) or "uint8" (0..255) — the train
+    split's normalisation is inside every file either way (deploy.contract)."""
     from deploy.card import ERRORS_FILE
+    from deploy.contract import check_pixels, record_inputs
     from deploy.run import check_files, export_formats, export_job, open_run
 
     emit = on_event or (lambda event: None)
     try:
         names = parse_formats(list(formats))
+        check_pixels(pixels)
     except ValueError as exc:
         raise DeployError(str(exc)) from None
     run = open_run(Path(run_dir))
-    job = export_job(run, nhwc=nhwc, dynamic_batch=dynamic_batch)
+    job = export_job(run, nhwc=nhwc, dynamic_batch=dynamic_batch, pixels=pixels)
     job.tensorrt_precision = tensorrt_precision
     paths = {name: run.export_dir / get_format(name).file_name for name in names}
     errors = export_formats(job, names, paths, emit)
     _record_errors(run.export_dir / ERRORS_FILE, names, errors)
     files = {name: paths[name] for name in names if name not in errors}
+    drift = run.normalisation_error(pixels)
+    entry = {"pixels": pixels, "normalisation_max_abs_diff": drift}
+    record_inputs(run.export_dir, {name: entry for name in files})
     emit({"type": "state", "state": "verifying"})
     check_files(run, files, emit, force=True, quick=quick)
     card = write_card(run.run_dir, run=run, quick=quick)
@@ -131,13 +138,19 @@ def artifact_path(run_dir: Path, name: str) -> Path:
 
 
 def record_target_measurement(
-    run_dir: Path, device: str, fmt: str, measurement: dict[str, Any]
+    run_dir: Path,
+    device: str,
+    fmt: str,
+    measurement: dict[str, Any],
+    *,
+    taken_by: dict[str, Any] | None = None,
 ) -> None:
     """Store an end-to-end measurement of an exported file taken on a real target (by a profiler
     agent; `measurement` is lut.measurement.Measurement's JSON form, plus "backend") and rewrite
     card.json / card.md so the card shows measured-on-target next to LUT-predicted latency for
-    that device. Bad input raises DeployError (a ValueError) with one line; a format that was
-    not produced for this run raises FileNotFoundError, as `artifact_path` does."""
+    that device, and who took it (`taken_by`: the agent and device LUT, as JSON scalars). Bad
+    input raises DeployError (a ValueError) with one line; a format that was not produced for
+    this run raises FileNotFoundError, as `artifact_path` does."""
     from lut.measurement import Measurement
 
     run_dir = Path(run_dir)
@@ -154,6 +167,10 @@ def record_target_measurement(
     artifact_path(run_dir, fmt)  # only files that exist can have been measured
     stored = parsed.to_dict()
     stored["runtime"] = measurement.get("backend") or parsed.extra.get("backend")
+    if taken_by is not None:
+        if not isinstance(taken_by, dict):
+            raise DeployError("taken_by must be a JSON object (agent, device, ...)")
+        stored["taken_by"] = taken_by
     path = run_dir / "export" / TARGETS_FILE
     targets = read_json_or_empty(path)
     targets.setdefault(device, {})[fmt] = stored

@@ -9,8 +9,10 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from deploy.card_input import input_lines
 from deploy.checks import CHECKS_FILE, TARGETS_FILE, fresh_entry, read_json_or_empty
 from deploy.child import Child, read_json
+from deploy.contract import input_contract, read_inputs
 from deploy.memory import tflite_memory
 
 FP32_OF = {"onnx-int8": "onnx", "tflite-int8": "tflite"}
@@ -27,10 +29,12 @@ def build_card(run_dir: Path, child: Child, files: dict[str, Path]) -> dict[str,
         name: checks[name] for name, path in files.items() if fresh_entry(checks.get(name), path)
     }
     dataset = metrics.get("dataset") or {}
+    input_shape = [int(d) for d in child.space.input_shape[1:]]  # type: ignore[call-overload]
     return {
         "arch": child.arch_string,
         "space": child.space.name,
-        "input_shape": list(child.space.input_shape[1:]),
+        "input_shape": input_shape,
+        "input": input_contract(dataset, input_shape, files, read_inputs(export_dir)),
         "num_classes": child.space.num_classes,
         "params": child.params,
         "macs": total_macs(child.space.decode(child.arch)),
@@ -114,9 +118,15 @@ def _lut_unit(measurement: dict[str, Any]) -> dict[str, Any]:
 def _targets(export_dir: Path) -> dict[str, dict[str, Any]]:
     targets = read_json_or_empty(export_dir / TARGETS_FILE)
     return {
-        device: {fmt: _latency(m) for fmt, m in by_format.items()}
+        device: {fmt: {**_latency(m), **_taken_by(m)} for fmt, m in by_format.items()}
         for device, by_format in targets.items()
     }
+
+
+def _taken_by(measurement: dict[str, Any]) -> dict[str, Any]:
+    """Which agent and device LUT took a measurement on the target, when recorded."""
+    taken_by = measurement.get("taken_by")
+    return {"taken_by": taken_by} if taken_by else {}
 
 
 def _memory(files: dict[str, Path], fresh: dict[str, Any]) -> dict[str, Any]:
@@ -174,7 +184,7 @@ def render_markdown(card: dict[str, Any]) -> str:
             f"{name}: accuracy drop {'—' if drop is None else f'{drop:.2f} pp'}, size "
             f"{'—' if ratio is None else f'{ratio:.2f}× the fp32 file'}."
         )
-    lines += _latency_lines(card) + _memory_lines(card)
+    lines += input_lines(card) + _latency_lines(card) + _memory_lines(card)
     if card["errors"]:
         lines += ["", "## Formats not produced", ""]
         lines += [f"- {message}" for message in card["errors"].values()]
@@ -196,7 +206,9 @@ def _latency_lines(card: dict[str, Any]) -> list[str]:
         lines.append(f"| {device} (LUT-predicted) | — | {ms:.4f} | |")
     for device, by_format in latency["measured_on_target"].items():
         for fmt, m in by_format.items():
-            lines.append(_latency_row(f"{device} (measured on target)", fmt, m))
+            agent = (m.get("taken_by") or {}).get("agent")
+            by = f" by agent {agent}" if agent else ""
+            lines.append(_latency_row(f"{device} (measured on target{by})", fmt, m))
     host = f"this machine ({card['host']['cpu']})"
     referenced = []
     for fmt, m in latency["measured_here"].items():

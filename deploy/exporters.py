@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from deploy.contract import pixel_max
 from deploy.formats import ExportFailed, ExportJob, register_format, unsupported_op_message
 from profilers.export import write_atomically
 from profilers.quiet import silenced
@@ -41,7 +42,7 @@ def export_onnx(job: ExportJob, path: Path) -> None:
             dynamic = ({0: torch.export.Dim("batch", min=1, max=MAX_DYNAMIC_BATCH)},)
         with silenced(), torch.no_grad():
             torch.onnx.export(
-                job.module,
+                job.graph_module(),
                 (job.example(),),
                 str(tmp),
                 dynamo=True,
@@ -90,7 +91,7 @@ def export_onnx_int8(job: ExportJob, path: Path) -> None:
 
     class Batches(CalibrationDataReader):
         def __init__(self) -> None:
-            self.items = iter(job.calibration[i : i + 1] for i in range(len(job.calibration)))
+            self.items = iter(job.calibration_input(i) for i in range(len(job.calibration)))
 
         def get_next(self) -> dict[str, Any] | None:
             item = next(self.items, None)
@@ -124,7 +125,9 @@ def export_onnx_int8(job: ExportJob, path: Path) -> None:
 def export_tflite_int8(job: ExportJob, path: Path) -> None:
     """Full-integer TFLite: int8 weights, activations, input and output (what microcontrollers
     and mobile NPUs take), per-channel symmetric weights, ranges calibrated with PT2E observers
-    on the job's calibration images (min-max, like ONNX Runtime's default)."""
+    on the job's calibration images (min-max, like ONNX Runtime's default). The input's range
+    is the pixels' whole range, not what calibration saw: scale 1/255 for [0, 1] floats, 1 for
+    0..255, zero point −128 — an 8-bit pixel p maps exactly to q = p − 128."""
     import torch
 
     def write(tmp: Path) -> None:
@@ -134,13 +137,14 @@ def export_tflite_int8(job: ExportJob, path: Path) -> None:
             from litert_torch.quantize.quant_config import QuantConfig
             from torchao.quantization.pt2e import quantize_pt2e
 
-            module, example = _channel_layout(job, litert_torch)
+            module, example = _channel_layout(job, litert_torch, quantised=True)
             quantizer = pt2e_quantizer.PT2EQuantizer().set_global(_min_max_config())
             graph = torch.export.export(module.eval(), (example,)).module()
             prepared = quantize_pt2e.prepare_pt2e(graph, quantizer)
             with torch.no_grad():
                 for image in job.calibration:
                     prepared(_layout(torch.from_numpy(image[None]), job.nhwc))
+            _declare_input_range(prepared, pixel_max(job.pixels))
             quantised = quantize_pt2e.convert_pt2e(prepared, fold_quantize=False)
             edge_model = litert_torch.convert(
                 quantised, (example,), quant_config=QuantConfig(pt2e_quantizer=quantizer)
@@ -185,19 +189,41 @@ def _min_max_config() -> Any:
     return dataclasses.replace(config, input_activation=activation, output_activation=activation)
 
 
+def _declare_input_range(prepared: Any, top: float) -> None:
+    """Set the observer of the graph's input to [0, top] after calibration."""
+    import torch
+
+    placeholder = next(node for node in prepared.graph.nodes if node.op == "placeholder")
+    observers = [
+        user.target
+        for user in placeholder.users
+        if user.op == "call_module" and str(user.target).startswith("activation_post_process")
+    ]
+    if len(observers) != 1:
+        raise ExportFailed(f"tflite-int8: expected one observer of the input, found {observers}")
+    observer = getattr(prepared, str(observers[0]))
+    observer.min_val = torch.tensor(0.0)
+    observer.max_val = torch.tensor(float(top))
+
+
 def _layout(tensor: Any, nhwc: bool) -> Any:
     return tensor.permute(0, 2, 3, 1).contiguous() if nhwc else tensor
 
 
-def _channel_layout(job: ExportJob, litert_torch: Any) -> tuple[Any, Any]:
-    """The module and example the converter sees: wrapped for NHWC input/output if asked."""
-    example = job.example()
+def _channel_layout(
+    job: ExportJob, litert_torch: Any, *, quantised: bool = False
+) -> tuple[Any, Any]:
+    """The module and example the converter sees: wrapped for NHWC input/output if asked. The
+    quantised file takes the float module (its int8 input is the quantised pixels); the fp32
+    file casts uint8 pixels first."""
+    module = job.module if quantised else job.graph_module()
+    example = job.float_example() if quantised else job.example()
     if not job.nhwc:
-        return job.module, example
+        return module, example
     import torch
 
     with torch.no_grad():
-        output = job.module(example)
+        output = module(example)
     outputs = [0] if output.dim() == 4 else []
-    wrapped = litert_torch.to_channel_last_io(job.module, args=[0], outputs=outputs)
+    wrapped = litert_torch.to_channel_last_io(module, args=[0], outputs=outputs)
     return wrapped, _layout(example, True)

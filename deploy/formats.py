@@ -21,9 +21,11 @@ class ExportFailed(RuntimeError):
 
 @dataclass
 class ExportJob:
-    """What every exporter needs: the eval-mode module, its input shape (C, H, W), calibration
-    images (NCHW float) and where the files go. `produced` maps formats already written to their
-    files, so int8 ONNX and TensorRT can start from the fp32 ONNX file."""
+    """What every exporter needs: the eval-mode module on float pixels (normalisation inside,
+    `deploy.contract.deployable_module`), its input shape (C, H, W), calibration images (NCHW
+    float32 in the pixels' range: [0, 1], or 0..255 for `pixels="uint8"`) and where the files
+    go. `produced` maps formats already written to their files, so int8 ONNX and TensorRT can
+    start from the fp32 ONNX file."""
 
     module: nn.Module
     input_shape: tuple[int, int, int]
@@ -32,12 +34,31 @@ class ExportJob:
     nhwc: bool = False  # TFLite files with channel-last input and output
     dynamic_batch: bool = False  # ONNX files with a free batch dimension
     tensorrt_precision: str = "fp16"
+    pixels: str = "float"  # what the files take: "float" [0, 1] or "uint8" 0..255
     produced: dict[str, Path] = field(default_factory=dict)
 
     def example(self, batch: int = 1) -> Any:
+        """The first calibration images as the fp32 files take them (uint8 for uint8 pixels)."""
+        import torch
+
+        tensor = self.float_example(batch)
+        return tensor.to(torch.uint8) if self.pixels == "uint8" else tensor
+
+    def float_example(self, batch: int = 1) -> Any:
         import torch
 
         return torch.from_numpy(np.ascontiguousarray(self.calibration[:batch]))
+
+    def graph_module(self) -> nn.Module:
+        """The module the fp32 exporters trace: it casts uint8 input to float first."""
+        from deploy.contract import graph_module
+
+        return graph_module(self.module, self.pixels)
+
+    def calibration_input(self, index: int) -> np.ndarray:
+        """Calibration image `index` (batch 1) in the fp32 ONNX file's input dtype."""
+        image = self.calibration[index : index + 1]
+        return image.astype(np.uint8) if self.pixels == "uint8" else image
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """The deploy pipeline over a search run directory: open it (child + dataset), export formats
-into run_dir/export/, verify and measure each file, keep the results in export/checks.json."""
+into run_dir/export/ (taking pixels, normalisation inside: deploy.contract), verify and measure
+each file on the test split's pixels, keep the results in export/checks.json."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 from deploy.checks import CHECKS_FILE, file_digest, fresh_entry, read_json_or_empty
 from deploy.checks import write_json_atomically as write_json
 from deploy.child import Child, load_run_child, read_json
+from deploy.contract import deployable_module, file_pixels, pixel_max, read_pixel_kinds
 from deploy.formats import ExportFailed, ExportJob, get_format, parse_formats
 from deploy.measure import lut_unit_for, measure_exported
 from deploy.rundata import EvalData, run_dataset
@@ -29,16 +31,42 @@ class OpenRun:
     metrics: dict[str, Any]
     data: EvalData
     real_labels: bool = True
-    _reference: np.ndarray | None = field(default=None, repr=False)
+    _references: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    _deployable: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def export_dir(self) -> Path:
         return self.run_dir / EXPORT_DIR
 
-    def reference(self) -> np.ndarray:
-        if self._reference is None:
-            self._reference = reference_logits(self.child.module, self.data.test_images)
-        return self._reference
+    def deployable(self) -> Any:
+        """The child behind the train split's normalisation: a module on [0, 1] pixels."""
+        if "module" not in self._deployable:
+            self._deployable["module"] = deployable_module(
+                self.child.module, self.data.mean, self.data.std, "float"
+            )
+        return self._deployable["module"]
+
+    def test_inputs(self, pixels: str) -> np.ndarray:
+        """The test split as a file taking `pixels` gets it (float32 values)."""
+        return file_pixels(self.data.test_images, pixels)
+
+    def reference(self, pixels: str = "float") -> np.ndarray:
+        """PyTorch's logits for the test split as a file taking `pixels` sees it."""
+        if pixels not in self._references:
+            inputs = self.test_inputs(pixels) / pixel_max(pixels)
+            self._references[pixels] = reference_logits(self.deployable(), inputs)
+        return self._references[pixels]
+
+    def normalisation_error(self, pixels: str) -> float:
+        """Largest logit difference between the deployable module on the pixels and the trained
+        child on the normalised tensors it was trained on (the same images): PyTorch's check
+        that the normalisation inside the files is the training pipeline's."""
+        from search.data.splits import normalise
+
+        pixels01 = self.test_inputs(pixels) / pixel_max(pixels)
+        normalised = normalise(pixels01, self.data.mean, self.data.std).numpy()
+        trained = reference_logits(self.child.module, normalised)
+        return float(np.abs(self.reference(pixels) - trained).max())
 
 
 def open_run(run_dir: Path) -> OpenRun:
@@ -77,14 +105,20 @@ def _in_dependency_order(names: list[str]) -> list[str]:
     return sorted(names, key=order.index)
 
 
-def export_job(run: OpenRun, *, nhwc: bool = False, dynamic_batch: bool = False) -> ExportJob:
+def export_job(
+    run: OpenRun, *, nhwc: bool = False, dynamic_batch: bool = False, pixels: str = "float"
+) -> ExportJob:
+    """Files take pixels in [0, 1] (or 0..255 for `pixels="uint8"`), normalised inside. The
+    module traced is on float pixels in that range: the normalisation's weights scale by it."""
+    scaled = deployable_module(run.child.module, run.data.mean, run.data.std, pixels)
     return ExportJob(
-        module=run.child.module,
+        module=scaled,
         input_shape=tuple(run.child.space.input_shape[1:]),  # type: ignore[arg-type]
-        calibration=run.data.calibration,
+        calibration=file_pixels(run.data.calibration, pixels),
         out_dir=run.export_dir,
         nhwc=nhwc,
         dynamic_batch=dynamic_batch,
+        pixels=pixels,
     )
 
 
@@ -131,24 +165,27 @@ def check_one(
     run: OpenRun, name: str, file: Path, emit: Emit, *, measure: bool, quick: bool
 ) -> dict[str, Any]:
     fmt = get_format(name)
+    pixels = read_pixel_kinds(run.export_dir).get(name, "float")
+    inputs = run.test_inputs(pixels)
     emit({"type": "verify", "format": name})
     entry: dict[str, Any] = {
         "file": file.name,
         "sha256": file_digest(file),
         "bytes": file.stat().st_size,
         "dataset": run.data.name,
+        "pixels": pixels,
         "verification": verify_file(
             file,
-            run.data.test_images,
+            inputs,
             run.data.test_labels,
-            run.reference(),
+            run.reference(pixels),
             int8=not fmt.exact,
             real_labels=run.real_labels,
         ),
     }
     if measure:
         emit({"type": "measure", "format": name, "runtime": fmt.runtime})
-        example = run.data.test_images[:1]
+        example = inputs[:1]
         try:
             unit = lut_unit_for(fmt.runtime, run.metrics.get("lut_units") or {})
             entry["measurement"] = measure_exported(

@@ -15,12 +15,16 @@ CALIBRATION_SAMPLES = 256  # images from the train split that calibrate int8 ran
 
 @dataclass(frozen=True)
 class EvalData:
-    """NCHW float arrays: calibration images (train split) and the labelled test split."""
+    """NCHW float32 pixels in [0, 1] (before the train split's normalisation, as exported files
+    take them): calibration images (train split) and the labelled test split; with the `mean`
+    and `std` that the network was trained behind."""
 
     name: str
     calibration: np.ndarray
     test_images: np.ndarray
     test_labels: np.ndarray
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
 
 
 def run_dataset(metrics: dict[str, Any], resolution: int) -> EvalData:
@@ -41,12 +45,18 @@ def run_dataset(metrics: dict[str, Any], resolution: int) -> EvalData:
             f"dataset {spec} changed since the run (content hash {data.content_hash}, "
             f"the run used {record['content_hash']})"
         )
+    from deploy.contract import pixels_from_normalised
+
     images, labels = data.test.tensors
     return EvalData(
         name=data.name,
-        calibration=calibration_images(data.train.tensors[0]),
-        test_images=images.numpy(),
+        calibration=pixels_from_normalised(
+            calibration_images(data.train.tensors[0]), data.mean, data.std
+        ),
+        test_images=pixels_from_normalised(images.numpy(), data.mean, data.std),
         test_labels=labels.numpy(),
+        mean=data.mean,
+        std=data.std,
     )
 
 
@@ -58,8 +68,9 @@ def calibration_images(train_images: Any, count: int = CALIBRATION_SAMPLES) -> n
 
 
 def synthetic_data(input_shape: tuple[int, ...], num_classes: int, count: int = 64) -> EvalData:
-    """Random inputs for a child without a dataset (random weights, `--arch`): fidelity only."""
+    """Random [0, 1] pixels for a child without a dataset (random weights, `--arch`): fidelity
+    only."""
     rng = np.random.default_rng(0)
-    images = rng.standard_normal((count, *input_shape)).astype(np.float32)
+    images = rng.random((count, *input_shape), dtype=np.float32)
     labels = rng.integers(0, num_classes, count)
     return EvalData("random-normal", images[: count // 2], images, labels)

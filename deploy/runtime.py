@@ -1,6 +1,6 @@
-"""Run an exported file in its own runtime on NCHW float images and return float logits: ONNX
-files in ONNX Runtime, TFLite files in the LiteRT interpreter (NHWC and int8 inputs fitted,
-int8 outputs dequantised), engines in TensorRT."""
+"""Run an exported file in its own runtime on NCHW float32 images (in the range the file takes)
+and return float logits: ONNX files in ONNX Runtime, TFLite files in the LiteRT interpreter (NHWC,
+uint8 and int8 inputs fitted, int8 outputs dequantised), engines in TensorRT."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from profilers.backends.converted import fit_input
+from profilers.backends.onnxruntime_backend import numpy_dtype
 from profilers.quiet import silenced
 
 ORT_CHUNK = 256
@@ -35,17 +36,18 @@ def predict_onnx(path: Path, images: np.ndarray) -> np.ndarray:
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     model_input = session.get_inputs()[0]
+    dtype = numpy_dtype(model_input.type)
     fixed_batch = model_input.shape[0] if isinstance(model_input.shape[0], int) else None
     chunk = fixed_batch or ORT_CHUNK
     outputs = []
     for start in range(0, len(images), chunk):
         batch = torch.from_numpy(images[start : start + chunk])
-        if fixed_batch and len(batch) != fixed_batch:
-            outputs += [
-                session.run(None, {model_input.name: image[None].numpy()})[0] for image in batch
-            ]
-            continue
-        outputs.append(session.run(None, {model_input.name: batch.numpy()})[0])
+        pieces = [batch[i : i + 1] for i in range(len(batch))]
+        if not fixed_batch or len(batch) == fixed_batch:
+            pieces = [batch]
+        for piece in pieces:
+            feed = fit_input(piece, model_input.shape, dtype)
+            outputs.append(session.run(None, {model_input.name: feed})[0])
     return np.concatenate(outputs).astype(np.float32)
 
 

@@ -169,7 +169,7 @@ class OnnxRuntimeBackend(ConvertedModelBackend):
             providers = [(CUDA_PROVIDER, {"device_id": self._device_index()})]
         session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
         model_input = session.get_inputs()[0]
-        array = fit_input(example, model_input.shape, _numpy_dtype(model_input.type))
+        array = fit_input(example, model_input.shape, numpy_dtype(model_input.type))
         input_name = model_input.name
         if not self.is_cuda:
             feed = {input_name: array}
@@ -194,7 +194,7 @@ class OnnxRuntimeBackend(ConvertedModelBackend):
         return int(index) if index else 0
 
 
-def _numpy_dtype(onnx_type: str) -> str:
+def numpy_dtype(onnx_type: str) -> str:
     """ORT's 'tensor(float)', 'tensor(uint8)', ... as a numpy dtype name."""
     name = onnx_type.removeprefix("tensor(").removesuffix(")")
     return {"float": "float32", "double": "float64", "float16": "float16"}.get(name, name)

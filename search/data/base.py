@@ -23,7 +23,10 @@ class DatasetSplits:
     Images are float32 NCHW, scaled to [0, 1] and then normalised with the per-channel `mean` and
     `std` of the train split; labels are int64 class indices into `class_names`.
     `content_hash` identifies the loaded data and the resolution; the seed and fractions that
-    produced the splits are not part of it (record them next to it).
+    produced the splits are not part of it (record them next to it). `source_size` is the images'
+    (H, W) before resizing (None when they came in several sizes) and `color` their channel order
+    (`grayscale`, `RGB`, or `as stored` for arrays whose order the loader cannot know): with the
+    mean and std they are the input contract an exported model states.
     """
 
     name: str
@@ -37,6 +40,8 @@ class DatasetSplits:
     std: tuple[float, ...]
     source: str
     content_hash: str
+    source_size: tuple[int, int] | None = None
+    color: str = "grayscale"
 
     def record(self) -> dict[str, object]:
         """A JSON-ready summary for metrics, job records and model cards."""
@@ -50,6 +55,8 @@ class DatasetSplits:
             "sizes": {"train": len(self.train), "val": len(self.val), "test": len(self.test)},
             "mean": list(self.mean),
             "std": list(self.std),
+            "source_size": None if self.source_size is None else list(self.source_size),
+            "color": self.color,
         }
 
 

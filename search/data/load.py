@@ -67,6 +67,22 @@ def _load_raw(spec: str, resolution: int | None) -> RawImages:
     )
 
 
+def _source_size(spec: str, raw: RawImages, resolution: int | None) -> tuple[int, int] | None:
+    """The images' size before `load_dataset` resized them; None for a folder resized as read
+    (its images may differ in size)."""
+    folder = spec not in dataset_names() and Path(spec).expanduser().suffix.lower() != ".npz"
+    if folder and resolution is not None:
+        return None
+    return int(raw.images.shape[2]), int(raw.images.shape[3])
+
+
+def _color(spec: str, channels: int) -> str:
+    """Channel order: Pillow gives folders RGB; an .npz's colour channels are as stored."""
+    if channels == 1:
+        return "grayscale"
+    return "as stored" if Path(spec).expanduser().suffix.lower() == ".npz" else "RGB"
+
+
 def _check_labels(raw: RawImages) -> int:
     """The number of classes, after checking every label names a class that has samples."""
     if raw.labels.min() < 0:
@@ -115,6 +131,7 @@ def load_dataset(
             f"{raw.source}: {len(raw.labels)} samples are too few to split into train "
             f"({len(train_idx)}), val ({len(val_idx)}) and test ({len(test_idx)})"
         )
+    source_size = _source_size(spec, raw, resolution)
     images = raw.images if resolution is None else resize_images(raw.images, resolution)
     mean, std = channel_stats(images[train_idx])
     channels, height, width = images.shape[1:]
@@ -138,4 +155,6 @@ def load_dataset(
         std=std,
         source=raw.source,
         content_hash=hashlib.sha256(hash_input.encode()).hexdigest()[:16],
+        source_size=source_size,
+        color=_color(spec, int(channels)),
     )

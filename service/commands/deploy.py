@@ -40,6 +40,15 @@ def register(sub: Any) -> None:
     p.add_argument(
         "-o", "--output", type=Path, help="with --arch: the file (one format) or directory"
     )
+    p.add_argument(
+        "--input",
+        dest="pixels",
+        choices=["float", "uint8"],
+        default="float",
+        help="what the files take: float pixels in [0, 1] (default) or raw uint8 0..255 (the "
+        "natural input of a microcontroller or NPU); the train split's normalisation is inside "
+        "the files either way",
+    )
     p.add_argument("--nhwc", action="store_true", help="TFLite files with NHWC input/output")
     p.add_argument("--dynamic-batch", action="store_true", help="ONNX files with a free batch")
     p.add_argument(
@@ -75,6 +84,8 @@ def run_export(args: argparse.Namespace) -> int:
     from deploy.api import DeployError, export_run
 
     if args.arch is not None:
+        if args.pixels != "float":
+            raise UsageProblem("--input goes with --run: --arch files take float pixels")
         return _export_arch(args)
     if args.output is not None:
         raise UsageProblem("-o/--output goes with --arch; a run exports into DIR/export/")
@@ -87,6 +98,7 @@ def run_export(args: argparse.Namespace) -> int:
             dynamic_batch=args.dynamic_batch,
             tensorrt_precision=args.tensorrt_precision,
             quick=args.quick,
+            pixels=args.pixels,
         )
     except DeployError as exc:
         raise UsageProblem(str(exc)) from None
