@@ -19,6 +19,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    PrimaryKeyConstraint,
     String,
     Text,
     UniqueConstraint,
@@ -50,6 +51,30 @@ class DeviceRow(Base):
     fingerprint_hash: Mapped[str] = mapped_column(String(40))
     fingerprint: Mapped[dict[str, Any]] = mapped_column(JSON)
     fixed_costs: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DeviceOwnerRow(Base):
+    """The tenant a device name belongs to: the first to register it (an agent) or profile it
+    (the command line, as the operator's tenant). Every LUT of the name (one per fingerprint)
+    shares it, so it is keyed by name and claimed atomically (insert-or-ignore) with the LUT."""
+
+    __tablename__ = "device_owners"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DeviceShareRow(Base):
+    """A device its owner shared with another tenant: that tenant's jobs may ask the device's
+    agents to profile it and to time their models. Its agents stay the owner's."""
+
+    __tablename__ = "device_shares"
+    __table_args__ = (PrimaryKeyConstraint("name", "tenant", name="pk_device_shares"),)
+
+    name: Mapped[str] = mapped_column(ForeignKey("device_owners.name", ondelete="CASCADE"))
+    tenant: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

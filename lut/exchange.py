@@ -21,7 +21,7 @@ from typing import Any
 from lut.measurement import Measurement
 from lut.opspec import OpSpec
 from lut.predictor import Calibration, FixedCosts
-from lut.store import Device, LutStore, measurement_values
+from lut.store import OPERATOR_TENANT, Device, LutStore, measurement_values
 
 FORMAT = "hwnas-lut"
 VERSION = 1
@@ -177,10 +177,16 @@ def read_lut_file(path: Path) -> ParsedLut:
 
 
 def import_lut(
-    store: LutStore, parsed: ParsedLut, *, name: str | None = None, replace: bool = False
+    store: LutStore,
+    parsed: ParsedLut,
+    *,
+    name: str | None = None,
+    replace: bool = False,
+    owner: str = OPERATOR_TENANT,
 ) -> tuple[Device, int]:
-    """Write a parsed LUT in one transaction. Returns the device and how many ops were added."""
-    device = store.register_device(name or parsed.name, parsed.fingerprint)
+    """Write a parsed LUT in one transaction. Returns the device and how many ops were added.
+    A new device name goes to `owner`; one of another tenant raises DeviceOwned."""
+    device = store.register_device(name or parsed.name, parsed.fingerprint, owner=owner)
     rows = [
         measurement_values(device.id, spec, m, version, created)
         for spec, m, version, created in parsed.measurements

@@ -15,7 +15,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from lut.db import CalibrationRow, DeviceRow, EndToEndRow, MeasurementRow, make_engine, utcnow
+from lut.db import (
+    CalibrationRow,
+    DeviceOwnerRow,
+    DeviceRow,
+    DeviceShareRow,
+    EndToEndRow,
+    MeasurementRow,
+    make_engine,
+    utcnow,
+)
 from lut.measurement import Measurement
 from lut.migrate import migrate
 from lut.opspec import OpSpec
@@ -28,6 +37,20 @@ class DatabaseUnavailable(RuntimeError):
 
 class DeviceNotFound(LookupError):
     pass
+
+
+# The tenant of devices profiled from the command line: the operator's, that of the admin key
+# `hwnas serve` ensures (service/app.py).
+OPERATOR_TENANT = "default"
+
+
+class DeviceOwned(PermissionError):
+    """A device name that belongs to another tenant. The message does not name the owner (it
+    may reach that other tenant); `owner` does, for the operator's command line."""
+
+    def __init__(self, name: str, owner: str) -> None:
+        super().__init__(f"device {name!r} belongs to another tenant")
+        self.name, self.owner = name, owner
 
 
 def fingerprint_hash(fingerprint: dict[str, Any]) -> str:
@@ -113,8 +136,11 @@ class LutStore:
         return dialect.insert(table)
 
     # -- devices -------------------------------------------------------------------------
-    def register_device(self, name: str, fingerprint: dict[str, Any]) -> Device:
-        """The device with this name and fingerprint, created if new (safe under races)."""
+    def register_device(
+        self, name: str, fingerprint: dict[str, Any], *, owner: str = OPERATOR_TENANT
+    ) -> Device:
+        """The device with this name and fingerprint, created if new (safe under races). The
+        name is claimed for `owner` if nobody holds it yet; DeviceOwned if another tenant does."""
         if not name or len(name) > 100:
             raise ValueError("a device name must have 1 to 100 characters")
         digest = fingerprint_hash(fingerprint)
@@ -126,6 +152,7 @@ class LutStore:
             created_at=utcnow(),
         )
         with Session(self.engine) as session, session.begin():
+            self._claim(session.connection(), name, owner)
             session.execute(
                 stmt.on_conflict_do_nothing(index_elements=["name", "fingerprint_hash"])
             )
@@ -179,10 +206,77 @@ class LutStore:
             conn.execute(stmt)
 
     def delete_device(self, device: Device) -> None:
+        """Delete one LUT. Its name stays its owner's (no other tenant can take it over)."""
         with Session(self.engine) as session, session.begin():
             for table in (MeasurementRow, EndToEndRow, CalibrationRow):
                 session.execute(delete(table).where(table.device_id == device.id))
             session.execute(delete(DeviceRow).where(DeviceRow.id == device.id))
+
+    # -- ownership and sharing ------------------------------------------------------------
+    def _claim(self, connection: Connection, name: str, tenant: str) -> None:
+        """Claim device `name` for `tenant` unless someone holds it: one insert-or-ignore on
+        the name, so two tenants racing for a new name cannot both win."""
+        stmt = self._insert(DeviceOwnerRow.__table__).values(
+            name=name, tenant=tenant, created_at=utcnow()
+        )
+        connection.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
+        owner = connection.execute(
+            select(DeviceOwnerRow.tenant).where(DeviceOwnerRow.name == name)
+        ).scalar_one()
+        if owner != tenant:
+            raise DeviceOwned(name, owner)
+
+    def device_owner(self, name: str) -> str | None:
+        """The tenant device `name` belongs to; None for a name nobody registered yet."""
+        with self.engine.connect() as connection:
+            query = select(DeviceOwnerRow.tenant).where(DeviceOwnerRow.name == name)
+            return connection.execute(query).scalar()
+
+    def device_owners(self) -> dict[str, str]:
+        """Device name → owner tenant, for every name."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(DeviceOwnerRow.name, DeviceOwnerRow.tenant))
+            return {name: tenant for name, tenant in rows}
+
+    def share_device(self, name: str, tenant: str) -> bool:
+        """Let `tenant`'s jobs use device `name`'s agents; False if it already could. Raises
+        DeviceNotFound for a name nobody owns, ValueError for sharing with the owner itself."""
+        owner = self.device_owner(name)
+        if owner is None:
+            raise DeviceNotFound(f"unknown device {name!r}")
+        if owner == tenant:
+            raise ValueError(f"device {name!r} already belongs to tenant {tenant!r}")
+        stmt = self._insert(DeviceShareRow.__table__).values(
+            name=name, tenant=tenant, created_at=utcnow()
+        )
+        stmt = stmt.on_conflict_do_nothing(index_elements=["name", "tenant"])
+        with self.engine.begin() as connection:
+            return bool(connection.execute(stmt.returning(DeviceShareRow.tenant)).first())
+
+    def unshare_device(self, name: str, tenant: str) -> bool:
+        """Stop sharing device `name` with `tenant`; False if it was not shared with it."""
+        stmt = delete(DeviceShareRow).where(
+            DeviceShareRow.name == name, DeviceShareRow.tenant == tenant
+        )
+        with self.engine.begin() as connection:
+            return bool(connection.execute(stmt.returning(DeviceShareRow.tenant)).first())
+
+    def device_shares(self, name: str | None = None) -> dict[str, list[str]]:
+        """Device name → the tenants it is shared with (sorted); of one name if given."""
+        query = select(DeviceShareRow.name, DeviceShareRow.tenant).order_by(
+            DeviceShareRow.name, DeviceShareRow.tenant
+        )
+        if name is not None:
+            query = query.where(DeviceShareRow.name == name)
+        shares: dict[str, list[str]] = {}
+        with self.engine.connect() as connection:
+            for device, tenant in connection.execute(query):
+                shares.setdefault(device, []).append(tenant)
+        return shares
+
+    def may_use(self, name: str, tenant: str) -> bool:
+        """Whether `tenant` owns device `name` or was shared it."""
+        return self.device_owner(name) == tenant or tenant in self.device_shares(name).get(name, [])
 
     # -- measurements --------------------------------------------------------------------
     def add_measurement(

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from lut.measurement import Measurement
 from lut.predictor import IN_NETWORK_TIMING
-from lut.store import Device, LutStore
+from lut.store import OPERATOR_TENANT, Device, LutStore
 from profilers.base import PROFILER_VERSION, ProfilerBackend
 from profilers.runner import measure_fixed_costs, use_lut_drift_reference
 
@@ -121,12 +121,14 @@ def profile_in_network(
     force: bool = False,
     on_start: Callable[[int], None] | None = None,
     on_network: NetworkProgress | None = None,
+    owner: str = OPERATOR_TENANT,
 ) -> InNetworkReport:
     """Profile the covering networks of `space` into the in-network LUT of `device_name` and
-    write one entry per distinct op (existing entries are kept unless `force`)."""
+    write one entry per distinct op (existing entries are kept unless `force`); a new device
+    name goes to tenant `owner`."""
     check_in_network_backend(backend)
     check_one_timing(store, device_name, IN_NETWORK_TIMING)
-    device = store.register_device(device_name, in_network_fingerprint(backend))
+    device = store.register_device(device_name, in_network_fingerprint(backend), owner=owner)
     archs = covering_architectures(space, rounds)
     report = InNetworkReport(device=device, networks=len(archs))
     if device.fixed_costs is None or force:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from lut.measurement import Measurement
 from lut.opspec import OpSpec
 from lut.predictor import FixedCosts, io_megabytes
-from lut.store import Device, LutStore
+from lut.store import OPERATOR_TENANT, Device, LutStore
 from profilers.base import PROFILER_VERSION, ProfilerBackend
 
 # Sizes of the `add` probes that fit the per-call overhead: from a few KB to ~10 MB of I/O,
@@ -117,19 +117,21 @@ def profile_specs(
     passes: int = 1,
     on_start: Callable[[int], None] | None = None,
     on_measured: ProgressFn | None = None,
+    owner: str = OPERATOR_TENANT,
 ) -> ProfileReport:
     """Measure every spec the device's LUT lacks (all of them with `force`), one committed row
     per op, so an interrupted run loses at most the op in flight and a rerun resumes. With
     `passes` > 1 every op is measured that many times, each later pass over all ops in its own
     shuffled order (a slow spell of the machine then falls on different ops each pass); an
     entry pools its passes' samples (`extra["passes"]`, `extra["pass_medians_ms"]`), rewritten
-    after each pass, so an interrupted run resumes at the pass it was in."""
+    after each pass, so an interrupted run resumes at the pass it was in. A new device name
+    goes to tenant `owner`; one of another tenant raises lut.store.DeviceOwned."""
     from profilers.in_network import check_one_timing
 
     if passes < 1:
         raise ValueError("passes must be at least 1")
     check_one_timing(store, device_name, None)
-    device = store.register_device(device_name, backend.fingerprint())
+    device = store.register_device(device_name, backend.fingerprint(), owner=owner)
     report = ProfileReport(device=device, total=0)
     if device.fixed_costs is None or force:
         store.set_fixed_costs(device, measure_fixed_costs(backend))

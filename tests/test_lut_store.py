@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,13 @@ from lut.exchange import InvalidLutFile, export_lut, import_lut, parse_lut, read
 from lut.measurement import Measurement
 from lut.opspec import OpSpec
 from lut.predictor import Calibration, FixedCosts
-from lut.store import DatabaseUnavailable, DeviceNotFound, LutStore
+from lut.store import (
+    OPERATOR_TENANT,
+    DatabaseUnavailable,
+    DeviceNotFound,
+    DeviceOwned,
+    LutStore,
+)
 from search.spaces.base import space_from_string
 
 FINGERPRINT = {"backend": "onnxruntime", "runtime_version": "1.0", "threads": 1}
@@ -181,3 +189,171 @@ def test_pooled_measurement_keeps_every_round() -> None:
     assert both.extra["rounds_median_ms"] == [1.1, 2.1]
     assert both.extra["drift_reference"]["raw_ms"] == [1.0, 1.2, 1.1, 2.0, 2.2]
     assert len(both.extra["drift_reference"]["reference_ms"]) == 5
+
+
+def test_a_device_name_belongs_to_one_tenant_and_is_shared_explicitly(
+    db_url: str, tmp_path: Path
+) -> None:
+    store = LutStore(db_url)
+    try:
+        mine = store.register_device("pi", FINGERPRINT, owner="lab")
+        assert store.device_owner("pi") == "lab"
+        # Another LUT of the name (a new runtime version) is the owner's to add, nobody else's.
+        newer = {**FINGERPRINT, "runtime_version": "2.0"}
+        assert store.register_device("pi", newer, owner="lab").id != mine.id
+        for intruder in ("other", OPERATOR_TENANT):
+            with pytest.raises(DeviceOwned) as refused:
+                store.register_device("pi", {**FINGERPRINT, "host": intruder}, owner=intruder)
+            assert refused.value.owner == "lab" and "lab" not in str(refused.value)
+        with pytest.raises(DeviceOwned):
+            store.register_device("pi", FINGERPRINT)  # the command line is the operator's
+        assert len(store.devices("pi")) == 2
+        # The operator's own devices: profiled from the command line without a tenant.
+        store.register_device("laptop", FINGERPRINT)
+        assert store.device_owners() == {"laptop": OPERATOR_TENANT, "pi": "lab"}
+
+        assert not store.may_use("pi", "other")
+        assert store.share_device("pi", "other") is True
+        assert store.share_device("pi", "other") is False  # idempotent
+        assert store.may_use("pi", "other") and store.may_use("pi", "lab")
+        assert store.device_shares() == {"pi": ["other"]}
+        with pytest.raises(DeviceOwned):  # shared is not owned: still no registering under it
+            store.register_device("pi", {**FINGERPRINT, "host": "x"}, owner="other")
+        with pytest.raises(ValueError, match="already belongs"):
+            store.share_device("pi", "lab")
+        with pytest.raises(DeviceNotFound):
+            store.share_device("nowhere", "lab")
+        assert store.unshare_device("pi", "other") is True
+        assert store.unshare_device("pi", "other") is False
+        assert not store.may_use("pi", "other")
+
+        # An import cannot take a name either; deleting a LUT leaves the name its owner's.
+        path = tmp_path / "pi.lut.json"
+        path.write_text(json.dumps(export_lut(store, mine)))
+        with pytest.raises(DeviceOwned):
+            import_lut(store, read_lut_file(path), owner="other")
+        import_lut(store, read_lut_file(path), name="pi-copy", owner="other")
+        assert store.device_owner("pi-copy") == "other"
+        for device in store.devices("pi"):
+            store.delete_device(device)
+        with pytest.raises(DeviceOwned):
+            store.register_device("pi", FINGERPRINT, owner="other")
+    finally:
+        store.close()
+
+
+def test_racing_tenants_get_a_new_name_exactly_once(db_url: str) -> None:
+    store = LutStore(db_url)
+    winners: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def register(tenant: str) -> None:
+        for n in range(10):
+            try:
+                store.register_device(f"race-{n}", {**FINGERPRINT, "host": tenant}, owner=tenant)
+            except DeviceOwned:
+                continue
+            with lock:
+                winners.append((f"race-{n}", tenant))
+
+    try:
+        threads = [threading.Thread(target=register, args=(t,)) for t in ("a", "b", "c")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(name for name, _ in winners) == sorted(f"race-{n}" for n in range(10))
+        for name, tenant in winners:
+            assert store.device_owner(name) == tenant
+            assert [d.fingerprint["host"] for d in store.devices(name)] == [tenant]
+    finally:
+        store.close()
+
+
+def test_migration_gives_existing_devices_and_tasks_their_owners(db_url: str) -> None:
+    """A database of revision 0004: a name measured by agents goes to their (earliest) tenant,
+    one only profiled from the command line to the operator's; tasks get their job's tenant."""
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    from lut.db import make_engine
+    from lut.migrate import MIGRATIONS
+
+    engine = make_engine(db_url)
+    with engine.begin() as connection:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0004")
+    now = datetime.now(UTC)
+    meta = sa.MetaData()
+    meta.reflect(engine, only=["devices", "agents", "jobs", "agent_tasks"])
+    devices, agents, jobs, tasks = (
+        meta.tables[t] for t in ("devices", "agents", "jobs", "agent_tasks")
+    )
+    with engine.begin() as connection:
+        for i, name in enumerate(("cli-laptop", "lab-pi", "lab-pi")):
+            connection.execute(
+                sa.insert(devices).values(
+                    id=i + 1,
+                    name=name,
+                    backend="onnxruntime",
+                    fingerprint_hash=f"h{i}",
+                    fingerprint={**FINGERPRINT, "n": i},
+                    created_at=now,
+                )
+            )
+        for i, tenant in enumerate(("lab", "late")):  # "late" registered after "lab"
+            connection.execute(
+                sa.insert(agents).values(
+                    id=f"{i:032x}",
+                    key_id=f"k{i}",
+                    tenant=tenant,
+                    name="lab-pi",
+                    device_id=2 + i,
+                    backend="onnxruntime",
+                    created_at=now.replace(year=2020 + i),
+                    last_seen_at=now,
+                )
+            )
+        connection.execute(
+            sa.insert(jobs).values(
+                id="j" * 32,
+                tenant="lab",
+                key_id="k" * 32,
+                state="measuring",
+                request={},
+                progress={},
+                cancel_requested=False,
+                attempt=1,
+                export_files={},
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        for i, job in enumerate(("j" * 32, None)):
+            connection.execute(
+                sa.insert(tasks).values(
+                    id=f"{i:032x}",
+                    dedupe_key=f"d{i}",
+                    device_id=2,
+                    kind="model" if job else "opspecs",
+                    status="pending",
+                    payload={},
+                    job_id=job,
+                    attempts=0,
+                    created_at=now,
+                )
+            )
+    engine.dispose()
+
+    store = LutStore(db_url)  # migrates to the newest revision
+    try:
+        assert store.device_owners() == {"cli-laptop": OPERATOR_TENANT, "lab-pi": "lab"}
+        assert store.device_shares() == {}
+        with store.engine.connect() as connection:
+            rows = connection.execute(sa.text("SELECT id, tenant FROM agent_tasks ORDER BY id"))
+            assert [tenant for _, tenant in rows] == ["lab", None]
+    finally:
+        store.close()
