@@ -12,6 +12,7 @@ from service.commands import agent as agent_cmds
 from service.commands import arch as arch_cmds
 from service.commands import demo as demo_cmds
 from service.commands import deploy as deploy_cmds
+from service.commands import devices as devices_cmds
 from service.commands import lut as lut_cmds
 from service.commands import profile as profile_cmds
 from service.commands import search as search_cmds
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     profile_cmds.register(sub)
     lut_cmds.register(sub)
+    devices_cmds.register(sub)
     arch_cmds.register(sub)
     search_cmds.register(sub)
     deploy_cmds.register(sub)

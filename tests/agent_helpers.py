@@ -103,6 +103,8 @@ def stage_context(
     devices: list[str],
     run_dir: Path,
     events: list[dict[str, Any]],
+    *,
+    tenant: str = "default",
     **settings: Any,
 ) -> StageContext:
     values = {"home": run_dir / "home", "database_url": store.url, "poll_s": 0.2, **settings}
@@ -111,7 +113,7 @@ def stage_context(
         store=store,
         settings=ServiceSettings(**values),
         job_id="job-" + run_dir.name[-20:],
-        tenant="default",
+        tenant=tenant,
         space=space,
         devices=devices,
         run_dir=run_dir,

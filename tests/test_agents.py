@@ -251,7 +251,7 @@ def test_claims_are_atomic_and_expired_leases_are_claimed_again(db_url: str) -> 
         lock = threading.Lock()
 
         def claim_all(agent: queue.Agent) -> None:
-            while (task := queue.claim_task(store.engine, agent, 60)) is not None:
+            while task := queue.claim_task(store.engine, agent, 60, model_tenants={"t"}):
                 with lock:
                     claimed.append(task.id)
 
@@ -265,12 +265,12 @@ def test_claims_are_atomic_and_expired_leases_are_claimed_again(db_url: str) -> 
         [expiring] = create_opspec_tasks(
             store, device, [OpSpec(op="pool", in_channels=3, out_channels=3)], 1, None
         )
-        first = queue.claim_task(store.engine, claimers[0], -1.0)  # a lease already expired
-        second = queue.claim_task(store.engine, claimers[1], 60)
+        first = queue.claim_task(store.engine, claimers[0], -1.0, model_tenants={"t"})  # expired
+        second = queue.claim_task(store.engine, claimers[1], 60, model_tenants={"t"})
         assert first is not None and second is not None
         assert first.id == second.id == expiring.id
         assert (second.claimed_by, second.attempts) == (claimers[1].id, 2)
-        assert queue.claim_task(store.engine, claimers[2], 60) is None
+        assert queue.claim_task(store.engine, claimers[2], 60, model_tenants={"t"}) is None
     finally:
         store.close()
 

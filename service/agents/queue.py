@@ -4,12 +4,14 @@ Creating a task is idempotent (a unique `dedupe_key`, insert-or-ignore). Claimin
 `UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED) RETURNING`: PostgreSQL skips rows other
 claimers hold, SQLite (which drops FOR UPDATE) runs it under the write lock every transaction
 takes at BEGIN IMMEDIATE (lut/db.py). A claimed task whose lease expired is claimed again.
+Who may claim what is decided in service/agents/ownership.py; the queue applies it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -58,6 +60,7 @@ class Task:
     status: str
     payload: dict[str, Any]
     job_id: str | None
+    tenant: str | None
     claimed_by: str | None
     attempts: int
     result: dict[str, Any] | None
@@ -147,6 +150,7 @@ def create_task(
     *,
     key: str,
     job_id: str | None = None,
+    tenant: str | None = None,
 ) -> Task:
     """The task with this dedupe key, created pending if new. A failed one is made pending
     again: whoever asks for it again wants another attempt."""
@@ -158,6 +162,7 @@ def create_task(
         status="pending",
         payload=payload,
         job_id=job_id,
+        tenant=tenant,
         attempts=0,
         created_at=utcnow(),
     )
@@ -184,8 +189,18 @@ def tasks_by_id(engine: Engine, task_ids: list[str]) -> list[Task]:
         return [Task.from_mapping(r) for r in rows]
 
 
-def claim_task(engine: Engine, agent: Agent, lease_s: float) -> Task | None:
-    """Atomically claim the oldest pending (or lease-expired) task of the agent's device."""
+def claimable_by(agent: Agent, model_tenants: Collection[str]) -> Any:
+    """The tasks `agent` may take: its device's LUT work, and model tasks of jobs of
+    `model_tenants` (ownership.served_tenants)."""
+    return (TASKS.c.device_id == agent.device_id) & (
+        (TASKS.c.kind != "model") | TASKS.c.tenant.in_(sorted(model_tenants))
+    )
+
+
+def claim_task(
+    engine: Engine, agent: Agent, lease_s: float, *, model_tenants: Collection[str]
+) -> Task | None:
+    """Atomically claim the oldest pending (or lease-expired) task `agent` may take."""
     now = utcnow()
     claimable = or_(
         TASKS.c.status == "pending",
@@ -193,7 +208,7 @@ def claim_task(engine: Engine, agent: Agent, lease_s: float) -> Task | None:
     )
     candidate = (
         select(TASKS.c.id)
-        .where(TASKS.c.device_id == agent.device_id, claimable)
+        .where(claimable_by(agent, model_tenants), claimable)
         .order_by(TASKS.c.created_at, TASKS.c.id)
         .limit(1)
         .with_for_update(skip_locked=True)
@@ -243,3 +258,12 @@ def pending_counts(engine: Engine, device_id: int) -> dict[str, int]:
     )
     with engine.connect() as connection:
         return {status: int(n) for status, n in connection.execute(query).all()}
+
+
+def pending_for(engine: Engine, agent: Agent, model_tenants: Collection[str]) -> int:
+    """How many pending tasks `agent` may take (not other tenants' models it may not see)."""
+    query = select(func.count()).where(
+        claimable_by(agent, model_tenants), TASKS.c.status == "pending"
+    )
+    with engine.connect() as connection:
+        return int(connection.execute(query).scalar() or 0)

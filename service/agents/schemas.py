@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field
 
 from lut.opspec import ACTIVATIONS, DTYPES, OP_TYPES
+from service.auth import TENANT_PATTERN
 from service.schemas import Schema
 
 
@@ -37,6 +38,7 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,99}$"
 HEX32 = r"^[0-9a-f]{32}$"
 DeviceName = Annotated[str, Field(min_length=1, max_length=100, pattern=NAME_PATTERN)]
 TaskId = Annotated[str, Field(min_length=32, max_length=32, pattern=HEX32)]
+Tenant = Annotated[str, Field(min_length=1, max_length=64, pattern=TENANT_PATTERN)]
 Scalar = Annotated[str, Field(max_length=500)] | int | float | bool | None
 FingerprintKey = Annotated[str, Field(min_length=1, max_length=64)]
 Fingerprint = Annotated[
@@ -69,7 +71,10 @@ class Problem(Strict):
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": Problem, "description": "the body is not valid JSON"},
     401: {"model": Problem, "description": "missing, unknown or revoked API key"},
-    403: {"model": Problem, "description": "the key's scope may not do this"},
+    403: {
+        "model": Problem,
+        "description": "the key's scope may not do this, or the device is another tenant's",
+    },
     404: {"model": Problem, "description": "no such object (or not the caller's)"},
 }
 
@@ -239,7 +244,29 @@ class LutPublic(Strict):
 class DevicePublic(Strict):
     name: str = Field(max_length=100)
     luts: list[LutPublic] = Field(max_length=10_000)
-    agents: list[AgentPublic] | None = Field(None, max_length=10_000)
+    agents: list[AgentPublic] | None = Field(
+        None, max_length=10_000, description="the agents of the caller's tenant (all: admin)"
+    )
+    access: Literal["owner", "shared", "read"] = Field(
+        description="what the caller's tenant may do: owner (its agents measure the device), "
+        "shared (its jobs may ask the owner's agents for work), read (read its LUTs)"
+    )
+    owner: str | None = Field(
+        None, max_length=64, description="the owning tenant (shown to the owner and admins)"
+    )
+    shared_with: list[str] | None = Field(
+        None, max_length=10_000, description="tenants it is shared with (owner and admins)"
+    )
+
+
+class ShareBody(Strict):
+    tenant: Tenant
+
+
+class DeviceShares(Strict):
+    name: str = Field(max_length=100)
+    owner: str = Field(max_length=64)
+    shared_with: list[str] = Field(max_length=10_000)
 
 
 class DeviceList(Strict):

@@ -1,5 +1,6 @@
 """The job stages that run on agents: `profiling` (fill a device's LUT for the job's space) and
-`measuring` (time the exported model on the real target). Both wait on the task queue."""
+`measuring` (time the exported model on the real target). Both wait on the task queue, and ask
+a device's agents for work only when the job's tenant may use the device (ownership.may_use)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 from lut.opspec import OpSpec
 from lut.store import Device, DeviceNotFound
-from service.agents import queue
+from service.agents import ownership, queue
 from service.agents.queue import Task
 from service.agents.tasks import (
     BACKEND_FORMATS,
@@ -54,10 +55,17 @@ def _profile_device(ctx: StageContext, name: str, specs: list[OpSpec]) -> None:
             if cover.complete:
                 ctx.emit(_progress_event(name, cover, online=None, done=True))
                 return
+            if not ownership.may_use(ctx.store, name, ctx.tenant):
+                raise JobFailed(
+                    f"device {name}'s LUT lacks {len(cover.missing)} op(s) of the space"
+                    + ("" if cover.fixed_costs else " and its fixed costs")
+                    + "; "
+                    + ownership.not_shared(name, ctx.tenant)
+                )
             if tasks_device != device.id:
                 tasks, tasks_device = _create_profiling_tasks(ctx, device, cover), device.id
             _raise_on_failed(ctx, name, tasks)
-            online = len(queue.online_agents(ctx.engine, device.id, _offline_after(ctx)))
+            online = len(ownership.serving_agents(ctx.store, device, _offline_after(ctx)))
             if online:
                 last_online = time.monotonic()
             state = (cover.measured, cover.fixed_costs, online)
@@ -76,8 +84,8 @@ def _create_profiling_tasks(ctx: StageContext, device: Device, cover: Coverage) 
     chunk = ctx.settings.agent_task_specs
     created = []
     if not cover.fixed_costs:
-        created.append(create_fixed_costs_task(ctx.store, device, ctx.job_id))
-    created += create_opspec_tasks(ctx.store, device, cover.missing, chunk, ctx.job_id)
+        created.append(create_fixed_costs_task(ctx.store, device, ctx.job_id, ctx.tenant))
+    created += create_opspec_tasks(ctx.store, device, cover.missing, chunk, ctx.job_id, ctx.tenant)
     return created
 
 
@@ -103,7 +111,8 @@ def _progress_event(name: str, cover: Coverage, *, online: int | None, done: boo
 
 def measuring_stage(ctx: StageContext) -> dict[str, Any]:
     """Time the exported file matching each device's backend on an agent of that device and
-    record it in the model card; devices without an online agent are reported, not failed."""
+    record it in the model card, with the agent that took it; devices without an online agent
+    serving the job's tenant are reported, not failed."""
     results = {name: _measure_on_target(ctx, name) for name in ctx.devices}
     return {"target_measurements": results}
 
@@ -112,15 +121,19 @@ def _measure_on_target(ctx: StageContext, name: str) -> dict[str, Any]:
     device = _newest_lut(ctx, name)
     if device is None:
         return _not_measured(ctx, name, "no agent ever registered for this device")
+    if not ownership.may_use(ctx.store, name, ctx.tenant):
+        return _not_measured(ctx, name, ownership.not_shared(name, ctx.tenant))
     fmt = BACKEND_FORMATS.get(device.backend)
     if fmt is None:
         return _not_measured(ctx, name, f"backend {device.backend} times no exported file")
     path = ctx.export_files.get(fmt)
     if not path:
         return _not_measured(ctx, name, f"the job exported no {fmt} file")
-    if not queue.online_agents(ctx.engine, device.id, _offline_after(ctx)):
+    if not ownership.serving_agents(ctx.store, device, _offline_after(ctx)):
         return _not_measured(ctx, name, "no agent online")
-    task = create_model_task(ctx.store, device, fmt, path, ctx.space.input_shape, ctx.job_id)
+    task = create_model_task(
+        ctx.store, device, fmt, path, ctx.space.input_shape, ctx.job_id, ctx.tenant
+    )
     ctx.emit({"type": "measuring", "device": name, "format": fmt, "task": task.id})
     finished = _wait_for_task(ctx, device, task)
     if finished is None:
@@ -128,12 +141,18 @@ def _measure_on_target(ctx: StageContext, name: str) -> dict[str, Any]:
     if finished.status == "failed" or finished.result is None:
         return _not_measured(ctx, name, f"measuring failed: {finished.error}")
     measurement = _with_runtime(finished.result["measurement"], device)
-    card_problem = _record_on_card(ctx, name, fmt, measurement)
+    taken_by = {
+        "agent": finished.result.get("agent"),
+        "device": name,
+        "lut": device.id,
+        "fingerprint_hash": device.fingerprint_hash,
+    }
+    card_problem = _record_on_card(ctx, name, fmt, measurement, taken_by)
     outcome = {
         "status": "measured",
         "format": fmt,
         "median_ms": measurement["median_ms"],
-        "agent": finished.result.get("agent"),
+        "agent": taken_by["agent"],
         "card_updated": card_problem is None,
     }
     if card_problem:
@@ -143,14 +162,20 @@ def _measure_on_target(ctx: StageContext, name: str) -> dict[str, Any]:
 
 
 def _wait_for_task(ctx: StageContext, device: Device, task: Task) -> Task | None:
-    """The task once done or failed; None when no agent was online for `agent_wait_s`."""
+    """The task once done or failed; None when no agent was online for `agent_wait_s`. The
+    task fails when the device stops being shared with the job's tenant meanwhile."""
     last_online = time.monotonic()
     while True:
         ctx.check_cancelled()
         current = queue.get_task(ctx.engine, task.id)
         if current is not None and current.status in ("done", "failed"):
             return current
-        if queue.online_agents(ctx.engine, device.id, _offline_after(ctx)):
+        if not ownership.may_use(ctx.store, device.name, ctx.tenant):
+            queue.finish_task(
+                ctx.engine, task.id, error=ownership.not_shared(device.name, ctx.tenant)
+            )
+            continue
+        if ownership.serving_agents(ctx.store, device, _offline_after(ctx)):
             last_online = time.monotonic()
         elif time.monotonic() - last_online > ctx.settings.agent_wait_s:
             return None
@@ -165,13 +190,18 @@ def _with_runtime(measurement: dict[str, Any], device: Device) -> dict[str, Any]
 
 
 def _record_on_card(
-    ctx: StageContext, name: str, fmt: str, measurement: dict[str, Any]
+    ctx: StageContext,
+    name: str,
+    fmt: str,
+    measurement: dict[str, Any],
+    taken_by: dict[str, Any],
 ) -> str | None:
-    """Write the target measurement into the model card; the reason when it cannot be."""
+    """Write the target measurement, and the agent and device LUT that took it, into the model
+    card; the reason when it cannot be."""
     from deploy.api import record_target_measurement
 
     try:
-        record_target_measurement(ctx.run_dir, name, fmt, measurement)
+        record_target_measurement(ctx.run_dir, name, fmt, measurement, taken_by=taken_by)
     except (NotImplementedError, FileNotFoundError, ValueError) as exc:
         return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return None

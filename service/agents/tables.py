@@ -1,5 +1,5 @@
-"""Agent tables (migration 0003): agents bound to the key that registered them, and the tasks
-they pull — OpSpecs to measure, fixed costs, or a whole exported model to time end to end."""
+"""Agent tables (migrations 0003, 0005): agents bound to the key that registered them, and the
+tasks they pull — OpSpecs to measure, fixed costs, or a whole exported model to time end to end."""
 
 from __future__ import annotations
 
@@ -43,6 +43,8 @@ class AgentTaskRow(Base):
     status: Mapped[str] = mapped_column(String(20), index=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     job_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The tenant whose job asked for it: a model task goes only to agents serving that tenant.
+    tenant: Mapped[str | None] = mapped_column(String(64), nullable=True)
     claimed_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), nullable=True

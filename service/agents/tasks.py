@@ -16,6 +16,7 @@ from lut.opspec import OpSpec
 from lut.predictor import FixedCosts, needs_measurement
 from lut.store import Device, LutStore
 from service.agents import queue
+from service.agents.ownership import check_task
 from service.agents.queue import Agent, Task
 
 # The exported file an agent of each backend times end to end (see deploy.api.FORMATS).
@@ -26,10 +27,6 @@ class ResultRejected(ValueError):
     """Results that do not match the task (HTTP 422); the message says why."""
 
 
-class NotYourDevice(PermissionError):
-    """An agent posting for a device LUT other than its own (HTTP 403)."""
-
-
 def task_spec_dicts(task: Task) -> dict[str, dict[str, Any]]:
     """op key → OpSpec dict of an opspecs task (keys stored at creation: hashing is not free)."""
     specs = task.payload.get("specs", [])
@@ -38,9 +35,15 @@ def task_spec_dicts(task: Task) -> dict[str, dict[str, Any]]:
 
 
 def create_opspec_tasks(
-    store: LutStore, device: Device, specs: Sequence[OpSpec], chunk: int, job_id: str | None
+    store: LutStore,
+    device: Device,
+    specs: Sequence[OpSpec],
+    chunk: int,
+    job_id: str | None,
+    tenant: str | None = None,
 ) -> list[Task]:
-    """Tasks of at most `chunk` specs each (several agents of one device share the work)."""
+    """Tasks of at most `chunk` specs each (several agents of one device share the work), for
+    a job of `tenant` (who must be allowed to use the device: ownership.may_use)."""
     unique = {s.key: s for s in specs if needs_measurement(s)}
     ordered = [unique[key] for key in sorted(unique)]
     created = []
@@ -49,14 +52,20 @@ def create_opspec_tasks(
         key = queue.dedupe_key(device.id, "opspecs", *(s.key for s in part))
         payload = {"specs": [s.to_dict() for s in part], "keys": [s.key for s in part]}
         created.append(
-            queue.create_task(store.engine, device.id, "opspecs", payload, key=key, job_id=job_id)
+            queue.create_task(
+                store.engine, device.id, "opspecs", payload, key=key, job_id=job_id, tenant=tenant
+            )
         )
     return created
 
 
-def create_fixed_costs_task(store: LutStore, device: Device, job_id: str | None) -> Task:
+def create_fixed_costs_task(
+    store: LutStore, device: Device, job_id: str | None, tenant: str | None = None
+) -> Task:
     key = queue.dedupe_key(device.id, "fixed_costs", device.fingerprint_hash)
-    return queue.create_task(store.engine, device.id, "fixed_costs", {}, key=key, job_id=job_id)
+    return queue.create_task(
+        store.engine, device.id, "fixed_costs", {}, key=key, job_id=job_id, tenant=tenant
+    )
 
 
 def create_model_task(
@@ -66,10 +75,14 @@ def create_model_task(
     file: str,
     input_shape: Sequence[int],
     job_id: str,
+    tenant: str,
 ) -> Task:
+    """A task to time job `job_id`'s exported file: only agents serving `tenant` take it."""
     payload = {"format": fmt, "file": file, "input_shape": list(input_shape)}
     key = queue.dedupe_key(device.id, "model", job_id, fmt)
-    return queue.create_task(store.engine, device.id, "model", payload, key=key, job_id=job_id)
+    return queue.create_task(
+        store.engine, device.id, "model", payload, key=key, job_id=job_id, tenant=tenant
+    )
 
 
 def public_task(store: LutStore, task: Task) -> dict[str, Any] | None:
@@ -114,14 +127,6 @@ def missing_keys(store: LutStore, device_id: int, keys: Sequence[str]) -> set[st
     return set(keys) - have
 
 
-def check_own_device(agent: Agent, task: Task) -> None:
-    if task.device_id != agent.device_id:
-        raise NotYourDevice(
-            f"task {task.id} belongs to another device; agent {agent.id} measures only "
-            f"device {agent.name!r} (LUT {agent.device_id})"
-        )
-
-
 def record_measurements(
     store: LutStore,
     agent: Agent,
@@ -131,7 +136,7 @@ def record_measurements(
 ) -> int:
     """Store OpSpec measurements (insert-or-ignore: posting twice keeps one row); the task is
     done once its device holds every spec it asked for. Returns how many rows were new."""
-    check_own_device(agent, task)
+    check_task(store, agent, task)
     if task.kind != "opspecs":
         raise ResultRejected(f"task {task.id} is a {task.kind} task, not an opspecs task")
     asked = task_spec_dicts(task)
@@ -146,7 +151,7 @@ def record_measurements(
 
 
 def record_fixed_costs(store: LutStore, agent: Agent, task: Task, fixed: FixedCosts) -> None:
-    check_own_device(agent, task)
+    check_task(store, agent, task)
     if task.kind != "fixed_costs":
         raise ResultRejected(f"task {task.id} is a {task.kind} task, not a fixed_costs task")
     store.set_fixed_costs(store.device(task.device_id), fixed)
@@ -156,19 +161,21 @@ def record_fixed_costs(store: LutStore, agent: Agent, task: Task, fixed: FixedCo
 def record_model_measurement(
     store: LutStore, agent: Agent, task: Task, measurement: Measurement
 ) -> None:
-    check_own_device(agent, task)
+    check_task(store, agent, task)
     if task.kind != "model":
         raise ResultRejected(f"task {task.id} is a {task.kind} task, not a model task")
     result = {
         "measurement": json_safe(measurement.to_dict()),
         "agent": agent.id,
+        "device": agent.name,
+        "lut": agent.device_id,
         "format": task.payload["format"],
     }
     queue.finish_task(store.engine, task.id, result=result)
 
 
 def record_failure(store: LutStore, agent: Agent, task: Task, error: str) -> None:
-    check_own_device(agent, task)
+    check_task(store, agent, task)
     queue.finish_task(store.engine, task.id, error=f"agent {agent.name}: {error}")
 
 

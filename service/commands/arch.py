@@ -14,6 +14,7 @@ from lut.predictor import Prediction, predict
 from lut.store import Device, LutStore, arch_key
 from service.commands.common import (
     add_arch_inputs,
+    add_tenant_argument,
     open_store,
     positive_int,
     print_json_line,
@@ -67,6 +68,7 @@ def register(sub: Any) -> None:
         "(default 1)",
     )
     p.add_argument("--json", action="store_true", help="one JSON object per architecture")
+    add_tenant_argument(p)
     p.set_defaults(handler=run_measure)
 
 
@@ -188,7 +190,8 @@ def run_measure(args: argparse.Namespace) -> int:
     device = None
     if store is not None:
         fingerprint = lut_fingerprint(store, args.device, backend)
-        device = store.register_device(args.device, fingerprint)
+        with user_errors():
+            device = store.register_device(args.device, fingerprint, owner=args.tenant)
     runs: list[list[tuple[str, str, Measurement]]] = [[] for _ in items]
     rows = []
     with progress_bar() as progress, user_errors():

@@ -21,7 +21,7 @@ from rich.progress import (
 )
 
 from lut.predictor import FixedCosts
-from lut.store import DatabaseUnavailable, LutStore
+from lut.store import OPERATOR_TENANT, DatabaseUnavailable, DeviceOwned, LutStore
 from service.config import Settings, load_settings
 
 stderr = Console(stderr=True, highlight=False)
@@ -46,10 +46,27 @@ def user_errors() -> Iterator[None]:
 
     try:
         yield
+    except DeviceOwned as exc:  # the operator may know who owns it
+        raise UsageProblem(
+            f"device {exc.name!r} belongs to tenant {exc.owner!r}: pass --tenant {exc.owner} "
+            "to write into its LUTs for that tenant, or use another device name"
+        ) from None
     except (ValueError, DeviceNotFound, MissingEntries, InvalidLutFile) as exc:
         raise UsageProblem(str(exc)) from None
     except (DatabaseUnavailable, BackendUnavailable) as exc:
         raise EnvironmentProblem(str(exc)) from None
+
+
+def add_tenant_argument(parser: argparse.ArgumentParser) -> None:
+    """--tenant: who a device this command creates belongs to (the command line is the
+    operator's: its devices are the admin key's tenant's unless told otherwise)."""
+    parser.add_argument(
+        "--tenant",
+        default=OPERATOR_TENANT,
+        help="the tenant a new device belongs to, whose agents alone may then register under "
+        f"its name (default {OPERATOR_TENANT}, the admin key's); a device of another tenant "
+        "is refused unless this names it",
+    )
 
 
 def positive_int(text: str) -> int:

@@ -11,6 +11,7 @@ from rich.table import Table
 from lut.store import Device, LutStore
 from service.commands.common import (
     UsageProblem,
+    add_tenant_argument,
     open_store,
     print_json_line,
     reference_note,
@@ -43,6 +44,7 @@ def register(sub: Any) -> None:
     p.add_argument("file", type=Path, help="a file written by `hwnas lut export`")
     p.add_argument("--as", dest="name", help="store it under this device name")
     p.add_argument("--replace", action="store_true", help="overwrite entries already present")
+    add_tenant_argument(p)
     p.set_defaults(handler=run_import)
 
     from service.commands.calibrate import register as register_calibrate
@@ -191,7 +193,9 @@ def run_import(args: argparse.Namespace) -> int:
         parsed = read_lut_file(args.file)
     store = open_store()
     with user_errors():
-        device, added = import_lut(store, parsed, name=args.name, replace=args.replace)
+        device, added = import_lut(
+            store, parsed, name=args.name, replace=args.replace, owner=args.tenant
+        )
     skipped = len(parsed.measurements) - added
     stdout.print(
         f"imported {added} op(s) into {device.label}"

@@ -8,6 +8,7 @@ from typing import Any
 
 from service.commands.common import (
     UsageProblem,
+    add_tenant_argument,
     choice_list,
     open_store,
     progress_bar,
@@ -75,6 +76,7 @@ def register(sub: Any) -> None:
         help="with --in-network: every candidate of every layer runs in N networks, each time "
         "beside other neighbours (default 4: 36 networks for fbnet)",
     )
+    add_tenant_argument(parser)
     parser.set_defaults(handler=run)
 
 
@@ -133,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
             passes=args.passes,
             on_start=started,
             on_measured=measured,
+            owner=args.tenant,
         )
     fixed = report.device.fixed_costs
     stderr.print(
@@ -178,6 +181,7 @@ def run_in_network(args: argparse.Namespace, space: Any, backend: Any) -> int:
             force=args.force,
             on_start=started,
             on_network=profiled,
+            owner=args.tenant,
         )
     stderr.print(
         f"profiled {len(report.profiled)} of {report.networks} network(s) (the rest were "

@@ -1,7 +1,9 @@
 """/agents: profiler agents register their device, heartbeat, pull tasks and post results.
 
 Every route but the listing needs an `agent` key, and an agent is reachable only with the key that
-registered it; an agent posting for another device's task gets 403.
+registered it. Device ownership (service/agents/ownership.py) decides the rest: a device name
+another tenant owns is refused at registration (403), and an agent sees, downloads and posts for
+only the tasks it may take (403 for any other).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from fastapi.responses import FileResponse
 from lut.measurement import Measurement
 from lut.opspec import OpSpec
 from lut.predictor import FixedCosts
-from service.agents import queue
+from service.agents import ownership, queue
 from service.agents.deps import AgentKey, Reader, SettingsDep, StoreDep, own_agent, unprocessable
+from service.agents.ownership import NotYourDevice
 from service.agents.queue import Agent, Task, as_utc
 from service.agents.schemas import (
     ERRORS,
@@ -37,9 +40,7 @@ from service.agents.schemas import (
     TaskResults,
 )
 from service.agents.tasks import (
-    NotYourDevice,
     ResultRejected,
-    check_own_device,
     json_safe,
     public_task,
     record_failure,
@@ -73,24 +74,22 @@ def register(
     body: AgentRegister, principal: AgentKey, store: StoreDep, settings: SettingsDep
 ) -> AgentRegistered:
     """Register (or re-register: idempotent) this key's agent for a device name + fingerprint.
-    A new fingerprint (other runtime version, threads, CPU) is a new LUT of that device. A device
-    name whose agents belong to another tenant is refused (403): one tenant cannot write into
-    another's LUT."""
-    others = {a.tenant for a in queue.agents(store.engine, name=body.name)} - {principal.tenant}
-    if others:
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN,
-            detail=f"device {body.name} is measured by another tenant's agents; "
-            "register under another name",
+    A new fingerprint (other runtime version, threads, CPU) is a new LUT of that device. The
+    first registration claims the name for the key's tenant; a name another tenant owns (its
+    agents', or profiled from the command line for the operator) is refused (403)."""
+    try:
+        ownership.check_name_free(store, body.name, principal.tenant)
+        if store.holds_in_network_lut(body.name):
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                detail=f"device {body.name} holds an in-network LUT (hwnas profile --in-network), "
+                "which agents do not measure; register under another name",
+            )
+        device, agent = ownership.register_agent(
+            store, body.name, dict(body.fingerprint), principal.key_id, principal.tenant
         )
-    if store.holds_in_network_lut(body.name):
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            detail=f"device {body.name} holds an in-network LUT (hwnas profile --in-network), "
-            "which agents do not measure; register under another name",
-        )
-    device = store.register_device(body.name, dict(body.fingerprint))
-    agent = queue.register_agent(store.engine, device, principal.key_id, principal.tenant)
+    except NotYourDevice as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(exc)) from None
     return AgentRegistered(
         agent_id=agent.id,
         device=LutRef(
@@ -117,9 +116,17 @@ def heartbeat(
     agent_id: AgentId, body: Heartbeat, principal: AgentKey, store: StoreDep, settings: SettingsDep
 ) -> HeartbeatAck:
     agent = own_agent(store, principal, agent_id)
+    tenants = _served(store, agent)
     queue.heartbeat(store.engine, agent.id, body.task_id, settings.agent_task_lease_s)
-    pending = queue.pending_counts(store.engine, agent.device_id).get("pending", 0)
+    pending = queue.pending_for(store.engine, agent, tenants)
     return HeartbeatAck(ok=True, pending_tasks=pending)
+
+
+def _served(store: StoreDep, agent: Agent) -> frozenset[str]:
+    try:
+        return ownership.served_tenants(store, agent)
+    except NotYourDevice as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(exc)) from None
 
 
 @router.post("/{agent_id}/tasks/claim", response_model=ClaimResponse)
@@ -129,9 +136,12 @@ def claim(
     """The next task for the agent's device ({"task": null} when there is none); the claim
     holds for `agent_task_lease_s`, renewed by heartbeats naming the task."""
     agent = own_agent(store, principal, agent_id)
+    tenants = _served(store, agent)
     queue.heartbeat(store.engine, agent.id, None, settings.agent_task_lease_s)
     for _ in range(MAX_CLAIMS_PER_CALL):
-        task = queue.claim_task(store.engine, agent, settings.agent_task_lease_s)
+        task = queue.claim_task(
+            store.engine, agent, settings.agent_task_lease_s, model_tenants=tenants
+        )
         if task is None:
             return ClaimResponse(task=None)
         visible = public_task(store, task)
@@ -145,7 +155,7 @@ def _task_of(store: StoreDep, agent: Agent, task_id: str) -> Task:
     if task is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no task {task_id}")
     try:
-        check_own_device(agent, task)
+        ownership.check_task(store, agent, task)
     except NotYourDevice as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(exc)) from None
     return task
@@ -159,14 +169,15 @@ def _task_of(store: StoreDep, agent: Agent, task_id: str) -> Task:
 def model_file(
     agent_id: AgentId, task_id: TaskIdPath, principal: AgentKey, store: StoreDep
 ) -> FileResponse:
-    """The exported model file a `model` task asks to time end to end."""
+    """The exported model file a `model` task asks to time end to end, named after the task
+    (never after the job: a shared device's agent belongs to another tenant than the job)."""
     task = _task_of(store, own_agent(store, principal, agent_id), task_id)
     if task.kind != "model":
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"task {task_id} has no model")
     path = str(task.payload["file"])
     if not os.path.isfile(path):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="the model file is gone")
-    return FileResponse(path, filename=f"model-{task.job_id}.{_suffix(path)}")
+    return FileResponse(path, filename=f"model-{task.id}.{_suffix(path)}")
 
 
 def _suffix(path: str) -> str:
@@ -204,6 +215,8 @@ def post_results(
             record_model_measurement(store, agent, task, measurement)
         else:
             record_failure(store, agent, task, body.error)
+    except NotYourDevice as exc:  # the device was unshared since _task_of looked
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(exc)) from None
     except (ResultRejected, ValueError) as exc:
         raise unprocessable(("body",), str(exc)) from None
     current = queue.get_task(store.engine, task.id) or task

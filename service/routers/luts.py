@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from lut.exchange import InvalidLutFile, export_lut, import_lut, parse_lut
-from lut.store import DeviceNotFound
+from lut.store import DeviceNotFound, DeviceOwned
 from service.agents.deps import Admin, Reader, StoreDep, unprocessable
 from service.agents.schemas import ERRORS, NAME_PATTERN, LutDocument, LutImported, LutRef
 from service.agents.tasks import json_safe
@@ -40,12 +40,18 @@ def import_device_lut(
     store: StoreDep,
     replace: Annotated[bool, Query(description="overwrite entries the LUT already has")] = False,
 ) -> LutImported:
-    """Import a hwnas-lut document (as `hwnas lut import` does) in one transaction."""
+    """Import a hwnas-lut document (as `hwnas lut import` does) in one transaction. A new
+    device name goes to the admin's tenant; one of another tenant is refused (403)."""
     try:
         parsed = parse_lut(body.model_dump(mode="json"))
     except InvalidLutFile as exc:
         raise unprocessable(("body",), str(exc)) from None
-    device, added = import_lut(store, parsed, replace=replace)
+    try:
+        device, added = import_lut(store, parsed, replace=replace, owner=_admin.tenant)
+    except DeviceOwned as exc:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, detail=f"{exc}; import it under another name"
+        ) from None
     return LutImported(
         device=LutRef(
             id=device.id,
