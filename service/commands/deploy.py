@@ -1,5 +1,6 @@
-"""`hwnas export`, `hwnas verify`, `hwnas card`: deployable files from a search run (or from an
-architecture with random weights), their numerical checks, and the model card."""
+"""`hwnas export`, `hwnas verify`, `hwnas classify`, `hwnas card`: deployable files from a search
+run (or from an architecture with random weights), their numerical checks, classifying images
+with them, and the model card."""
 
 from __future__ import annotations
 
@@ -63,6 +64,21 @@ def register(sub: Any) -> None:
     p.add_argument("--run", type=Path, metavar="DIR", required=True, help="a search run directory")
     p.add_argument("--json", action="store_true", help="print the checks as one JSON object")
     p.set_defaults(handler=run_verify)
+
+    p = sub.add_parser(
+        "classify",
+        help="classify image files or an .npz with a run's exported file (not PyTorch)",
+        description="Run one exported file of --run DIR in its own runtime (ONNX Runtime or "
+        "LiteRT) on image files or an .npz (x, optional y), preparing the pixels as DIR/card.json "
+        "states, and print each image's top-k classes with softmax scores; with labels (y), "
+        "also the accuracy.",
+    )
+    p.add_argument("--run", type=Path, metavar="DIR", required=True, help="an exported run")
+    p.add_argument("--format", help="which exported file (default: the card's first, e.g. onnx)")
+    p.add_argument("--top-k", type=int, default=3, help="classes per image (default 3)")
+    p.add_argument("--json", action="store_true", help="one JSON object per image")
+    p.add_argument("inputs", nargs="+", type=Path, metavar="IMAGE", help="image files or .npz")
+    p.set_defaults(handler=run_classify)
 
     p = sub.add_parser("card", help="write and print a run's model card (markdown)")
     p.add_argument("--run", type=Path, metavar="DIR", required=True, help="a search run directory")
@@ -172,6 +188,29 @@ def run_verify(args: argparse.Namespace) -> int:
     failed = failures({name: {"verification": check} for name, check in checks.items()})
     if failed:
         raise EnvironmentProblem("verification failed: " + "; ".join(failed))
+    return 0
+
+
+def run_classify(args: argparse.Namespace) -> int:
+    from deploy.api import DeployError
+    from deploy.classify import classify
+
+    try:
+        for record in classify(args.run, args.format, args.inputs, top_k=args.top_k):
+            if args.json:
+                print_json_line(record)
+            elif "summary" in record:
+                summary = record["summary"]
+                _line(
+                    f"{summary['format']}: accuracy {100 * summary['accuracy']:.2f}% on "
+                    f"{summary['images']} labelled images"
+                )
+            else:
+                tops = ", ".join(f"{t['class']} ({t['score']:.3f})" for t in record["top"])
+                label = f"  [label {record['label']}]" if "label" in record else ""
+                _line(f"{record['input']}: {tops}{label}")
+    except DeployError as exc:
+        raise UsageProblem(str(exc)) from None
     return 0
 
 
