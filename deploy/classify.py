@@ -77,7 +77,9 @@ def _image(source: Path, contract: dict[str, Any]) -> np.ndarray:
     size = (int(contract["width"]), int(contract["height"]))
     try:
         with Image.open(source) as image:
-            resized = image.convert(PIL_MODES.get(channels, "RGB")).resize(size, Image.BILINEAR)
+            resized = image.convert(PIL_MODES.get(channels, "RGB")).resize(
+                size, Image.Resampling.BILINEAR
+            )
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
         raise DeployError(f"{source}: cannot read image ({exc})") from None
     array = np.asarray(resized, dtype=np.float32) / 255.0
