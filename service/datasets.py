@@ -20,7 +20,12 @@ FORMATS = ("zip", "npz")
 
 
 class InvalidDataset(ValueError):
-    """An upload that is not a usable dataset; the message is the loader's one-line reason."""
+    """An upload that is not a usable dataset; the message is the loader's one-line reason,
+    naming the user's file (never a server path)."""
+
+
+class DatasetTooLarge(InvalidDataset):
+    """An upload whose uncompressed size exceeds HWNAS_MAX_DATASET_BYTES."""
 
 
 def dataset_path(artifacts_dir: Path, content_hash: str, fmt: str) -> Path:
@@ -36,53 +41,71 @@ def detect_format(received: ReceivedFile) -> str:
     try:
         with zipfile.ZipFile(received.path) as archive:
             names = [n for n in archive.namelist() if not n.endswith("/")]
-    except zipfile.BadZipFile:
+    except (zipfile.BadZipFile, OSError, ValueError):
         raise InvalidDataset(
             f"{received.filename}: not a .zip (ImageFolder) or .npz (arrays x and y)"
         ) from None
     return "npz" if names and all(n.endswith(".npy") for n in names) else "zip"
 
 
-def validate(received: ReceivedFile, fmt: str) -> dict[str, Any]:
-    """Load the upload as the search will; returns its summary or raises InvalidDataset."""
-    from search.data import DatasetError, load_dataset
+def validate(received: ReceivedFile, fmt: str, max_bytes: int) -> dict[str, Any]:
+    """Check the upload as the search will load it, without loading it whole (so a dataset
+    larger than the API's memory, or a decompression bomb, costs the API no memory); returns
+    its summary or raises InvalidDataset."""
+    from search.data.archive import DatasetTooLarge as Uncompressed
+    from search.data.base import DatasetError
+    from search.data.check import check_dataset
 
-    typed = received.path.with_name(received.path.name + "." + fmt)
-    os.replace(received.path, typed)
-    received.path = typed
+    where = received.filename
     try:
-        data = load_dataset(str(typed), seed=0)
+        summary = check_dataset(
+            received.path, fmt, where=where, max_bytes=max_bytes, work_dir=received.path.parent
+        )
+    except Uncompressed as exc:
+        raise DatasetTooLarge(_public(str(exc), received) + " (HWNAS_MAX_DATASET_BYTES)") from None
     except DatasetError as exc:
-        raise InvalidDataset(str(exc).replace(str(typed), received.filename)) from None
-    record = data.record()
+        raise InvalidDataset(_public(str(exc), received)) from None
+    except MemoryError:
+        raise InvalidDataset(f"{where}: too large to check in the server's memory") from None
     return {
-        "input_shape": record["input_shape"],
-        "num_classes": record["num_classes"],
-        "class_names": [str(c)[:100] for c in data.class_names[:1000]],
-        "samples": len(data.train) + len(data.val) + len(data.test),
+        "input_shape": list(summary.input_shape),
+        "num_classes": summary.num_classes,
+        "class_names": [str(c)[:100] for c in summary.class_names[:1000]],
+        "samples": summary.samples,
     }
 
 
+def _public(message: str, received: ReceivedFile) -> str:
+    """`message` with any server path in it replaced by the user's file name."""
+    for path in (received.path, received.path.parent):
+        message = message.replace(str(path), received.filename)
+    return message
+
+
 def store_dataset(
-    engine: Engine, artifacts_dir: Path, tenant: str, received: ReceivedFile, name: str
+    engine: Engine,
+    artifacts_dir: Path,
+    tenant: str,
+    received: ReceivedFile,
+    name: str,
+    max_dataset_bytes: int,
 ) -> tuple[dict[str, Any], bool]:
     """Validate, move under the content hash and record; returns (row, created). The same
-    content uploaded twice by a tenant is one dataset."""
-    existing = find_by_hash(engine, tenant, received.sha256)
-    if existing is not None:
-        received.path.unlink(missing_ok=True)
-        return existing, False
+    content uploaded twice by a tenant is one dataset. The temporary file is gone afterwards,
+    whatever happened."""
     try:
+        existing = find_by_hash(engine, tenant, received.sha256)
+        if existing is not None:
+            return existing, False
         if received.size == 0:
             raise InvalidDataset(f"{received.filename}: empty file")
         fmt = detect_format(received)
-        summary = validate(received, fmt)
-    except InvalidDataset:
+        summary = validate(received, fmt, max_dataset_bytes)
+        target = dataset_path(artifacts_dir, received.sha256, fmt)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(received.path, target)
+    finally:
         received.path.unlink(missing_ok=True)
-        raise
-    target = dataset_path(artifacts_dir, received.sha256, fmt)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(received.path, target)
     row = {
         "id": uuid.uuid4().hex,
         "tenant": tenant,

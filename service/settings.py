@@ -14,6 +14,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 INSECURE_SECRETS = frozenset({"changethis", "changeme", "secret", "password", "admin", "hwnas"})
 MIN_ADMIN_KEY_CHARS = 32
+# search.data.archive.MAX_UNCOMPRESSED_BYTES, what the search's loader accepts (importing it
+# here would import torch into every CLI command)
+MAX_UNCOMPRESSED_BYTES = 2 * 1024**3
 
 
 def _default_home() -> Path:
@@ -38,6 +41,22 @@ class ServiceSettings(BaseSettings):
         default=None, description="an admin key ensured at start-up (bootstraps containers)"
     )
     max_upload_bytes: int = Field(default=512 * 1024**2, ge=1024, le=1 << 40)
+    max_dataset_bytes: int = Field(
+        default=MAX_UNCOMPRESSED_BYTES,
+        ge=1024,
+        le=MAX_UNCOMPRESSED_BYTES,
+        description="an uploaded dataset's uncompressed size, known from its zip directory "
+        "before anything is decompressed (at most what the search's loader accepts)",
+    )
+    max_json_bytes: int = Field(
+        default=64 * 1024**2, ge=1024, le=1 << 32, description="any request body but an upload"
+    )
+    stale_upload_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="start-up deletes temporary upload files untouched this long (left by "
+        "a crash; younger ones may be another API process's uploads in progress)",
+    )
     lease_s: float = Field(default=60.0, gt=0, le=3600, description="a claimed job's lease")
     heartbeat_s: float = Field(
         default=10.0, gt=0, le=600, description="how often a worker renews it"

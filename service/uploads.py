@@ -1,11 +1,15 @@
 """Receive one file from a multipart/form-data request body while it streams in: written to a
-temporary file, hashed, and refused (413) as soon as it passes the size limit."""
+temporary file, hashed, and refused (413) as soon as it passes the size limit. The file is
+deleted on every failure, a client's disconnect included; start-up sweeps what a crash left."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import shutil
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +18,7 @@ from typing import Any, BinaryIO
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+log = logging.getLogger("hwnas.api")
 FILE_FIELD = "file"
 MAX_TEXT_FIELD = 1024
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around the file itself
@@ -146,19 +151,51 @@ async def receive_file(
                 raise UploadTooLarge()
             parser.write(chunk)
         parser.finalize()
-    except (UploadTooLarge, BadUpload):
-        receiver.discard()
-        raise
+        if receiver.file is None or receiver.path is None:
+            raise BadUpload(f"no {FILE_FIELD!r} part in the form (curl -F file=@data.zip)")
+        receiver.file.close()
+        digest = receiver.digest.hexdigest()
+        return ReceivedFile(
+            receiver.path, receiver.filename, receiver.size, digest, receiver.fields
+        )
     except FormParserError as exc:
         receiver.discard()
         raise BadUpload(f"malformed multipart body: {exc}") from None
-    if receiver.file is None or receiver.path is None:
-        raise BadUpload(f"no {FILE_FIELD!r} part in the form (curl -F file=@data.zip)")
-    receiver.file.close()
-    return ReceivedFile(
-        receiver.path,
-        receiver.filename,
-        receiver.size,
-        receiver.digest.hexdigest(),
-        receiver.fields,
-    )
+    except BaseException:  # too large, malformed, the client gone, the server stopping
+        receiver.discard()
+        raise
+
+
+def sweep_stale_uploads(tmp_dir: Path, older_than_s: float) -> int:
+    """Delete what uploads left under `tmp_dir` (a server that crashed mid-upload or
+    mid-validation) untouched for `older_than_s`; younger entries may be uploads another API
+    process is receiving. Returns how many entries went."""
+    if not tmp_dir.is_dir():
+        return 0
+    cutoff = time.time() - older_than_s
+    swept = 0
+    for entry in tmp_dir.iterdir():
+        try:
+            if _newest_mtime(entry) >= cutoff:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            swept += 1
+        except FileNotFoundError:
+            continue  # another process swept it first
+        except OSError as exc:
+            log.warning("cannot sweep %s: %s", entry, exc.strerror)
+    if swept:
+        log.warning("swept %d stale upload file(s) from %s", swept, tmp_dir)
+    return swept
+
+
+def _newest_mtime(entry: Path) -> float:
+    newest = entry.lstat().st_mtime
+    if entry.is_dir() and not entry.is_symlink():
+        for root, dirs, files in os.walk(entry):
+            for name in [*dirs, *files]:
+                newest = max(newest, (Path(root) / name).lstat().st_mtime)
+    return newest

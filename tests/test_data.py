@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import zipfile
 from pathlib import Path
 
@@ -12,7 +13,9 @@ import torch
 from PIL import Image
 
 from search.data import DatasetError, DatasetSplits, dataset_names, load_dataset
-from search.data.archive import extracted_zip
+from search.data.archive import DatasetTooLarge, extracted_zip
+from search.data.arrays import load_npz
+from search.data.check import check_dataset
 from search.data.splits import stratified_split
 
 
@@ -277,9 +280,9 @@ def test_mixed_sizes_need_a_resolution(tmp_path: Path) -> None:
     assert load_dataset(str(root), resolution=8).input_shape == (1, 8, 8)
 
 
-def test_npz_errors(tmp_path: Path) -> None:
+def _npz_cases() -> dict[str, tuple[dict[str, np.ndarray], str]]:
     x = np.zeros((12, 4, 4), dtype=np.uint8)
-    cases = {
+    return {
         "nox": ({"y": np.arange(12) % 2}, "missing array 'x'"),
         "noy": ({"x": x}, "missing array 'y'"),
         "length": ({"x": x, "y": np.arange(11) % 2}, "length mismatch"),
@@ -292,11 +295,36 @@ def test_npz_errors(tmp_path: Path) -> None:
         "few": ({"x": x[:4], "y": np.arange(4) % 2}, "too few to split"),
         "axis": ({"x": np.zeros((12, 5, 6, 7)), "y": np.arange(12) % 2}, "channel axis"),
         "range": ({"x": x.astype(np.int32) - 1, "y": np.arange(12) % 2}, "values 0..255"),
+        "nan": ({"x": x.astype(np.float32) * np.nan, "y": np.arange(12) % 2}, "NaN"),
+        "zero": ({"x": np.zeros((12, 4, 0)), "y": np.arange(12) % 2}, "image dimension of 0"),
+        "empty": ({"x": np.zeros((0, 4, 4)), "y": np.arange(0)}, "holds no images"),
+        "pickled": (
+            {"x": x, "y": np.array([0, 1, "a", None] * 3, dtype=object)},
+            "holds Python objects",  # object arrays are never unpickled
+        ),
     }
-    for name, (arrays, fragment) in cases.items():
+
+
+def _npz_declaring(path: Path, shape: tuple[int, ...]) -> Path:
+    """An .npz whose x header declares `shape` over 64 bytes of data."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f4", "fortran_order": False, "shape": shape}
+    )
+    labels = io.BytesIO()
+    np.save(labels, np.arange(3))
+    with zipfile.ZipFile(path, "w") as zipped:
+        zipped.writestr("x.npy", header.getvalue() + bytes(64))
+        zipped.writestr("y.npy", labels.getvalue())
+    return path
+
+
+def test_npz_errors(tmp_path: Path) -> None:
+    for name, (arrays, fragment) in _npz_cases().items():
         path = tmp_path / f"{name}.npz"
         np.savez(path, **arrays)  # type: ignore[arg-type]
         _error(path, fragment)
+    x = np.zeros((12, 4, 4), dtype=np.uint8)
     not_npz = tmp_path / "broken.npz"
     not_npz.write_bytes(b"garbage")
     _error(not_npz, "cannot read .npz")
@@ -304,9 +332,61 @@ def test_npz_errors(tmp_path: Path) -> None:
     with single.open("wb") as handle:
         np.save(handle, x)  # a .npy under an .npz name
     _error(single, "holds a single array")
-    pickled = tmp_path / "pickled.npz"
-    np.savez(pickled, x=x, y=np.array([0, 1, "a", None] * 3, dtype=object))
-    _error(pickled, "allow_pickle=False")  # object arrays are never unpickled
+    # a header declaring more than its data holds is refused, never allocated
+    enormous = _npz_declaring(tmp_path / "enormous.npz", (10**6, 10**6, 10**6))
+    _error(enormous, "declares shape (1000000, 1000000, 1000000) of float32")
+
+
+def test_check_dataset_refuses_what_load_dataset_refuses(tmp_path: Path) -> None:
+    """The upload's check (no dataset held in memory) and the loader agree, message for message."""
+    for name, (arrays, fragment) in _npz_cases().items():
+        path = tmp_path / f"{name}.npz"
+        np.savez(path, **arrays)  # type: ignore[arg-type]
+        with pytest.raises(DatasetError) as caught:
+            check_dataset(path, "npz", where="mine.npz")
+        assert str(caught.value).startswith("mine.npz: ") and fragment in str(caught.value)
+        assert str(caught.value) == _error(path, fragment).replace(str(path), "mine.npz")
+    enormous = _npz_declaring(tmp_path / "enormous.npz", (10**6, 10**6, 10**6))
+    with pytest.raises(DatasetError, match="declares shape"):
+        check_dataset(enormous, "npz", where="enormous.npz")
+
+
+def test_check_dataset_summarises_as_load_dataset_loads(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    colour = rng.integers(0, 256, (30, 6, 5, 3)).astype(np.uint8)
+    arrays = {
+        "grey.npz": {"x": rng.uniform(0, 1, (30, 7, 7)), "y": np.arange(30) % 3},
+        # channels last, saved in Fortran order: read in storage order
+        "colour.npz": {"x": np.asfortranarray(colour), "y": np.arange(30) % 2},
+        "named.npz": {
+            "x": colour.transpose(0, 3, 1, 2),
+            "y": np.arange(30) % 2,
+            "class_names": np.array(["cat", "dog"]),
+        },
+    }
+    for name, content in arrays.items():
+        np.savez(tmp_path / name, **content)  # type: ignore[arg-type]
+    folder = _write_folder(tmp_path / "shapes", {"circle": 4, "square": 5}, size=(9, 7))
+    archive = _zip_folder(folder, tmp_path / "shapes.zip", prefix="shapes/")
+    for path, fmt in [*((tmp_path / n, "npz") for n in arrays), (archive, "zip")]:
+        summary = check_dataset(path, fmt, where=path.name, work_dir=tmp_path)
+        loaded = load_dataset(str(path))
+        assert summary.input_shape == loaded.input_shape
+        assert summary.class_names == loaded.class_names
+        assert summary.samples == len(loaded.train) + len(loaded.val) + len(loaded.test)
+    assert not list(tmp_path.glob("hwnas-data-*"))  # the zip's extraction is gone
+
+
+def test_npz_uncompressed_size_is_capped_before_decompressing(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.npz"
+    np.savez_compressed(bomb, x=np.zeros((400, 64, 64), np.uint8), y=np.arange(400) % 2)
+    assert bomb.stat().st_size < 10_000
+    for check in (
+        lambda: check_dataset(bomb, "npz", where="bomb.npz", max_bytes=1_000_000),
+        lambda: load_npz(bomb, name="bomb", max_bytes=1_000_000),
+    ):
+        with pytest.raises(DatasetTooLarge, match="uncompressed size 16418"):
+            check()
 
 
 def test_spec_and_argument_errors(tmp_path: Path) -> None:

@@ -20,7 +20,11 @@ _CHUNK = 1 << 20
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
-def _safe_parts(archive: Path, member: zipfile.ZipInfo) -> list[str]:
+class DatasetTooLarge(DatasetError):
+    """An archive whose uncompressed contents exceed the limit."""
+
+
+def _safe_parts(archive: Path | str, member: zipfile.ZipInfo) -> list[str]:
     """The member's path components; refuses absolute paths, drive letters, '..' and symlinks."""
     name = member.filename
     parts = re.split(r"[/\\]", name)
@@ -32,17 +36,27 @@ def _safe_parts(archive: Path, member: zipfile.ZipInfo) -> list[str]:
 
 
 @contextmanager
-def extracted_zip(archive: Path, *, max_bytes: int = MAX_UNCOMPRESSED_BYTES) -> Iterator[Path]:
-    """Extract `archive` into a temporary directory, yield it, and delete it afterwards.
+def extracted_zip(
+    path: Path,
+    *,
+    max_bytes: int = MAX_UNCOMPRESSED_BYTES,
+    where: str | None = None,
+    parent: Path | None = None,
+) -> Iterator[Path]:
+    """Extract `path` into a temporary directory (under `parent` if given), yield it, and
+    delete it afterwards. Messages name the archive as `where` (default: its path).
 
-    Hidden files and `__MACOSX/` are skipped. The size cap is enforced on the bytes actually
-    written, not only on the sizes the archive declares.
+    Hidden files and `__MACOSX/` are skipped. The sizes the zip directory declares are checked
+    against `max_bytes` before anything is decompressed, and the cap is enforced again on the
+    bytes actually written.
     """
+    archive = where or str(path)
     try:
-        zip_file = zipfile.ZipFile(archive)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise DatasetError(f"{archive}: not a readable zip archive ({exc})") from exc
-    with zip_file, tempfile.TemporaryDirectory(prefix="hwnas-data-") as temp:
+        zip_file = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:  # ValueError: a name not UTF-8
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise DatasetError(f"{archive}: not a readable zip archive ({why})") from None
+    with zip_file, tempfile.TemporaryDirectory(prefix="hwnas-data-", dir=parent) as temp:
         root = Path(temp)
         members = zip_file.infolist()
         if len(members) > MAX_MEMBERS:
@@ -50,34 +64,39 @@ def extracted_zip(archive: Path, *, max_bytes: int = MAX_UNCOMPRESSED_BYTES) -> 
         checked = [(member, _safe_parts(archive, member)) for member in members]
         declared = sum(member.file_size for member in members)
         if declared > max_bytes:
-            raise DatasetError(
+            raise DatasetTooLarge(
                 f"{archive}: uncompressed size {declared} bytes exceeds the {max_bytes}-byte limit"
             )
         written = 0
         for member, parts in checked:
             if member.is_dir() or not parts or any(is_hidden(part) for part in parts):
                 continue
-            target = root.joinpath(*parts)
-            if not target.resolve().is_relative_to(root.resolve()):
-                raise DatasetError(f"{archive}: refusing unsafe member {member.filename!r}")
-            target.parent.mkdir(parents=True, exist_ok=True)
             try:
+                target = root.joinpath(*parts)
+                if not target.resolve().is_relative_to(root.resolve()):
+                    raise DatasetError(f"{archive}: refusing unsafe member {member.filename!r}")
+                target.parent.mkdir(parents=True, exist_ok=True)
                 with zip_file.open(member) as source, target.open("wb") as sink:
                     while chunk := source.read(_CHUNK):
                         written += len(chunk)
                         if written > max_bytes:
-                            raise DatasetError(
+                            raise DatasetTooLarge(
                                 f"{archive}: uncompressed data exceeds the {max_bytes}-byte limit"
                             )
                         sink.write(chunk)
+            except DatasetError:
+                raise
             except (
                 zipfile.BadZipFile,
                 zlib.error,
+                EOFError,
                 OSError,
+                ValueError,  # a name the file system refuses (a NUL byte)
                 RuntimeError,
                 NotImplementedError,
             ) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
                 raise DatasetError(
-                    f"{archive}: cannot extract {member.filename!r} ({exc})"
-                ) from exc
+                    f"{archive}: cannot extract {member.filename!r} ({reason})"
+                ) from None
         yield root

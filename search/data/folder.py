@@ -62,12 +62,17 @@ def _scan(root: Path, describe: Callable[[Path], str]) -> tuple[list[str], list[
     return [class_dir.name for class_dir in class_dirs], items
 
 
+def _reason(exc: BaseException, path: Path) -> str:
+    """Pillow's message without the file's path (the caller names the file its own way)."""
+    return str(exc).replace(f" '{path}'", "").replace(str(path), path.name)
+
+
 def _header(path: Path, describe: Callable[[Path], str]) -> tuple[str, tuple[int, int]]:
     try:
         with Image.open(path) as image:
             mode, size = image.mode, image.size
     except _PIL_ERRORS as exc:
-        raise DatasetError(f"{describe(path)}: cannot read image ({exc})") from exc
+        raise DatasetError(f"{describe(path)}: cannot read image ({_reason(exc, path)})") from exc
     if mode == "F" or mode.startswith("I;32") or 0 in size:
         raise DatasetError(f"{describe(path)}: unsupported image (mode {mode}, size {size})")
     return mode, size
@@ -86,7 +91,7 @@ def _pixels(
                 source = np.asarray(image.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
                 scaled = source.astype(np.float32) / 255.0
     except _PIL_ERRORS as exc:
-        raise DatasetError(f"{describe(path)}: cannot read image ({exc})") from exc
+        raise DatasetError(f"{describe(path)}: cannot read image ({_reason(exc, path)})") from exc
     if scaled.ndim == 2:
         scaled = np.repeat(scaled[None], channels, axis=0)
     else:
@@ -135,3 +140,24 @@ def load_image_folder(
     labels = np.array([label for _, label in items], dtype=np.int64)
     digest = digest_arrays(labels, np.array(class_names), hasher=hasher)
     return RawImages(name, images, labels, tuple(class_names), source, digest)
+
+
+def scan_image_folder(
+    root: Path, *, describe: Callable[[Path], str] = str
+) -> tuple[tuple[int, int, int], np.ndarray, tuple[str, ...]]:
+    """((C, H, W), labels, class names) of an ImageFolder, every image decoded and checked as
+    `load_image_folder` (without a resolution) checks it, one at a time: nothing is kept."""
+    class_names, items = _scan(root, describe)
+    headers = [_header(path, describe) for path, _ in items]
+    first_size = headers[0][1]
+    for (path, _), (_, size) in zip(items, headers, strict=True):
+        if size != first_size:
+            raise DatasetError(
+                f"{describe(path)}: size {size[0]}×{size[1]} differs from {first_size[0]}×"
+                f"{first_size[1]} of {describe(items[0][0])}; all images must share one size"
+            )
+    channels = 1 if all(mode in GRAY_MODES for mode, _ in headers) else 3
+    for path, _ in items:
+        _pixels(path, channels, describe)
+    labels = np.array([label for _, label in items], dtype=np.int64)
+    return (channels, first_size[1], first_size[0]), labels, tuple(class_names)

@@ -5,7 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
-from service.datasets import InvalidDataset, get_dataset, list_datasets, store_dataset
+from service.datasets import (
+    DatasetTooLarge,
+    InvalidDataset,
+    get_dataset,
+    list_datasets,
+    store_dataset,
+)
 from service.routers.deps import (
     EngineDep,
     Limit,
@@ -19,6 +25,8 @@ from service.schemas.datasets import DatasetList, DatasetPublic, dataset_public
 from service.uploads import BadUpload, UploadTooLarge, receive_file
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
+# the upload streams its body to disk under its own limit, not the app's JSON body limit
+STREAMED_BODIES = [("POST", "/datasets")]
 
 UPLOAD_BODY = {
     "requestBody": {
@@ -51,7 +59,10 @@ UPLOAD_BODY = {
     openapi_extra=UPLOAD_BODY,
     responses={
         200: {"model": DatasetPublic, "description": "the same content was uploaded before"},
-        413: {"description": "larger than HWNAS_MAX_UPLOAD_BYTES"},
+        413: {
+            "description": "larger than HWNAS_MAX_UPLOAD_BYTES, or uncompressed larger than "
+            "HWNAS_MAX_DATASET_BYTES"
+        },
         422: {"description": "not a usable dataset; the detail says why"},
     },
     summary="upload a dataset (multipart field `file`); validated and stored by content hash",
@@ -81,8 +92,16 @@ async def upload(
     name = (received.fields.get("name") or received.filename)[:200]
     try:
         row, created = await run_in_threadpool(
-            store_dataset, engine, settings.artifacts_dir, principal.tenant, received, name
+            store_dataset,
+            engine,
+            settings.artifacts_dir,
+            principal.tenant,
+            received,
+            name,
+            settings.max_dataset_bytes,
         )
+    except DatasetTooLarge as exc:
+        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, detail=str(exc)) from None
     except InvalidDataset as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=str(exc)) from None
     if not created:
