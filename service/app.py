@@ -9,15 +9,19 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from lut.store import DatabaseUnavailable, LutStore
 from service.auth import ensure_key, new_key_cache
 from service.db import read_engine
+from service.errors import validation_failed
+from service.middleware import AllowHeader, FormBodyAsJson, RequestBodyGuard, UnexpectedErrors
 from service.routers import ROUTER_MODULES
 from service.settings import ServiceSettings, get_settings
+from service.uploads import sweep_stale_uploads
 
 DESCRIPTION = """Hardware-aware NAS as a service: upload datasets, submit search jobs, follow their
 progress, download deployable models. Profiler agents register their hardware and measure ops.
@@ -30,6 +34,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
     store = LutStore(settings.database_url)  # migrates to the newest schema
     settings.artifacts_dir.mkdir(parents=True, exist_ok=True)
+    sweep_stale_uploads(settings.artifacts_dir / "tmp", settings.stale_upload_s)
     if settings.admin_key is not None:
         ensure_key(store.engine, settings.admin_key.get_secret_value(), "admin", "default")
 
@@ -53,12 +58,22 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.engine = store.engine
     app.state.read_engine = reader
     app.state.key_cache = new_key_cache()
+    streamed: set[tuple[str, str]] = set()
     for name in ROUTER_MODULES:
-        app.include_router(importlib.import_module(f"service.routers.{name}").router)
+        module = importlib.import_module(f"service.routers.{name}")
+        app.include_router(module.router)
+        streamed |= set(getattr(module, "STREAMED_BODIES", ()))
+
+    def is_streamed(scope: Scope) -> bool:
+        return (scope["method"], scope["path"].rstrip("/")) in streamed
 
     _document_errors(app)
+    # the last added runs first: unexpected errors, curl's bodies as JSON, the body guard
     app.add_middleware(AllowHeader, routes=app.routes)
+    app.add_middleware(RequestBodyGuard, max_bytes=settings.max_json_bytes, streamed=is_streamed)
     app.add_middleware(FormBodyAsJson)
+    app.add_middleware(UnexpectedErrors)
+    app.add_exception_handler(RequestValidationError, validation_failed)  # type: ignore[arg-type]
 
     @app.exception_handler(DatabaseUnavailable)
     async def _database_down(_request: Request, exc: DatabaseUnavailable) -> JSONResponse:
@@ -78,14 +93,16 @@ MESSAGE = {
     "required": ["detail"],
 }
 ERRORS = {
-    "400": "the body could not be parsed",
+    "400": "the body is not valid JSON (RFC 8259, without NaN, Infinity, numbers that overflow "
+    "or lone surrogates)",
     "401": "missing, invalid or revoked API key",
     "403": "the key's scope does not allow this route",
+    "413": "the body is larger than the limit (HWNAS_MAX_JSON_BYTES, uploads HWNAS_MAX_UPLOAD_BYTES)",
 }
 
 
 def _document_errors(app: FastAPI) -> None:
-    """Every keyed route documents 401 and 403, every route with a body 400, and a 422 may be
+    """Every keyed route documents 401 and 403, every route with a body 400 and 413, and a 422 may be
     FastAPI's field list or one line from the route's own checks — so generated clients (and
     schemathesis) know every status the API answers with."""
     generate = app.openapi
@@ -108,60 +125,10 @@ def _add_error_responses(operation: dict[str, Any]) -> None:
     if operation.get("security"):
         wanted += ["401", "403"]
     if "requestBody" in operation:
-        wanted.append("400")
+        wanted += ["400", "413"]
     for code in wanted:
         responses.setdefault(code, {"description": ERRORS[code]})
         responses[code]["content"] = {"application/json": {"schema": MESSAGE}}
     if "422" in responses:
         listed = {"$ref": "#/components/schemas/HTTPValidationError"}
         responses["422"]["content"] = {"application/json": {"schema": {"anyOf": [listed, MESSAGE]}}}
-
-
-class AllowHeader:
-    """A 405 lists every method of the path in `Allow` (Starlette lists only those of the
-    first route whose path matched, and GET /jobs and POST /jobs are two routes)."""
-
-    def __init__(self, app: ASGIApp, routes: list[Any]) -> None:
-        self.app, self.routes = app, routes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_allow(message: Message) -> None:
-            if message["type"] == "http.response.start" and message["status"] == 405:
-                methods = self._methods(scope["path"])
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
-                headers.append((b"allow", ", ".join(methods).encode()))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_with_allow)
-
-    def _methods(self, path: str) -> list[str]:
-        found: set[str] = set()
-        for route in self.routes:
-            if isinstance(route, APIRoute) and route.path_regex.match(path):
-                found |= route.methods or set()
-        return sorted(found)
-
-
-class FormBodyAsJson:
-    """`curl -d '{...}'` labels its body application/x-www-form-urlencoded. No route takes
-    form-encoded bodies, so such a body is read as the JSON it is."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            headers = scope.get("headers", [])
-            if any(
-                k == b"content-type" and v.startswith(b"application/x-www-form-urlencoded")
-                for k, v in headers
-            ):
-                rewritten = [(k, v) for k, v in headers if k != b"content-type"]
-                rewritten.append((b"content-type", b"application/json"))
-                scope = {**scope, "headers": rewritten}
-        await self.app(scope, receive, send)

@@ -3,6 +3,7 @@ configured by HWNAS_* variables; reusable by every service test module."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -170,7 +171,9 @@ def run_schemathesis(
 ) -> str:
     """`schemathesis run` against the server's /openapi.json with `key`, all checks but
     positive_data_acceptance (a request naming a space, device or dataset that does not exist
-    is schema-valid and still refused with 422); asserts no failure and no server error."""
+    is schema-valid and still refused with 422); asserts no failure and no server error. JSON
+    bodies are also made hostile (tests/schemathesis_hooks.py: NaN, Infinity, 1e999, lone
+    surrogates), which JSON Schema cannot express and so schemathesis never generates."""
     import shutil
 
     cli = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
@@ -179,8 +182,16 @@ def run_schemathesis(
     command += [*extra, "--checks", "all", "--exclude-checks", "positive_data_acceptance"]
     command += ["--max-examples", str(max_examples), "--request-timeout", "20"]
     command += ["--workers", "1", "--seed", "1", "--no-color"]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=500)
+    har = cwd / "schemathesis.har"
+    command += ["--report", "har", "--report-har-path", str(har)]
+    hooks = str(Path(__file__).with_name("schemathesis_hooks.py"))
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": hooks}
+    result = subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=500, env=env)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
     assert "server error" not in output.lower()
+    entries = json.loads(har.read_text())["log"]["entries"]
+    bodies = [entry["request"].get("postData", {}).get("text", "") for entry in entries]
+    hostile = ("NaN", "Infinity", "1e999", "\\ud800", "\\udfff", "\\udbff")
+    assert any(token in body for body in bodies for token in hostile), "no hostile body was sent"
     return output

@@ -21,6 +21,7 @@ from service.schemas.jobs import JobCreate, JobCreated, JobList, JobPublic
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 POLL_S = 0.5
 KEEPALIVE_S = 15.0
+MAX_EVENT_ID = 2**62  # event ids are 64-bit database integers
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such job for this tenant"}}
 
 
@@ -144,12 +145,17 @@ async def events(
     principal: UserPrincipal,
     engine: ReadEngineDep,
     follow: Annotated[bool, Query(description="keep the stream open until the job ends")] = True,
-    after: Annotated[int, Query(ge=0, le=2**62, description="events after this id")] = 0,
-    last_event_id: Annotated[str | None, Header(max_length=20)] = None,
+    after: Annotated[int, Query(ge=0, le=MAX_EVENT_ID, description="events after this id")] = 0,
+    last_event_id: Annotated[
+        int | None,
+        Header(
+            ge=0, le=MAX_EVENT_ID, description="an event id this stream sent (resumes after it)"
+        ),
+    ] = None,
 ) -> StreamingResponse:
     await _own_job(engine, job_id, principal.tenant)
-    if last_event_id is not None and last_event_id.isdigit():
-        after = max(after, int(last_event_id))
+    if last_event_id is not None:
+        after = max(after, last_event_id)
     return StreamingResponse(
         _stream(request, engine, job_id, after, follow),
         media_type="text/event-stream",
