@@ -122,8 +122,12 @@ def test_whole_job_from_upload_to_download(job_server: Server, tmp_path: Path) -
         assert job["metrics"]["export"]["errors"] == {}
         on_target = job["metrics"]["target"]["target_measurements"]["cpu-synth"]
         assert on_target["status"] == "not measured on target"
-        listing = client.get(f"/models/{job_id}").json()["files"]
+        offered = client.get(f"/models/{job_id}").json()
+        listing = offered["files"]
         assert {f["name"] for f in listing} == set(job["downloads"])
+        card_json = client.get(f"/models/{job_id}/card.json").json()
+        assert offered["input"] == card_json["input"]  # the contract, beside the files
+        assert offered["input"]["files"]["onnx"]["value_range"] == [0.0, 1.0]
         arch = client.get(f"/models/{job_id}/arch.json")
         assert arch.status_code == 200 and arch.json()["arch"] == job["metrics"]["arch"]
         weights = client.get(f"/models/{job_id}/child.pt")
@@ -303,3 +307,33 @@ def test_stopped_worker_hands_its_job_to_the_next_at_once(tmp_path: Path) -> Non
         for process in (first, second, server):
             if process is not None:
                 stop_process(process)
+
+
+def test_a_one_epoch_job_runs_without_choosing_warmup_epochs(tmp_path: Path) -> None:
+    """The warm-up default adapts to the epochs (1 → 0) instead of refusing a request the user
+    never made; the search records the warm-up it used."""
+    home = tmp_path / "home"
+    env = service_env(home, HWNAS_WORKERS="1", OMP_NUM_THREADS="1")
+    seed_synthetic_lut(f"sqlite:///{home / 'hwnas.db'}", "cpu-synth", num_classes=3)
+    base_url, server = start_server(env)
+    try:
+        with Server(base_url, env, server).client(
+            Server(base_url, env, server).key("user")
+        ) as client:
+            body = {
+                "space": "fbnet-tiny",
+                "dataset": _upload_squares(client, tmp_path),
+                "devices": ["cpu-synth"],
+                "strategy": "fbnet",
+                "epochs": 1,
+                "child_epochs": 1,
+                "batch_size": 32,
+            }
+            created = client.post("/jobs", json=body)
+            assert created.status_code == 202, created.text
+            finished = ("done", "failed", "cancelled")
+            job = _wait_for(client, created.json()["id"], lambda j: j["state"] in finished)
+    finally:
+        stop_process(server)
+    assert job["state"] == "done", job["error"]
+    assert job["metrics"]["settings"]["warmup_epochs"] == 0

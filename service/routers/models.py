@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from pydantic import Field
 
+from deploy.checks import read_json_or_empty
 from service.jobs.queue import get_job
 from service.jobs.worker import run_dir_of
 from service.routers.deps import ObjectId, ReadEngineDep, UserPrincipal
@@ -45,6 +46,11 @@ class ModelFileInfo(Schema):
 class ModelFiles(Schema):
     job_id: str = Field(max_length=32)
     files: list[ModelFileInfo] = Field(max_length=20)
+    input: dict[str, Any] | None = Field(
+        default=None,
+        description="the model card's input contract: what each exported file takes (shape, "
+        "layout, dtype, value range, quantisation), channel order, resize, class names",
+    )
 
 
 def resolve_file(run_dir: Path, row: dict[str, Any], name: str) -> Path | None:
@@ -92,7 +98,8 @@ async def list_files(
         if path is not None:
             url = f"/models/{job_id}/{name}"
             files.append(ModelFileInfo(name=name, size_bytes=path.stat().st_size, url=url))
-    return ModelFiles(job_id=job_id, files=files)
+    card = await run_in_threadpool(read_json_or_empty, run_dir / "card.json")
+    return ModelFiles(job_id=job_id, files=files, input=card.get("input"))
 
 
 @router.get(
