@@ -19,11 +19,17 @@ from search.supernet import Supernet
 from search.train import EventFn, steps_per_epoch
 
 
+def default_warmup_epochs(epochs: int) -> int:
+    """Weights-only epochs before the architecture starts to learn: one, or none when there is
+    only one epoch (a default must never refuse a request the user did not make)."""
+    return min(1, epochs - 1)
+
+
 @dataclass(frozen=True)
 class SearchSettings:
     strategy: str
     epochs: int = 10
-    warmup_epochs: int = 1
+    warmup_epochs: int | None = None  # None: default_warmup_epochs(epochs)
     batch_size: int = 128
     weight_lr: float = 0.05
     arch_lr: float | None = None  # None: the strategy's own default (`default_arch_lr`)
@@ -34,12 +40,24 @@ class SearchSettings:
     def __post_init__(self) -> None:
         if not 1 <= self.epochs <= 10_000:
             raise ValueError("epochs must be between 1 and 10000")
-        if not 0 <= self.warmup_epochs < self.epochs:
-            raise ValueError("warm-up epochs must be >= 0 and fewer than the epochs")
+        if self.warmup_epochs is None:
+            object.__setattr__(self, "warmup_epochs", default_warmup_epochs(self.epochs))
+        elif not 0 <= self.warmup_epochs < self.epochs:
+            raise ValueError(
+                f"warmup_epochs ({self.warmup_epochs}) must be >= 0 and fewer than epochs "
+                f"({self.epochs}); left unset it is {default_warmup_epochs(self.epochs)}"
+            )
         if not 1 <= self.batch_size <= 65_536:
             raise ValueError("batch size must be between 1 and 65536")
         if self.arch_lr is not None and not 0.0 < self.arch_lr <= 10.0:
             raise ValueError("the architecture learning rate must be in (0, 10]")
+
+    @property
+    def warmup(self) -> int:
+        """The warm-up epochs in effect: `warmup_epochs`, or the default if it was left unset."""
+        if self.warmup_epochs is None:
+            return default_warmup_epochs(self.epochs)
+        return self.warmup_epochs
 
 
 @dataclass
@@ -109,7 +127,7 @@ class SupernetSearch:
         self.weight_opt.step()
         accuracy = float((logits.argmax(1) == labels).float().mean())
         details = None
-        if epoch >= self.settings.warmup_epochs:
+        if epoch >= self.settings.warmup:
             val_images, val_labels = self._batch(self.val, epoch, index)
             arch_loss, details = self.strategy.architecture_loss(
                 val_images, val_labels, self.generator

@@ -42,7 +42,7 @@ def search_settings(req: dict[str, Any]) -> SearchSettings:
     return SearchSettings(
         strategy=req["strategy"],
         epochs=req["epochs"],
-        warmup_epochs=min(req["warmup_epochs"], req["epochs"] - 1),
+        warmup_epochs=req.get("warmup_epochs"),  # None: the default for these epochs
         batch_size=req["batch_size"],
         seed=req["seed"],
         arch_lr=req.get("arch_lr"),

@@ -339,3 +339,21 @@ def test_search_bad_input_is_exit_2(
     result = hwnas(profiled_home, *args, check=False)
     assert result.returncode == 2, result.stderr
     assert needle in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_search_with_one_epoch_needs_no_warmup_flag(tmp_path: Path) -> None:
+    """--epochs 1 without --warmup-epochs runs (the warm-up default adapts to 0); a warm-up the
+    user chose that does not fit is exit 2 naming both flags."""
+    from tests.service_fixtures import seed_synthetic_lut, write_npz
+
+    home = tmp_path / "home"
+    seed_synthetic_lut(f"sqlite:///{home / 'hwnas.db'}", "cpu-synth", num_classes=3)
+    common = ["search", "--space", SPACE, "--device", "cpu-synth", "--strategy", "fbnet"]
+    common += ["--dataset", str(write_npz(tmp_path / "squares.npz")), "--epochs", "1"]
+    out = tmp_path / "run"
+    hwnas(home, *common, "--child-epochs", "1", "--batch-size", "32", "--out", str(out))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["settings"]["epochs"] == 1 and metrics["settings"]["warmup_epochs"] == 0
+    refused = hwnas(home, *common, "--warmup-epochs", "1", "--out", str(out), check=False)
+    assert refused.returncode == 2
+    assert "--warmup-epochs (1) must be >= 0 and fewer than --epochs (1)" in refused.stderr

@@ -531,3 +531,14 @@ def test_proxyless_penalty_is_lowest_at_the_budget(store: LutStore, small_data: 
     assert penalties[0.5][0] == pytest.approx(penalties[2.0][0]) == pytest.approx(2.0**0.6)
     additive = _penalties(store, small_data, "proxyless", (2.0,), penalty="add")
     assert additive[2.0][0] == pytest.approx(0.1 * 0.5)  # the paper's λ · E/B, one-sided
+
+
+def test_warmup_default_adapts_to_the_epochs() -> None:
+    """Left unset, the warm-up is 1 epoch, or 0 with a single epoch: a default never refuses
+    a request; a warm-up the caller chose that does not fit is refused, naming the default."""
+    assert SearchSettings("fbnet", epochs=1).warmup_epochs == 0
+    assert SearchSettings("fbnet", epochs=5).warmup_epochs == 1
+    assert SearchSettings("fbnet", epochs=5, warmup_epochs=3).warmup == 3
+    message = r"warmup_epochs \(2\) must be >= 0 and fewer than epochs \(2\); left unset it is 1"
+    with pytest.raises(ValueError, match=message):
+        SearchSettings("fbnet", epochs=2, warmup_epochs=2)

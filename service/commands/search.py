@@ -45,7 +45,11 @@ def register(sub: Any) -> None:
         help="a further hard budget on another device (repeatable)",
     )
     p.add_argument("--epochs", type=int, default=10, help="search epochs (default 10)")
-    p.add_argument("--warmup-epochs", type=int, default=1, help="weights-only epochs first (1)")
+    p.add_argument(
+        "--warmup-epochs",
+        type=int,
+        help="weights-only epochs first, fewer than --epochs (default 1, or 0 with --epochs 1)",
+    )
     p.add_argument(
         "--child-epochs", type=int, help="training epochs of the result (default: --epochs)"
     )
@@ -101,7 +105,10 @@ def _request_from_args(args: argparse.Namespace) -> dict[str, Any]:
         path = args.resume / REQUEST_FILE
         if not path.exists():
             raise UsageProblem(f"{args.resume} is not a search run directory (no {REQUEST_FILE})")
-        return json.loads(path.read_text())
+        request: dict[str, Any] = json.loads(path.read_text())
+        if (request.get("warmup_epochs") or 0) >= request.get("epochs", 10):
+            request["warmup_epochs"] = None  # an old run's default, then clamped silently
+        return request
     missing = [n for n in ("space", "dataset", "device") if getattr(args, n) in (None, [])]
     if missing:
         raise UsageProblem(f"missing --{', --'.join(missing)} (or give --resume DIR)")
@@ -116,6 +123,11 @@ def _request_from_args(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageProblem("--latency-ms must be positive")
     from service.schemas.jobs import MAX_CHILD_SHIFT_PX
 
+    if args.warmup_epochs is not None and not 0 <= args.warmup_epochs < args.epochs:
+        raise UsageProblem(
+            f"--warmup-epochs ({args.warmup_epochs}) must be >= 0 and fewer than --epochs "
+            f"({args.epochs})"
+        )
     if not 0 <= args.child_shift <= MAX_CHILD_SHIFT_PX:
         raise UsageProblem(f"--child-shift must be between 0 and {MAX_CHILD_SHIFT_PX} pixels")
     return {

@@ -32,8 +32,6 @@ def check_job(store: LutStore, engine: Engine, tenant: str, body: Any) -> str | 
     _check_options(body.strategy, body.options)
     if body.strategy == "hardcore" and not body.budgets:
         raise InvalidJob("the hardcore strategy needs a latency budget: budgets {device: ms}")
-    if body.warmup_epochs >= body.epochs:
-        raise InvalidJob("warmup_epochs must be fewer than epochs")
     known = {d.name for d in store.devices()}
     missing = [d for d in body.devices if d not in known]
     if missing:

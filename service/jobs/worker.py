@@ -4,6 +4,7 @@ lease expires and resumes from its last checkpoint."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import socket
@@ -22,6 +23,7 @@ from service.jobs.queue import (
     LeaseLost,
     claim_job,
     finish_job,
+    get_job,
     record_event,
     release_job,
     renew_lease,
@@ -131,12 +133,36 @@ class Worker:
             self._fail(job_id, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         except Exception as exc:
             log.error("job %s crashed:\n%s", job_id, traceback.format_exc())
-            self._fail(job_id, f"internal error: {type(exc).__name__}: {exc}"[:500])
+            self._fail(job_id, self._crash_message(job, exc))
         finally:
             done.set()
             beat.join(timeout=5)
 
+    def _crash_message(self, job: dict[str, Any], exc: Exception) -> str:
+        """What a user can do about an exception the job's checks did not foresee: the stage it
+        hit, and the remedy where the kind of failure tells one (the traceback, which means
+        nothing to the user, goes to the worker's log)."""
+        row = get_job(self.engine, job["id"])
+        stage = row["state"] if row is not None else job["state"]
+        kind = type(exc).__name__
+        if isinstance(exc, MemoryError) or kind == "OutOfMemoryError":
+            batch = job["request"].get("batch_size")
+            return (
+                f"ran out of memory while {stage}: resubmit with a smaller batch_size (was "
+                f"{batch}), a smaller space or a lower-resolution dataset"
+            )
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            return (
+                f"the server's disk filled up while {stage}; resubmit once its operator made room"
+            )
+        return (
+            f"internal error while {stage} ({kind}): the request passed every check, so this is "
+            f"the server's fault; resubmit, and if it fails again ask the operator to look up "
+            f"job {job['id']} in the worker's log"
+        )
+
     def _fail(self, job_id: str, error: str) -> None:
+        error = error.replace(str(self.settings.artifacts_dir), "<artifacts>")
         log.info("job %s failed: %s", job_id, error)
         try:
             finish_job(self.engine, job_id, self.worker_id, "failed", error=error)
@@ -161,12 +187,12 @@ class Worker:
         from search.spaces.base import space_from_string
 
         req = job["request"]
-        source = self._dataset_source(job)
+        source, shown = self._dataset_source(job)
         resolution = space_from_string(req["space"]).resolution
         try:
             data = load_dataset(source, seed=req["seed"], resolution=resolution)
         except DatasetError as exc:
-            raise JobFailed(str(exc)) from None
+            raise JobFailed(f"dataset {str(exc).replace(source, shown)}") from None
         job_id = job["id"]
 
         def check_cancelled() -> None:
@@ -192,16 +218,21 @@ class Worker:
         ctx.emit = self._emitter(ctx)
         return ctx, search_request(req, source), data
 
-    def _dataset_source(self, job: dict[str, Any]) -> str:
+    def _dataset_source(self, job: dict[str, Any]) -> tuple[str, str]:
+        """(what load_dataset loads, how messages name it: the upload's name, not its path)."""
         if job["dataset_id"] is None:
-            return str(job["request"]["dataset"])  # a built-in dataset
+            name = str(job["request"]["dataset"])  # a built-in dataset
+            return name, name
         row = get_dataset(self.engine, job["tenant"], job["dataset_id"])
         if row is None:
             raise JobFailed(f"dataset {job['dataset_id']} no longer exists")
         path = dataset_path(self.settings.artifacts_dir, row["content_hash"], row["format"])
         if not path.exists():
-            raise JobFailed(f"dataset file {path.name} is missing from the artifact directory")
-        return str(path)
+            raise JobFailed(
+                f"dataset {row['name']} ({row['id']}) is missing from the server's storage; "
+                "upload it again"
+            )
+        return str(path), f"{row['name']} ({row['id']})"
 
     def _emitter(self, ctx: StageContext) -> Any:
         def emit(event: dict[str, Any]) -> None:

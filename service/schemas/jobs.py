@@ -47,7 +47,13 @@ class JobCreate(Schema):
     )
     strategy: str = Field(default="hardcore", min_length=1, max_length=40, pattern=r"^[a-z0-9_-]+$")
     epochs: int = Field(default=10, ge=1, le=1000)
-    warmup_epochs: int = Field(default=1, ge=0, le=999)
+    warmup_epochs: int | None = Field(
+        default=None,
+        ge=0,
+        le=999,
+        description="weights-only epochs before the architecture learns; fewer than epochs "
+        "(default: 1, or 0 when epochs is 1)",
+    )
     child_epochs: int | None = Field(default=None, ge=0, le=1000)
     batch_size: int = Field(default=128, ge=1, le=4096)
     arch_lr: float | None = Field(
@@ -75,6 +81,13 @@ class JobCreate(Schema):
             raise ValueError(f"budgets name devices not in devices: {', '.join(unknown)}")
         if len(set(self.export_formats)) != len(self.export_formats):
             raise ValueError("export_formats must not repeat")
+        # left unset, warmup_epochs follows epochs (search.engine.default_warmup_epochs)
+        if self.warmup_epochs is not None and self.warmup_epochs >= self.epochs:
+            default = "" if "epochs" in self.model_fields_set else ", the default"
+            raise ValueError(
+                f"warmup_epochs ({self.warmup_epochs}) must be fewer than epochs "
+                f"({self.epochs}{default})"
+            )
         return self
 
 
