@@ -197,6 +197,47 @@ def test_an_npz_header_declaring_an_enormous_shape_is_422(server: Server, user_k
     assert _leftovers(server) == []
 
 
+def test_an_unexpected_exception_is_a_500_that_hides_it_and_keeps_the_connection() -> None:
+    """The generic rule (service.middleware.UnexpectedErrors) on uvicorn: no route of hwnas is
+    known to raise, so a two-route app stands in for the one that someday will."""
+    import threading
+
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from service.middleware import UnexpectedErrors
+    from tests.service_fixtures import free_port
+
+    async def broken(_request: Request) -> PlainTextResponse:
+        raise RuntimeError("secret detail at /srv/hwnas/artifacts")
+
+    async def fine(_request: Request) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[Route("/broken", broken), Route("/fine", fine)])
+    app.add_middleware(UnexpectedErrors)
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    _wait_until(lambda: server.started, "uvicorn started")
+    connection = Connection(f"http://127.0.0.1:{port}")
+    try:
+        status, _, content = connection.request("GET", "/broken", "none")
+        assert status == 500
+        detail = json.loads(content)["detail"]
+        assert detail.startswith("internal error (reference ") and "secret" not in detail
+        assert connection.request("GET", "/fine", "none")[:1] == (200,)
+    finally:
+        connection.close()
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
 # --- 3. resource exhaustion ------------------------------------------------------------------
 
 
