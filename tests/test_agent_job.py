@@ -1,6 +1,7 @@
 """A whole job with a real profiler agent: dataset upload → job → the agent profiles what the
 device's LUT lacks (state `profiling`) → search, training, ONNX export → the agent times the
-exported model on the target (state `measuring`) → the card shows it → downloads."""
+exported model on the target (state `measuring`) → the card shows it, and which agent took
+it → downloads. The device is the operator's, shared with the job's tenant."""
 
 from __future__ import annotations
 
@@ -64,6 +65,9 @@ def test_whole_job_with_an_agent_profiling_and_measuring_on_target(tmp_path: Pat
     agent_log = tmp_path / "agent.log"
     agent = start_agent(env, base_url, server.key("agent"), DEVICE, agent_log)
     try:
+        with server.client(server.key("admin")) as admin:  # the operator's device, for "lab"
+            shared = admin.post(f"/devices/{DEVICE}/shares", json={"tenant": "lab"})
+            assert shared.json() == {"name": DEVICE, "owner": "default", "shared_with": ["lab"]}
         with server.client(server.key("user", "lab")) as client:
             npz = write_npz(tmp_path / "squares.npz")
             dataset = client.post("/datasets", files={"file": ("squares.npz", npz.read_bytes())})
@@ -105,6 +109,10 @@ def test_whole_job_with_an_agent_profiling_and_measuring_on_target(tmp_path: Pat
             card = client.get(f"/models/{job_id}/card.json").json()
             on_target = card["latency_ms"]["measured_on_target"][DEVICE]["onnx"]
             assert on_target["median_ms"] == pytest.approx(target["median_ms"])
+            assert on_target["taken_by"]["agent"] == target["agent"]
+            assert on_target["taken_by"]["device"] == DEVICE
+            card_md = client.get(f"/models/{job_id}/card.md").text
+            assert f"{DEVICE} (measured on target by agent {target['agent']})" in card_md
             assert DEVICE in card["latency_ms"]["predicted"]
             model = client.get(f"/models/{job_id}/onnx")
             assert model.status_code == 200 and len(model.content) > 1000
