@@ -111,8 +111,10 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 def _is_json(content_type: str | None) -> bool:
+    """What FastAPI parses as JSON (with its default strict_content_type: only bodies that
+    say so; FormBodyAsJson has relabelled curl's)."""
     if not content_type:
-        return True  # FastAPI reads a body without a content type as JSON
+        return False
     kind = content_type.split(";")[0].strip().lower()
     return kind == "application/json" or (
         kind.startswith("application/") and kind.endswith("+json")
