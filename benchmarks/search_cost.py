@@ -28,8 +28,8 @@ from typing import Any
 import _common as c
 import torch
 
-from search.baselines import PROXY_EPOCHS
 from search.spaces.base import parse_architecture
+from search.strategies.baseline import PROXY_EPOCHS
 from search.train import train_child
 
 NAME = "search_cost"

@@ -38,11 +38,15 @@ import torch
 
 from search.data import load_dataset
 from search.spaces.base import parse_architecture
+from search.strategies.base import get_strategy, strategy_names
+from search.strategies.baseline import BaselineStrategy
 from search.train import train_child
 
 NAME = "search_quality"
 MBV2_BLOCK = "ir_k3_e6"
-BASELINES = ("random", "evolution")
+BASELINES = tuple(
+    name for name in strategy_names() if issubclass(get_strategy(name), BaselineStrategy)
+)
 SMOKE = {
     "strategies": "hardcore,random",
     "epochs": 1,

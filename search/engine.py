@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from search.checkpoint import load_checkpoint, save_checkpoint
-from search.strategies.base import Budget, SearchStrategy, get_strategy
+from search.strategies.base import Budget, SearchStrategy, get_search_strategy
 from search.supernet import Supernet
 from search.train import EventFn, steps_per_epoch
 
@@ -93,7 +93,8 @@ class SupernetSearch:
     def create(
         cls, supernet: Supernet, budgets: Sequence[Budget], settings: SearchSettings, **kwargs: Any
     ) -> SupernetSearch:
-        strategy = get_strategy(settings.strategy)(supernet, budgets, **settings.strategy_options)
+        strategy_class = get_search_strategy(settings.strategy)
+        strategy = strategy_class(supernet, budgets, **settings.strategy_options)
         return cls(supernet, strategy, settings, **kwargs)
 
     def _emit(self, event: dict[str, Any]) -> None:

@@ -19,7 +19,8 @@ from search.mckp import Infeasible
 from search.spaces.base import Architecture, SearchSpace, space_from_string
 from search.spaces.complexity import total_macs
 from search.spaces.grammar import SpaceParams
-from search.strategies.base import BASELINES, Budget
+from search.strategies.base import Budget, get_strategy
+from search.strategies.baseline import BaselineStrategy
 from search.supernet import Supernet
 from search.train import EventFn, train_child
 
@@ -84,14 +85,7 @@ def check_feasible(
 
 def check_request(request: SearchRequest, store: LutStore, data: Any) -> None:
     """Everything that can be refused before any work: LUT coverage, feasibility, strategy."""
-    from search.strategies.base import get_strategy, strategy_names
-
-    if request.settings.strategy not in strategy_names():
-        raise ValueError(
-            f"unknown strategy {request.settings.strategy!r}; valid: {', '.join(strategy_names())}"
-        )
-    if request.settings.strategy not in BASELINES:
-        get_strategy(request.settings.strategy).check_options(request.settings.strategy_options)
+    get_strategy(request.settings.strategy).check_options(request.settings.strategy_options)
     check_feasible(
         cost_models(store, bind_space(request.space, data), request.devices), request.budgets_ms
     )
@@ -116,10 +110,19 @@ def run_search(
     start = time.perf_counter()
     emit({"type": "state", "state": "searching"})
     strategy_report: dict[str, Any] = {}
-    if request.settings.strategy in BASELINES:
-        from search.baselines import run_baseline
-
-        choices, supernet = run_baseline(request, space, budgets, data, emit), None
+    strategy_class = get_strategy(request.settings.strategy)
+    if issubclass(strategy_class, BaselineStrategy):
+        baseline = strategy_class(
+            space,
+            budgets,
+            data,
+            trials=request.trials,
+            seed=request.settings.seed,
+            batch_size=request.settings.batch_size,
+            emit=emit,
+            **request.settings.strategy_options,
+        )
+        choices, supernet = baseline.run(), None
     else:
         supernet = Supernet(space)
         search = SupernetSearch.create(

@@ -212,6 +212,55 @@ def test_every_strategy_is_registered() -> None:
     assert {"fbnet", "proxyless", "hardcore", "random", "evolution"} <= set(strategy_names())
 
 
+DROP_IN = """
+from search.strategies.base import register_strategy
+from search.strategies.random_search import RandomSearch
+
+
+@register_strategy("{name}")
+class DroppedIn(RandomSearch):
+    pass
+"""
+
+
+def test_a_strategy_file_dropped_into_the_package_is_registered() -> None:
+    """No other edit: the package imports every module in it. Checked in a fresh interpreter, so
+    this process's registry stays as it was."""
+    import subprocess
+    import sys
+    import uuid
+
+    import search.strategies
+
+    name = f"dropin_{uuid.uuid4().hex[:8]}"
+    module = Path(search.strategies.__path__[0]) / f"{name}.py"
+    module.write_text(DROP_IN.format(name=name))
+    try:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from search.strategies.base import strategy_names, get_strategy; "
+                f"print(get_strategy({name!r}).__name__, {name!r} in strategy_names())",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        module.unlink()
+    assert done.stdout.split() == ["DroppedIn", "True"], done.stderr[-2000:]
+
+
+def test_a_baseline_is_not_a_supernet_strategy() -> None:
+    from search.strategies.base import get_search_strategy
+
+    with pytest.raises(ValueError, match="stand-alone"):
+        get_search_strategy("random")
+    with pytest.raises(ValueError, match="valid: evolution, fbnet"):
+        get_search_strategy("nope")
+
+
 def _request(strategy: str, budget: float | None, **settings: object) -> SearchRequest:
     base = {"strategy": strategy, "epochs": 2, "warmup_epochs": 1, "batch_size": 64, "seed": 3}
     return SearchRequest(
@@ -231,7 +280,7 @@ def _budget(store: LutStore, share: float) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("strategy", ["hardcore", "fbnet", "proxyless", "random", "evolution"])
+@pytest.mark.parametrize("strategy", strategy_names())
 def test_strategy_produces_a_trained_architecture(
     strategy: str, store: LutStore, small_data: object, tmp_path: Path
 ) -> None:
@@ -328,14 +377,14 @@ def test_resumed_search_ends_like_the_uninterrupted_one(
 
 
 def _strategy(store: LutStore, name: str, budget: float, error_loo: float | None, **options):  # type: ignore[no-untyped-def]
-    from search.strategies.base import Budget, get_strategy
+    from search.strategies.base import Budget, get_search_strategy
     from search.supernet import Supernet
 
     space = space_from_string(SPACE)
     model = build_cost_model(store, store.resolve_device("synthetic"), space)
     model = replace(model, error_loo=error_loo)
     torch.manual_seed(0)
-    return get_strategy(name)(Supernet(space), [Budget(model, budget)], **options), model
+    return get_search_strategy(name)(Supernet(space), [Budget(model, budget)], **options), model
 
 
 def test_hardcore_auto_margin_is_twice_the_calibrations_loo_error(store: LutStore) -> None:
@@ -366,7 +415,7 @@ def test_hardcore_refuses_a_bad_margin(store: LutStore, margin: object) -> None:
 
 
 def test_fbnet_temperature_anneals_over_the_searchs_own_length() -> None:
-    from search.strategies.differentiable import annealed_temperature
+    from search.strategies.relaxation import annealed_temperature
 
     for epochs in (3, 10, 90):
         assert annealed_temperature(5.0, 0.5, None, 0, epochs) == pytest.approx(5.0)

@@ -1,6 +1,6 @@
-"""The strategy interface and its registry. A strategy decides how each searchable layer runs in a
-weight step and in an architecture step, what the architecture loss is, and how the final
-discrete architecture is derived. The engine (`search.engine`) owns the loop."""
+"""The strategy interfaces and their registry. A supernet strategy decides how each searchable
+layer runs in a weight step and in an architecture step, what the architecture loss is, and how
+the final discrete architecture is derived; the engine (`search.engine`) owns the loop."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 
 from search.cost import LatencyCostModel
 from search.supernet import LayerMode, Supernet
+
+StrategyT = TypeVar("StrategyT", bound="Strategy")
 
 
 @dataclass(frozen=True)
@@ -39,16 +41,12 @@ class StepDetails:
     extra: dict[str, float] = field(default_factory=dict)
 
 
-class SearchStrategy(ABC):
-    name: ClassVar[str]
-    differentiable: ClassVar[bool] = True
-    # Adam's learning rate for the architecture parameters unless the settings give one.
-    default_arch_lr: ClassVar[float] = 0.01
+class Strategy:
+    """What every registered strategy has: a name and options checked against its defaults.
+    A supernet strategy subclasses `SearchStrategy`; a baseline that trains stand-alone
+    candidates subclasses `search.strategies.baseline.BaselineStrategy`."""
 
-    def __init__(self, supernet: Supernet, budgets: Sequence[Budget], **options: Any) -> None:
-        self.supernet = supernet
-        self.budgets = list(budgets)
-        self.options = self.check_options(options)
+    name: ClassVar[str]
 
     @classmethod
     def option_defaults(cls) -> dict[str, Any]:
@@ -72,6 +70,18 @@ class SearchStrategy(ABC):
     def validate_options(cls, options: dict[str, Any]) -> None:
         """Refuse bad option values (ValueError); none are checked by default."""
         del options
+
+
+class SearchStrategy(Strategy, ABC):
+    """A strategy over the weight-sharing supernet; the engine (`search.engine`) runs it."""
+
+    # Adam's learning rate for the architecture parameters unless the settings give one.
+    default_arch_lr: ClassVar[float] = 0.01
+
+    def __init__(self, supernet: Supernet, budgets: Sequence[Budget], **options: Any) -> None:
+        self.supernet = supernet
+        self.budgets = list(budgets)
+        self.options = self.check_options(options)
 
     def on_epoch_start(self, epoch: int, epochs: int) -> None:
         """Schedules (temperature annealing, ...); none by default."""
@@ -117,11 +127,15 @@ class SearchStrategy(ABC):
         return {}
 
 
-_REGISTRY: dict[str, type[SearchStrategy]] = {}
+_REGISTRY: dict[str, type[Strategy]] = {}
 
 
-def register_strategy(name: str) -> Callable[[type[SearchStrategy]], type[SearchStrategy]]:
-    def decorator(cls: type[SearchStrategy]) -> type[SearchStrategy]:
+def register_strategy(name: str) -> Callable[[type[StrategyT]], type[StrategyT]]:
+    """Register a strategy class under `name` (`hwnas search --strategy NAME`); a duplicate
+    name is an error. Every module of `search/strategies/` is imported with the package, so a
+    new module registers itself with no other edit."""
+
+    def decorator(cls: type[StrategyT]) -> type[StrategyT]:
         if name in _REGISTRY:
             raise ValueError(f"search strategy {name!r} is registered twice")
         cls.name = name
@@ -131,23 +145,27 @@ def register_strategy(name: str) -> Callable[[type[SearchStrategy]], type[Search
     return decorator
 
 
-# Baselines train stand-alone candidates instead of a supernet (search.baselines).
-BASELINES = ("random", "evolution")
-
-
 def strategy_names() -> list[str]:
-    """Every strategy `hwnas search --strategy` takes: the differentiable ones and baselines."""
-    import search.strategies.differentiable  # noqa: F401  (registers the built-ins)
+    """Every strategy `hwnas search --strategy` takes, sorted."""
+    import search.strategies  # noqa: F401  (imports, and so registers, every strategy module)
 
-    return sorted([*_REGISTRY, *BASELINES])
+    return sorted(_REGISTRY)
 
 
-def get_strategy(name: str) -> type[SearchStrategy]:
-    """A differentiable (supernet) strategy by name."""
+def get_strategy(name: str) -> type[Strategy]:
+    """A registered strategy class by name; ValueError naming the valid ones."""
     names = strategy_names()
     if name not in _REGISTRY:
         raise ValueError(f"unknown strategy {name!r}; valid: {', '.join(names)}")
     return _REGISTRY[name]
+
+
+def get_search_strategy(name: str) -> type[SearchStrategy]:
+    """A supernet strategy by name; ValueError for a baseline or an unknown name."""
+    cls = get_strategy(name)
+    if not issubclass(cls, SearchStrategy):
+        raise ValueError(f"strategy {name!r} trains stand-alone candidates, not a supernet")
+    return cls
 
 
 def parse_options(items: Sequence[str]) -> dict[str, Any]:
