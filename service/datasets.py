@@ -38,6 +38,13 @@ def detect_format(received: ReceivedFile) -> str:
     suffix = Path(received.filename).suffix.lower().lstrip(".")
     if suffix in FORMATS:
         return suffix
+    from search.data.archive import check_members
+    from search.data.base import DatasetError
+
+    try:
+        check_members(received.path, received.filename)
+    except DatasetError as exc:
+        raise InvalidDataset(str(exc)) from None
     try:
         with zipfile.ZipFile(received.path) as archive:
             names = [n for n in archive.namelist() if not n.endswith("/")]

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from search.data import DatasetError, DatasetSplits, dataset_names, load_dataset
-from search.data.archive import DatasetTooLarge, extracted_zip
+from search.data.archive import DatasetTooLarge, check_members, declared_members, extracted_zip
 from search.data.arrays import load_npz
 from search.data.check import check_dataset
 from search.data.splits import stratified_split
@@ -407,3 +407,29 @@ def test_spec_and_argument_errors(tmp_path: Path) -> None:
     _error("digits", "sum to < 1", val_fraction=0.5, test_fraction=0.5)
     _error("digits", "resolution must be", resolution=0)
     _error("digits", "seed must be", seed=-1)
+
+
+def test_a_zip_declaring_too_many_members_is_refused_before_its_directory_is_read(
+    tmp_path: Path,
+) -> None:
+    """zipfile builds an object per member of the central directory; the count in the end
+    record is checked first (1000 for an .npz, MAX_MEMBERS for an image folder)."""
+    crowded = tmp_path / "crowded.npz"
+    with zipfile.ZipFile(crowded, "w") as zf:
+        for index in range(1001):
+            zf.writestr(f"a{index}.npy", b"")
+    assert declared_members(crowded) == 1001
+    _error(crowded, "1001 members, more than 1000")
+    with pytest.raises(DatasetError, match="3 members, more than 2"):
+        check_members(
+            _zip_folder(_write_folder(tmp_path / "f", {"a": 3}), tmp_path / "f.zip"), "f.zip", 2
+        )
+    assert declared_members(tmp_path / "f.zip") == 3
+    not_zip = tmp_path / "plain.txt"
+    not_zip.write_text("no end record here")
+    assert declared_members(not_zip) is None
+    zip64 = tmp_path / "zip64.zip"  # more than 65535 members: counted in the zip64 record
+    with zipfile.ZipFile(zip64, "w") as zf:
+        for index in range(70_000):
+            zf.writestr(str(index), b"")
+    assert declared_members(zip64) == 70_000

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import stat
+import struct
 import tempfile
 import zipfile
 import zlib
@@ -22,6 +23,54 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 
 class DatasetTooLarge(DatasetError):
     """An archive whose uncompressed contents exceed the limit."""
+
+
+# the end of central directory record, and zip64's locator and record (APPNOTE 4.3.14-16)
+_END = struct.Struct("<4s4H2LH")
+_ZIP64_LOCATOR = struct.Struct("<4sLQL")
+_ZIP64_END = struct.Struct("<4sQ2H2L4Q")
+
+
+def declared_members(path: Path) -> int | None:
+    """How many members the zip's end record declares, read without parsing the central
+    directory (zipfile builds an object per member, gigabytes for a hostile directory of
+    millions of tiny entries); None when there is no end record (not a zip)."""
+    with path.open("rb") as handle:
+        size = handle.seek(0, 2)
+        handle.seek(max(0, size - _END.size - 0xFFFF))  # the record, then a comment ≤ 64 KiB
+        tail = handle.read()
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or at + _END.size > len(tail):
+            return None
+        members = int(_END.unpack_from(tail, at)[4])
+        if members == 0xFFFF and at >= _ZIP64_LOCATOR.size:
+            signature, _, offset, _ = _ZIP64_LOCATOR.unpack_from(tail, at - _ZIP64_LOCATOR.size)
+            if signature == b"PK\x06\x07":
+                handle.seek(offset)
+                record = handle.read(_ZIP64_END.size)
+                if len(record) == _ZIP64_END.size and record[:4] == b"PK\x06\x06":
+                    members = int(_ZIP64_END.unpack(record)[7])
+        return members
+
+
+def check_members(path: Path, where: str, max_members: int = MAX_MEMBERS) -> None:
+    """DatasetError naming the file `where` when its zip end record declares more than
+    `max_members` members: checked before zipfile reads the directory."""
+    try:
+        members = declared_members(path)
+    except OSError as exc:
+        raise DatasetError(f"{where}: cannot read ({exc.strerror})") from None
+    if members is not None and members > max_members:
+        raise DatasetError(f"{where}: {members} members, more than {max_members}")
+
+
+def open_zip(path: Path, where: str) -> zipfile.ZipFile:
+    check_members(path, where)
+    try:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:  # ValueError: a name not UTF-8
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise DatasetError(f"{where}: not a readable zip archive ({why})") from None
 
 
 def _safe_parts(archive: Path | str, member: zipfile.ZipInfo) -> list[str]:
@@ -51,11 +100,7 @@ def extracted_zip(
     bytes actually written.
     """
     archive = where or str(path)
-    try:
-        zip_file = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:  # ValueError: a name not UTF-8
-        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        raise DatasetError(f"{archive}: not a readable zip archive ({why})") from None
+    zip_file = open_zip(path, archive)
     with zip_file, tempfile.TemporaryDirectory(prefix="hwnas-data-", dir=parent) as temp:
         root = Path(temp)
         members = zip_file.infolist()

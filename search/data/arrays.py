@@ -14,12 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from search.data.archive import MAX_UNCOMPRESSED_BYTES, DatasetTooLarge
+from search.data.archive import MAX_UNCOMPRESSED_BYTES, DatasetTooLarge, check_members
 from search.data.base import DatasetError, RawImages, digest_arrays
 
 CHANNEL_COUNTS = frozenset({1, 3, 4})
 MAX_CLASSES = 100_000
 ARRAYS = ("x", "y", "class_names")
+MAX_MEMBERS = 1000  # arrays in one .npz; a dataset uses three
 _CHUNK = 1 << 20
 _READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError)
 _NPY_MAGIC = b"\x93NUMPY"
@@ -56,11 +57,15 @@ def open_npz(path: Path, where: str) -> Iterator[zipfile.ZipFile]:
     try:
         with path.open("rb") as probe:
             single = probe.read(len(_NPY_MAGIC)) == _NPY_MAGIC
-        archive = None if single else zipfile.ZipFile(path)
+    except OSError as exc:
+        raise DatasetError(f"{where}: cannot read .npz ({_reason(exc)})") from None
+    if single:
+        raise DatasetError(f"{where}: holds a single array; expected an .npz with 'x' and 'y'")
+    check_members(path, where, MAX_MEMBERS)
+    try:
+        archive = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile, ValueError) as exc:
         raise DatasetError(f"{where}: cannot read .npz ({_reason(exc)})") from None
-    if archive is None:
-        raise DatasetError(f"{where}: holds a single array; expected an .npz with 'x' and 'y'")
     with archive:
         yield archive
 
