@@ -85,3 +85,6 @@ def _digits() -> RawImages:
         source=str(source),
         digest=digest_arrays(pixels, labels),
     )
+
+
+from search.data import cluttered as _cluttered  # noqa: E402, F401  (registers cluttered-mnist)

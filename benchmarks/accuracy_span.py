@@ -1,0 +1,227 @@
+"""accuracy_span: how far apart are random architectures of a space on a task?
+
+A benchmark task can only show that a search beats a random network when architectures differ
+on it by more than the noise. This trains `-n` (20) random architectures of `--space`
+(fbnet-tiny) from scratch on each of `--datasets` (cluttered-mnist, synthetic, and mnist5k) with
+search_quality's child-training protocol (its `train_cached`: `--child-epochs` 8, random shifts
+of up to `--child-shift` 2 px, batch 128, `--seed` 0 for every architecture; data split at seed
+0, 28×28) and reports the min / median / max test accuracy and the span (max − min) in pp.
+The same architectures are trained on every dataset, alternating, so a run cut short still
+compares like with like.
+
+    python benchmarks/accuracy_span.py
+
+Writes benchmarks/results/accuracy_span.json and .md (accuracy_span_smoke.* with --smoke),
+rewritten after every architecture. Each training is cached in `--workdir`, so an interrupted
+run resumes; `--max-wall-s` stops starting new architectures after that many seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import _common as c
+import torch
+from search_quality import train_cached
+
+from lut.store import arch_key
+from profilers.base import cpu_model
+from search.data import load_dataset
+from search.run import bind_space
+from search.spaces.complexity import total_macs
+
+NAME = "accuracy_span"
+REPO = Path(__file__).resolve().parent.parent
+SYNTHETIC = ("cluttered-mnist",)  # labelled as synthetic in every table
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--datasets", default="cluttered-mnist,mnist5k", help="comma-separated")
+    p.add_argument("--space", default=c.SPACE)
+    p.add_argument("-n", "--count", type=int, default=20, help="random architectures")
+    p.add_argument("--arch-seed", type=int, default=27, help="seeds the random architectures")
+    p.add_argument("--seed", type=int, default=0, help="seeds every architecture's training")
+    p.add_argument("--child-epochs", type=int, default=8)
+    p.add_argument("--child-shift", type=int, default=2, help="pixels (0: no augmentation)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--max-wall-s", type=float, default=None, help="start no architecture after")
+    p.add_argument("--workdir", type=Path, default=Path("/tmp/hwnas-accuracy-span"))
+    p.add_argument("--tag", default="", help="suffix of the result files")
+    p.add_argument("--smoke", action="store_true", help="2 architectures, 1 epoch")
+    args = p.parse_args()
+    if args.smoke:
+        args.count, args.child_epochs = min(args.count, 2), 1
+        args.workdir = args.workdir.with_name(args.workdir.name + "-smoke")
+    args.datasets = [d for d in args.datasets.split(",") if d]
+    return args
+
+
+def git(*argv: str) -> str:
+    done = subprocess.run(["git", *argv], cwd=REPO, capture_output=True, text=True, check=False)
+    return done.stdout.strip()
+
+
+def meta(args: argparse.Namespace, started: float) -> dict[str, Any]:
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        # uncommitted changes to what the result depends on (others' edits elsewhere do not count)
+        "dirty": git("status", "--porcelain", "--", "search", "benchmarks/accuracy_span.py"),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "command": [Path(sys.executable).name, *sys.argv],
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "machine": platform.machine(),
+        "torch_threads": torch.get_num_threads(),
+        "load_average_1m": os.getloadavg()[0],
+        "wall_s": time.perf_counter() - started,
+        "smoke": bool(args.smoke),
+    }
+
+
+def summary(accuracies: list[float]) -> dict[str, Any]:
+    return {
+        "n": len(accuracies),
+        "min": min(accuracies),
+        "median": statistics.median(accuracies),
+        "max": max(accuracies),
+        "span_pp": 100 * (max(accuracies) - min(accuracies)),
+    }
+
+
+def ranks(values: list[float]) -> list[float]:
+    order = sorted(range(len(values)), key=values.__getitem__)
+    out = [0.0] * len(values)
+    i = 0
+    while i < len(order):  # ties share their mean rank
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            out[order[k]] = (i + j) / 2
+        i = j + 1
+    return out
+
+
+def spearman(a: list[float], b: list[float]) -> float | None:
+    if len(a) < 3:
+        return None
+    return statistics.correlation(ranks(a), ranks(b))
+
+
+def markdown(payload: dict[str, Any]) -> list[str]:
+    m, p = payload["meta"], payload["protocol"]
+    names = list(payload["datasets"])
+    label = {n: f"{n} (synthetic)" if n in SYNTHETIC else n for n in names}
+    lines = [
+        f"# {NAME}",
+        "",
+        f"{p['space']}: {p['count_done']} random architectures (seed {p['arch_seed']}) trained "
+        f"from scratch {p['child_epochs']} epochs, shifts up to {p['child_shift_px']} px, batch "
+        f"{p['batch_size']}, training seed {p['seed']} (one run each); data split at seed 0.",
+        f"Commit {m['commit'][:10]}{' (+ uncommitted changes)' if m['dirty'] else ''}, "
+        f"{m['date']}, {m['cpu']} ({m['cores']} cores, {m['torch_threads']} torch thread), "
+        f"load {m['load_average_1m']:.1f}, {m['wall_s'] / 60:.0f} min.",
+        f"`{' '.join(m['command'])}`",
+        "",
+        "| dataset | train / val / test | n | min | median | max | span | s.e. of one accuracy |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for n in names:
+        d = payload["datasets"][n]
+        if not d["runs"]:
+            continue
+        s, sizes = d["summary"], d["sizes"]
+        se = 100 * (s["median"] * (1 - s["median"]) / sizes["test"]) ** 0.5
+        lines.append(
+            f"| {label[n]} | {sizes['train']:,} / {sizes['val']:,} / {sizes['test']:,} | {s['n']} "
+            f"| {s['min']:.2%} | {s['median']:.2%} | {s['max']:.2%} | **{s['span_pp']:.1f} pp** "
+            f"| {se:.1f} pp |"
+        )
+    if payload.get("spearman") is not None:
+        lines += [
+            "",
+            f"Rank correlation of the architectures' accuracies (Spearman, "
+            f"{' vs '.join(names)}): {payload['spearman']:.2f}.",
+        ]
+    lines += [
+        "",
+        "| architecture | MACs | " + " | ".join(label[n] for n in names) + " |",
+        "|---|---|" + "---|" * len(names),
+    ]
+    for i, arch in enumerate(payload["architectures"]):
+        cells = []
+        for n in names:
+            runs = payload["datasets"][n]["runs"]
+            cells.append(f"{runs[i]['test_accuracy']:.2%}" if i < len(runs) else "—")
+        macs = payload["datasets"][names[0]]["runs"][i]["macs"]
+        lines.append(f"| `{arch.split(':', 1)[1]}` | {macs:,} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(1)  # the other core is someone else's
+    started = time.perf_counter()
+    loaded = {name: load_dataset(name, seed=0, resolution=28) for name in args.datasets}
+    spaces = {name: bind_space(args.space, data) for name, data in loaded.items()}
+    first = spaces[args.datasets[0]]
+    archs = [a.to_string() for a in first.iter_random(seed=args.arch_seed, count=args.count)]
+    config = f"c{args.child_epochs}x{args.child_shift}b{args.batch_size}s{args.seed}"
+    payload: dict[str, Any] = {
+        "protocol": {
+            "space": args.space,
+            "count": args.count,
+            "count_done": 0,
+            "arch_seed": args.arch_seed,
+            "seed": args.seed,
+            "child_epochs": args.child_epochs,
+            "child_shift_px": args.child_shift,
+            "batch_size": args.batch_size,
+            "split_seed": 0,
+            "resolution": 28,
+        },
+        "architectures": [],
+        "datasets": {
+            name: {
+                **data.record(),
+                "synthetic": name in SYNTHETIC,
+                "runs": [],
+            }
+            for name, data in loaded.items()
+        },
+    }
+    for i, arch in enumerate(archs):
+        if args.max_wall_s is not None and time.perf_counter() - started > args.max_wall_s:
+            c.log(f"--max-wall-s reached: {i} of {len(archs)} architectures")
+            break
+        for name, data in loaded.items():
+            space = spaces[name]
+            text = arch.replace(first.spec_string, space.spec_string, 1)
+            done = args.workdir / NAME / f"{name}-{data.content_hash}" / config / arch_key(text)
+            c.log(f"{i + 1}/{len(archs)} {name}")
+            metrics = train_cached(args, data, space, text, args.seed, done / "metrics.json")
+            decoded = space.decode(space.architecture(text.split(":", 1)[1].split("-")))
+            runs = payload["datasets"][name]["runs"]
+            runs.append({**metrics, "macs": total_macs(decoded)})
+            payload["datasets"][name]["summary"] = summary([r["test_accuracy"] for r in runs])
+            c.log(f"  test {metrics['test_accuracy']:.4f}, {metrics['train_wall_s']:.0f} s")
+        payload["architectures"].append(arch)
+        payload["protocol"]["count_done"] = i + 1
+        if len(loaded) == 2:
+            a, b = ([r["test_accuracy"] for r in d["runs"]] for d in payload["datasets"].values())
+            payload["spearman"] = spearman(a, b)
+        payload["meta"] = meta(args, started)
+        c.write_results(NAME, args, payload, markdown(payload))
+
+
+if __name__ == "__main__":
+    main()
