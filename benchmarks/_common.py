@@ -19,6 +19,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
+from _record import run_markdown, with_run
 
 from lut.predictor import features, fit_calibration
 from lut.store import Device, LutStore, arch_key
@@ -418,8 +419,8 @@ def write_results(
 ) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = f"{name}_smoke" if args.smoke else f"{name}{args.tag}"
-    (RESULTS / f"{stem}.json").write_text(json.dumps(payload, indent=1, default=str))
-    (RESULTS / f"{stem}.md").write_text("\n".join(md) + "\n")
+    (RESULTS / f"{stem}.json").write_text(json.dumps(with_run(payload), indent=1, default=str))
+    (RESULTS / f"{stem}.md").write_text("\n".join([*md, "", run_markdown()]) + "\n")
     log(f"wrote {RESULTS / stem}.json and .md")
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _record import run_markdown, with_run
 from sqlalchemy import delete
 
 from lut.db import MeasurementRow
@@ -240,7 +241,7 @@ def write_results(args: argparse.Namespace, specs: list[OpSpec], rounds: list[di
     }
     suffix = "_smoke" if args.smoke else ""
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"agent_throughput{suffix}.json").write_text(json.dumps(data, indent=1))
+    (RESULTS / f"agent_throughput{suffix}.json").write_text(json.dumps(with_run(data), indent=1))
     lines = [
         "# agent_throughput",
         "",
@@ -268,7 +269,9 @@ def write_results(args: argparse.Namespace, specs: list[OpSpec], rounds: list[di
         f"work (load average {data['load_average'][0]:.1f} at the end); rounds alternate to "
         "spread load drift over both loops.",
     ]
-    (RESULTS / f"agent_throughput{suffix}.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"agent_throughput{suffix}.md").write_text(
+        "\n".join([*lines, "", run_markdown()]) + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
+from _record import run_markdown, with_run
 
 from lut.measurement import Measurement
 from lut.store import LutStore, arch_key
@@ -80,7 +81,7 @@ def main() -> None:
     meta = {"cpu": cpu_model(), "backend": args.backend, "date": time.strftime("%Y-%m-%d %H:%M")}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"e2e_repeatability{args.tag}.json").write_text(
-        json.dumps({"meta": meta, "rows": rows}, indent=1)
+        json.dumps(with_run({"meta": meta, "rows": rows}), indent=1)
     )
     lines = [
         f"# e2e_repeatability — {meta['cpu']}, {args.backend}, 1 thread, {meta['date']}",
@@ -97,7 +98,9 @@ def main() -> None:
         lines.append(table_row(r["space"], label, r["n"], r))
         if "raw" in r:
             lines.append(table_row(r["space"], "raw (same runs)", r["n"], r["raw"]))
-    (RESULTS / f"e2e_repeatability{args.tag}.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"e2e_repeatability{args.tag}.md").write_text(
+        "\n".join([*lines, "", run_markdown()]) + "\n"
+    )
 
 
 def raw_median(m: Measurement) -> float:

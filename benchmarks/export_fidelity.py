@@ -19,6 +19,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
+from _record import run_markdown, with_run
 
 from deploy.api import export_run
 from deploy.testing import make_trained_run
@@ -71,8 +72,10 @@ def main() -> int:
         "affinity": sorted(os.sched_getaffinity(0)),
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "export_fidelity.json").write_text(json.dumps(report, indent=1))
-    (RESULTS / "export_fidelity.md").write_text(_markdown(report))
+    (RESULTS / "export_fidelity.json").write_text(json.dumps(with_run(report), indent=1))
+    (RESULTS / "export_fidelity.md").write_text(
+        f"{_markdown(report).rstrip()}\n\n{run_markdown()}\n"
+    )
     print(_markdown(report))
     return 0
 

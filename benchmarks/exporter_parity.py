@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import onnxruntime as ort
 import torch
+from _record import run_markdown, with_run
 
 from lut.opspec import OpSpec
 from profilers.base import cpu_model
@@ -147,8 +148,12 @@ def main() -> None:
         "networks": network_rows,
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"exporter_parity{args.tag}.json").write_text(json.dumps(report, indent=1) + "\n")
-    (RESULTS / f"exporter_parity{args.tag}.md").write_text(markdown(report))
+    (RESULTS / f"exporter_parity{args.tag}.json").write_text(
+        json.dumps(with_run(report), indent=1) + "\n"
+    )
+    (RESULTS / f"exporter_parity{args.tag}.md").write_text(
+        f"{markdown(report).rstrip()}\n\n{run_markdown()}\n"
+    )
     print(markdown(report))
 
 

@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
 from _common import timed_rounds
+from _record import run_markdown, run_record, with_run
 from scipy.stats import kendalltau
 
 from lut.predictor import features, fit_calibration, predict_from_features
@@ -342,10 +343,12 @@ def profile_rows(results: list[dict[str, Any]], tag: str) -> list[dict[str, Any]
 
 def write_results(results: list[dict[str, Any]], tag: str) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
+    for r in results:  # rows merged in from earlier runs keep those runs' records
+        r.setdefault("run", run_record())
     results = merged(results, tag)
     meta = {"cpu": cpu_model(), "machine": platform.machine(), "date": time.strftime("%Y-%m-%d")}
     (RESULTS / f"lut_accuracy{tag}.json").write_text(
-        json.dumps({"meta": meta, "results": results}, indent=1)
+        json.dumps(with_run({"meta": meta, "results": results}), indent=1)
     )
     lines = [
         f"# lut_accuracy — {meta['cpu']}, 1 thread, {meta['date']}",
@@ -401,10 +404,10 @@ def write_results(results: list[dict[str, Any]], tag: str) -> None:
         for r in results
         if (a := r.get("round_agreement")) and "half_rounds" in a
     ]
-    (RESULTS / f"lut_accuracy{tag}.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"lut_accuracy{tag}.md").write_text("\n".join([*lines, "", run_markdown()]) + "\n")
     cost = profile_rows(results, tag)
     (RESULTS / f"profile_cost{tag}.json").write_text(
-        json.dumps({"meta": meta, "results": cost}, indent=1)
+        json.dumps(with_run({"meta": meta, "results": cost}), indent=1)
     )
     md = [
         f"# profile_cost — {meta['cpu']}, 1 core",
@@ -420,7 +423,7 @@ def write_results(results: list[dict[str, Any]], tag: str) -> None:
         f"{100 * c['median_cv']:.1f}% | {c['date']} |"
         for c in cost
     ]
-    (RESULTS / f"profile_cost{tag}.md").write_text("\n".join(md) + "\n")
+    (RESULTS / f"profile_cost{tag}.md").write_text("\n".join([*md, "", run_markdown()]) + "\n")
 
 
 def main() -> None:

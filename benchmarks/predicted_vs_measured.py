@@ -25,6 +25,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _record import run_markdown, with_run
+
 from deploy.arch_export import export_architecture
 from deploy.measure import measure_exported
 from lut.predictor import predict
@@ -164,8 +166,8 @@ def _write(rows: list[dict[str, Any]], source: str, args: argparse.Namespace) ->
         "load_average_1m": os.getloadavg()[0],  # other work on the machine inflates timings
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / _name(args, "json")).write_text(json.dumps(report, indent=1))
-    (RESULTS / _name(args, "md")).write_text(_markdown(report))
+    (RESULTS / _name(args, "json")).write_text(json.dumps(with_run(report), indent=1))
+    (RESULTS / _name(args, "md")).write_text(f"{_markdown(report).rstrip()}\n\n{run_markdown()}\n")
 
 
 def _markdown(report: dict[str, Any]) -> str:

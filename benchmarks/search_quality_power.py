@@ -12,7 +12,7 @@ real advantage of δ shows, and (δ = 0) the chance that none shows anyway.
 
     python benchmarks/search_quality_power.py
 
-Reads benchmarks/results/search_quality_{seeds4,retrain8,hc8}.json by default (--runs), writes
+Reads benchmarks/results/search_quality.json by default (--runs: result stems in that folder), writes
 benchmarks/results/search_quality_power.json and .md. No training, no measuring: a few seconds.
 """
 
@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _record import run_markdown, with_run
 
 RESULTS = Path(__file__).resolve().parent / "results"
-DEFAULT_RUNS = "search_quality_seeds4,search_quality_retrain8,search_quality_hc8"
+DEFAULT_RUNS = "search_quality"  # the current multi-seed result (every seed under per_seed)
 BUDGETS = 3
 BEATS_NEEDED = 2
 
@@ -131,9 +132,9 @@ def main() -> None:
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = f"search_quality_power{args.tag}"
-    (RESULTS / f"{stem}.json").write_text(json.dumps(payload, indent=1))
+    (RESULTS / f"{stem}.json").write_text(json.dumps(with_run(payload), indent=1))
     md = markdown(payload)
-    (RESULTS / f"{stem}.md").write_text("\n".join(md) + "\n")
+    (RESULTS / f"{stem}.md").write_text("\n".join([*md, "", run_markdown()]) + "\n")
     print("\n".join(md), file=sys.stderr)
 
 

@@ -31,6 +31,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
+from _record import run_markdown, with_run
 
 from lut.opspec import OpSpec
 from lut.store import LutStore
@@ -281,7 +282,7 @@ def write(result: dict[str, Any]) -> None:
     RESULTS.mkdir(exist_ok=True)
     database = result["setting"]["database"]
     name = "service_load" if database == "sqlite" else f"service_load_{database}"
-    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1))
+    (RESULTS / f"{name}.json").write_text(json.dumps(with_run(result), indent=1))
     lines = [
         f"# {name}",
         "",
@@ -320,7 +321,7 @@ def write(result: dict[str, Any]) -> None:
         f"{result['all']['errors']} errors, p99 {result['all']['p99_ms']:.1f} ms. "
         f"{result['tasks_posted']} profiling tasks ({SPECS_PER_TASK} ops each) were posted.",
     ]
-    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{name}.md").write_text("\n".join([*lines, "", run_markdown()]) + "\n")
 
 
 def main() -> None:
