@@ -3,6 +3,7 @@ FROM python:3.11-slim
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 HWNAS_HOME=/data
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY common common
 COPY lut lut
 COPY profilers profilers
 COPY search search

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from deploy.checks import read_json_or_empty, write_json_atomically
+from common.files import write_json_atomically
+from deploy.checks import read_json_or_empty
 
 if TYPE_CHECKING:
     import torch.nn as nn
@@ -133,7 +134,7 @@ def _onnx_io(path: Path) -> dict[str, dict[str, Any]]:
 def _tflite_io(path: Path) -> dict[str, dict[str, Any]]:
     from ai_edge_litert.interpreter import Interpreter
 
-    from profilers.quiet import silenced
+    from common.quiet import silenced
 
     with silenced():
         interpreter = Interpreter(model_path=str(path))

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from common.files import write_atomically
+from common.quiet import silenced
 from deploy.contract import pixel_max
 from deploy.formats import ExportFailed, ExportJob, register_format, unsupported_op_message
-from profilers.export import write_atomically
-from profilers.quiet import silenced
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"

@@ -128,7 +128,7 @@ def measure_here(
 
 def _model_cache() -> Path:
     """The profilers' cache of converted models (the backend's warm-up model lives there)."""
-    from profilers.cache import model_cache_dir
+    from common.paths import model_cache_dir
 
     return model_cache_dir()
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from profilers.quiet import silenced
+from common.quiet import silenced
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from common.files import write_json_atomically as write_json
 from deploy.checks import CHECKS_FILE, file_digest, fresh_entry, read_json_or_empty
-from deploy.checks import write_json_atomically as write_json
 from deploy.child import Child, load_run_child, read_json
 from deploy.contract import deployable_module, file_pixels, pixel_max, read_pixel_kinds
 from deploy.formats import ExportFailed, ExportJob, get_format, parse_formats

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.quiet import silenced
 from profilers.backends.converted import fit_input
 from profilers.backends.onnxruntime_backend import numpy_dtype
-from profilers.quiet import silenced
 
 ORT_CHUNK = 256
 

@@ -1,6 +1,6 @@
 """OpSpec: the canonical, hashable key of one operation whose cost a LUT stores.
 
-Two specs with the same hash build the same module (see `search.spaces.blocks.build_op`).
+Two specs with the same hash build the same module (see `lut.modules.build_op`).
 """
 
 from __future__ import annotations
@@ -133,3 +133,9 @@ class OpSpec:
             extra = ""
         act = f" {self.activation}" if self.op in ("conv", "mbconv") else ""
         return f"{self.op}{extra}{act} {shape}->{self.out_channels}"
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """Round channels to a multiple of `divisor`, never more than 10% below `value` (MobileNet)."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded

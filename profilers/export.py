@@ -3,16 +3,14 @@ since concurrent profilers may share a cache) and the ONNX export they share."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from common.files import write_atomically
+from common.quiet import silenced
 from lut.opspec import OpSpec
-from profilers.quiet import silenced
 
 if TYPE_CHECKING:
     import torch
@@ -29,7 +27,7 @@ def op_model(spec: OpSpec) -> tuple[nn.Module, torch.Tensor]:
     """
     if spec.is_identity:
         raise ValueError(f"{spec.short()} is an identity: there is nothing to measure")
-    from search.spaces.blocks import build_op, example_input
+    from lut.modules import build_op, example_input
 
     module = build_op(spec)
     replace_all_zero_parameters(module)
@@ -75,18 +73,6 @@ def ensure_cached(path: Path, write: Callable[[Path], object]) -> bool:
         return False
     write_atomically(path, write)
     return True
-
-
-def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
-    """`write(temporary)` then rename over `path`: a failed write leaves no half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp{path.suffix}")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
 
 
 def export_onnx(module: nn.Module, example: torch.Tensor, path: Path) -> None:

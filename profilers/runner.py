@@ -71,7 +71,7 @@ def _between_blocks_ms(backend: ProfilerBackend, fixed: FixedCosts) -> float:
     LUT entry less what the entry holds beyond the op."""
     import torch.nn as nn
 
-    from search.spaces.blocks import build_op, example_input
+    from lut.modules import build_op, example_input
 
     channels, size = CHAIN_PROBE
     probe = OpSpec(

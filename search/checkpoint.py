@@ -3,12 +3,13 @@ states, position and LUT version, written atomically (temporary file + os.replac
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from common.files import write_atomically
 
 CHECKPOINT = "checkpoint.pt"
 FORMAT_VERSION = 1
@@ -16,15 +17,13 @@ FORMAT_VERSION = 1
 
 def save_checkpoint(directory: Path, state: dict[str, Any]) -> Path:
     path = directory / CHECKPOINT
-    tmp = directory / f".{CHECKPOINT}.{os.getpid()}.tmp"
     payload = {
         "format_version": FORMAT_VERSION,
         "python_random": random.getstate(),
         "torch_random": torch.get_rng_state(),
         **state,
     }
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    write_atomically(path, lambda tmp: torch.save(payload, tmp))
     return path
 
 

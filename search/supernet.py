@@ -15,8 +15,8 @@ from collections.abc import Iterator, Sequence
 import torch
 import torch.nn as nn
 
+from lut.modules import build_op
 from search.spaces.base import LayerSlot, SearchSpace
-from search.spaces.blocks import build_op
 
 LayerMode = torch.Tensor | int | tuple[torch.Tensor, list[int]]
 

@@ -7,7 +7,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from profilers.quiet import restore_output
+from common.quiet import restore_output
 from service.commands import agent as agent_cmds
 from service.commands import arch as arch_cmds
 from service.commands import demo as demo_cmds

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from profilers.cache import hwnas_home, model_cache_dir
+from common.paths import hwnas_home, model_cache_dir
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from common.quiet import silenced
 from lut.opspec import OpSpec
 from profilers.export import ensure_cached, op_model
 from profilers.memory import RSS_METHOD, track_peak_rss
 from profilers.protocol import pinned_to_cores
-from profilers.quiet import silenced
 
 
 def test_micro_models_have_no_foldable_all_zero_parameters() -> None:
@@ -82,7 +82,7 @@ def test_output_is_restored_after_a_ctrl_c_inside_the_restore(
 ) -> None:
     """A Ctrl-C landing while `silenced` puts the output back (here: in its first step) left
     stderr on the scratch file, and the CLI's "interrupted" line was lost (seen in the suite)."""
-    from profilers import quiet
+    from common import quiet
 
     stderr_before = os.fstat(2).st_ino
 
@@ -102,7 +102,7 @@ def test_output_is_restored_after_a_ctrl_c_inside_the_restore(
 
 
 def test_model_cache_follows_hwnas_cache_dir_then_hwnas_home(tmp_path: Path) -> None:
-    from profilers.cache import model_cache_dir
+    from common.paths import model_cache_dir
     from service.config import load_settings
 
     home = {"HWNAS_HOME": str(tmp_path / "home")}

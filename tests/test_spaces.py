@@ -8,8 +8,8 @@ import random
 import pytest
 import torch
 
+from lut.modules import build_op, check_chain, example_input
 from search.spaces.base import parse_architecture, space_from_string, space_names
-from search.spaces.blocks import build_op, check_chain, example_input
 from search.spaces.grammar import Choice, parse_choice, split_arch_string
 
 SPACES = space_names()

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from common.quiet import silenced
 from profilers.backends.converted import ConvertedModelBackend, fit_input
 from profilers.base import register_backend
-from profilers.quiet import silenced
 
 if TYPE_CHECKING:
     import torch

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lut.opspec import OpSpec
+from lut.opspec import OpSpec, make_divisible
 from search.spaces.grammar import (
     Choice,
     SpaceParams,
@@ -25,12 +25,6 @@ from search.spaces.grammar import (
 
 if TYPE_CHECKING:
     import torch.nn as nn
-
-
-def make_divisible(value: float, divisor: int = 8) -> int:
-    """Round channels to a multiple of `divisor`, never more than 10% below `value` (MobileNet)."""
-    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
-    return rounded + divisor if rounded < 0.9 * value else rounded
 
 
 @dataclass(frozen=True)
@@ -321,7 +315,7 @@ class SearchSpace:
 
     def build(self, arch: Architecture) -> nn.Module:
         """The whole network as a plain `torch.nn.Sequential` of the blocks' modules."""
-        from search.spaces.blocks import build_network
+        from lut.modules import build_network
 
         return build_network(self.decode(arch))
 
@@ -405,7 +399,6 @@ __all__ = [
     "SearchSpace",
     "SpaceDef",
     "StageDef",
-    "make_divisible",
     "parse_architecture",
     "register_space",
     "space_from_string",

@@ -14,7 +14,7 @@ def _out_hw(spec: OpSpec) -> int:
 
 def macs(spec: OpSpec) -> int:
     """Multiply-accumulates of one op (batch 1); BN is folded and elementwise ops are free."""
-    from search.spaces.base import make_divisible
+    from lut.opspec import make_divisible
 
     hw_in = spec.height * spec.width
     if spec.op == "conv":

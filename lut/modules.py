@@ -1,5 +1,7 @@
-"""Torch modules for OpSpecs. The same `build_op` builds LUT micro-models and whole networks, so
-the profiled operation and the deployed one are the same graph."""
+"""Torch modules for OpSpecs: the OpSpec contract's other half. The same `build_op` builds LUT
+micro-models (profilers), supernets and child networks (search, deploy), so the profiled
+operation and the deployed one are the same graph. Only those who build import it; the rest of
+`lut` stays importable without torch."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
-from lut.opspec import OpSpec
+from lut.opspec import OpSpec, make_divisible
 
 
 def activation_layer(name: str) -> nn.Module:
@@ -23,8 +25,6 @@ def activation_layer(name: str) -> nn.Module:
 
 
 def _se_channels(channels: int) -> int:
-    from search.spaces.base import make_divisible
-
     return make_divisible(channels / 4)
 
 
