@@ -28,8 +28,8 @@ from profilers.protocol import QUICK, MeasureProtocol
 from profilers.runner import profile_specs
 from search.cost import LatencyCostModel, build_cost_model
 from search.data import load_dataset
-from search.engine import SearchSettings
-from search.run import SearchRequest, bind_space, run_search
+from search.request import SearchRequest, SearchSettings
+from search.run import bind_space, run_search
 from search.spaces.base import Architecture, SearchSpace
 from search.strategies.base import parse_options
 

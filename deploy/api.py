@@ -8,15 +8,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from deploy.checks import TARGETS_FILE, read_json_or_empty, write_json_atomically
+from common.files import write_json_atomically, write_text_atomically
+from deploy.checks import TARGETS_FILE, read_json_or_empty
 from deploy.child import DeployError, load_run_child
-from deploy.formats import get_format, parse_formats
+from deploy.formats import format_names, get_format, parse_formats
 
-FORMATS: tuple[str, ...] = ("onnx", "tflite", "onnx-int8", "tflite-int8", "tensorrt")
 CARD_FILES = ("card.json", "card.md")
 
 __all__ = [
-    "FORMATS",
     "DeployError",
     "artifact_path",
     "export_run",
@@ -114,21 +113,20 @@ def write_card(
     child = run.child if run is not None else load_run_child(run_dir)
     card = build_card(run_dir, child, files)
     write_json_atomically(run_dir / "card.json", card)
-    (run_dir / ".card.md.tmp").write_text(render_markdown(card))
-    (run_dir / ".card.md.tmp").replace(run_dir / "card.md")
+    write_text_atomically(run_dir / "card.md", render_markdown(card))
     return card
 
 
 def artifact_path(run_dir: Path, name: str) -> Path:
-    """The file for a download name: each of FORMATS, "card.json", "card.md". Raises
+    """The file for a download name: each registered format, "card.json", "card.md". Raises
     FileNotFoundError with a clear message if not produced."""
     run_dir = Path(run_dir)
     if name in CARD_FILES:
         path = run_dir / name
-    elif name in FORMATS:
+    elif name in format_names():
         path = run_dir / "export" / get_format(name).file_name
     else:
-        valid = ", ".join((*FORMATS, *CARD_FILES))
+        valid = ", ".join((*format_names(), *CARD_FILES))
         raise FileNotFoundError(f"no artifact named {name!r}; valid: {valid}")
     if not path.is_file():
         errors = read_json_or_empty(run_dir / "export" / "errors.json")
@@ -154,8 +152,8 @@ def record_target_measurement(
     from lut.measurement import Measurement
 
     run_dir = Path(run_dir)
-    if fmt not in FORMATS:
-        raise DeployError(f"unknown format {fmt!r}; valid: {', '.join(FORMATS)}")
+    if fmt not in format_names():
+        raise DeployError(f"unknown format {fmt!r}; valid: {', '.join(format_names())}")
     if not isinstance(device, str) or not device.strip() or len(device) > 200:
         raise DeployError("device must be a non-empty name of at most 200 characters")
     if not isinstance(measurement, dict):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,50 +14,10 @@ import torch
 import torch.nn.functional as F
 
 from search.checkpoint import load_checkpoint, save_checkpoint
+from search.request import SearchSettings
 from search.strategies.base import Budget, SearchStrategy, get_search_strategy
 from search.supernet import Supernet
 from search.train import EventFn, steps_per_epoch
-
-
-def default_warmup_epochs(epochs: int) -> int:
-    """Weights-only epochs before the architecture starts to learn: one, or none when there is
-    only one epoch (a default must never refuse a request the user did not make)."""
-    return min(1, epochs - 1)
-
-
-@dataclass(frozen=True)
-class SearchSettings:
-    strategy: str
-    epochs: int = 10
-    warmup_epochs: int | None = None  # None: default_warmup_epochs(epochs)
-    batch_size: int = 128
-    weight_lr: float = 0.05
-    arch_lr: float | None = None  # None: the strategy's own default (`default_arch_lr`)
-    seed: int = 0
-    checkpoint_every: int = 50
-    strategy_options: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.epochs <= 10_000:
-            raise ValueError("epochs must be between 1 and 10000")
-        if self.warmup_epochs is None:
-            object.__setattr__(self, "warmup_epochs", default_warmup_epochs(self.epochs))
-        elif not 0 <= self.warmup_epochs < self.epochs:
-            raise ValueError(
-                f"warmup_epochs ({self.warmup_epochs}) must be >= 0 and fewer than epochs "
-                f"({self.epochs}); left unset it is {default_warmup_epochs(self.epochs)}"
-            )
-        if not 1 <= self.batch_size <= 65_536:
-            raise ValueError("batch size must be between 1 and 65536")
-        if self.arch_lr is not None and not 0.0 < self.arch_lr <= 10.0:
-            raise ValueError("the architecture learning rate must be in (0, 10]")
-
-    @property
-    def warmup(self) -> int:
-        """The warm-up epochs in effect: `warmup_epochs`, or the default if it was left unset."""
-        if self.warmup_epochs is None:
-            return default_warmup_epochs(self.epochs)
-        return self.warmup_epochs
 
 
 @dataclass

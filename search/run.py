@@ -4,18 +4,18 @@ and evaluated, and the run directory's outputs (arch.json, child.pt, metrics.jso
 from __future__ import annotations
 
 import json
-import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from common.files import write_atomically, write_json_atomically
 from lut.store import LutStore
 from search.cost import LatencyCostModel, build_cost_model
-from search.engine import SearchSettings, SupernetSearch
+from search.engine import SupernetSearch
 from search.mckp import Infeasible
+from search.request import SearchRequest
 from search.spaces.base import Architecture, SearchSpace, space_from_string
 from search.spaces.complexity import total_macs
 from search.spaces.grammar import SpaceParams
@@ -23,20 +23,6 @@ from search.strategies.base import Budget, get_strategy
 from search.strategies.baseline import BaselineStrategy
 from search.supernet import Supernet
 from search.train import EventFn, train_child
-
-
-@dataclass(frozen=True)
-class SearchRequest:
-    space: str
-    dataset: str
-    devices: tuple[str, ...]  # LUTs the budgets refer to; the first is the primary device
-    budgets_ms: tuple[float | None, ...]  # one per device; None: no hard budget there
-    settings: SearchSettings
-    child_epochs: int | None = None  # default: the search's epochs
-    inherit_weights: bool = False
-    child_shift_px: int = 0  # the child trains on images shifted by up to this many pixels
-    trials: int = 8  # candidates trained by the random / evolution baselines
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def bind_space(space_text: str, data: Any) -> SearchSpace:
@@ -199,17 +185,9 @@ def write_outputs(
         {"layer": slot.label, "choice": slot.candidates[i], "index": i}
         for slot, i in zip(space.layers, choices, strict=True)
     ]
-    _atomic_json(out_dir / "arch.json", {**arch.to_json(), "layers": layers})
-    tmp = out_dir / ".child.pt.tmp"
-    torch.save(child.state_dict(), tmp)
-    os.replace(tmp, out_dir / "child.pt")
-    _atomic_json(out_dir / "metrics.json", metrics)
-
-
-def _atomic_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=str))
-    os.replace(tmp, path)
+    write_json_atomically(out_dir / "arch.json", {**arch.to_json(), "layers": layers})
+    write_atomically(out_dir / "child.pt", lambda tmp: torch.save(child.state_dict(), tmp))
+    write_json_atomically(out_dir / "metrics.json", metrics)
 
 
 def _lut_version(models: list[LatencyCostModel]) -> str:

@@ -16,7 +16,6 @@ from lut.predictor import FixedCosts, predict
 from lut.store import LutStore
 from search.cost import build_cost_model
 from search.data import load_dataset
-from search.engine import SearchSettings
 from search.mckp import (
     Infeasible,
     JointlyInfeasible,
@@ -24,7 +23,8 @@ from search.mckp import (
     solve_mckp_band,
     solve_mckp_multi,
 )
-from search.run import SearchRequest, run_search
+from search.request import SearchRequest, SearchSettings
+from search.run import run_search
 from search.spaces.base import space_from_string
 from search.spaces.complexity import macs
 from search.strategies.base import strategy_names

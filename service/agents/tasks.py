@@ -19,7 +19,7 @@ from service.agents import queue
 from service.agents.ownership import check_task
 from service.agents.queue import Agent, Task
 
-# The exported file an agent of each backend times end to end (see deploy.api.FORMATS).
+# The exported file an agent of each backend times end to end (deploy.formats registers them).
 BACKEND_FORMATS = {"onnxruntime": "onnx", "litert": "tflite", "tensorrt": "tensorrt"}
 
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from search.request import DEFAULT_STRATEGY, DEFAULT_TRIALS, SearchSettings
 from service.commands.common import (
     UsageProblem,
     open_store,
@@ -17,6 +18,7 @@ from service.commands.common import (
 )
 
 REQUEST_FILE = "request.json"
+DEFAULTS = SearchSettings(DEFAULT_STRATEGY)
 
 
 def register(sub: Any) -> None:
@@ -33,8 +35,9 @@ def register(sub: Any) -> None:
     p.add_argument("--device", action="append", help="device LUT for the budget (repeatable)")
     p.add_argument(
         "--strategy",
-        default="hardcore",
-        help="hardcore (default), fbnet, proxyless, random, evolution",
+        default=DEFAULT_STRATEGY,
+        help=f"a registered strategy (default {DEFAULT_STRATEGY}): hardcore, fbnet, proxyless, "
+        "random, evolution, or one added to search/strategies/",
     )
     p.add_argument("--latency-ms", help="budget(s) on the first device, comma-separated")
     p.add_argument(
@@ -44,7 +47,9 @@ def register(sub: Any) -> None:
         metavar="DEVICE=MS",
         help="a further hard budget on another device (repeatable)",
     )
-    p.add_argument("--epochs", type=int, default=10, help="search epochs (default 10)")
+    p.add_argument(
+        "--epochs", type=int, default=DEFAULTS.epochs, help=f"search epochs ({DEFAULTS.epochs})"
+    )
     p.add_argument(
         "--warmup-epochs",
         type=int,
@@ -53,15 +58,20 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--child-epochs", type=int, help="training epochs of the result (default: --epochs)"
     )
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
     p.add_argument(
         "--arch-lr",
         type=float,
         help="Adam learning rate of the architecture parameters (default: the strategy's; "
         "0.05 for fbnet and hardcore, 0.01 for proxyless)",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--trials", type=int, default=8, help="candidates of random / evolution (8)")
+    p.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    p.add_argument(
+        "--trials",
+        type=int,
+        default=DEFAULT_TRIALS,
+        help=f"candidates of the baselines, random and evolution ({DEFAULT_TRIALS})",
+    )
     p.add_argument(
         "--inherit-weights", action="store_true", help="start the child from supernet weights"
     )
@@ -73,7 +83,12 @@ def register(sub: Any) -> None:
         help="augment the child's training: every image shifted by a random offset of up to PX "
         "pixels (0: none; 2 suits 28x28 digits)",
     )
-    p.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints")
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=DEFAULTS.checkpoint_every,
+        help=f"steps between checkpoints ({DEFAULTS.checkpoint_every})",
+    )
     p.add_argument(
         "--option",
         action="append",
@@ -113,23 +128,12 @@ def _request_from_args(args: argparse.Namespace) -> dict[str, Any]:
     if missing:
         raise UsageProblem(f"missing --{', --'.join(missing)} (or give --resume DIR)")
     try:
-        budgets = [float(x) for x in args.latency_ms.split(",")] if args.latency_ms else [None]
+        budgets = [float(x) for x in args.latency_ms.split(",")] if args.latency_ms else []
         extra = {d: float(ms) for d, _, ms in (b.partition("=") for b in args.device_budget)}
     except ValueError:
         raise UsageProblem(
             "budgets must be numbers: --latency-ms 0.3 or --device-budget pi=2.5"
         ) from None
-    if any(b is not None and b <= 0 for b in budgets):
-        raise UsageProblem("--latency-ms must be positive")
-    from service.schemas.jobs import MAX_CHILD_SHIFT_PX
-
-    if args.warmup_epochs is not None and not 0 <= args.warmup_epochs < args.epochs:
-        raise UsageProblem(
-            f"--warmup-epochs ({args.warmup_epochs}) must be >= 0 and fewer than --epochs "
-            f"({args.epochs})"
-        )
-    if not 0 <= args.child_shift <= MAX_CHILD_SHIFT_PX:
-        raise UsageProblem(f"--child-shift must be between 0 and {MAX_CHILD_SHIFT_PX} pixels")
     return {
         "space": args.space,
         "dataset": args.dataset,
@@ -156,15 +160,15 @@ def run_search_command(args: argparse.Namespace) -> int:
     from search.data import DatasetError, load_dataset
     from search.mckp import Infeasible
     from search.pareto import write_pareto
+    from search.request import build_requests
     from search.spaces.base import space_from_string
-    from service.search_jobs import build_requests
 
     req = _request_from_args(args)
     export_formats = _export_formats(args.export)
     out = Path(req["out"])
     with user_errors():
         space = space_from_string(req["space"])
-        requests = build_requests(req)
+        requests = build_requests(req, out)
     store = open_store()
     try:
         data = load_dataset(req["dataset"], seed=req["seed"], resolution=space.resolution)

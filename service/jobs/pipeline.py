@@ -10,7 +10,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from search.run import SearchRequest, run_search
+from search.request import SearchRequest
+from search.run import run_search
 from service.jobs.context import JobFailed, StageContext
 
 

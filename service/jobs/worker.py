@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lut.store import LutStore
-from search.run import SearchRequest
+from search.request import SearchRequest, build_requests
 from service.datasets import dataset_path, get_dataset
 from service.jobs import pipeline
 from service.jobs.context import JobCancelled, JobFailed, StageContext
@@ -31,7 +31,6 @@ from service.jobs.queue import (
     update_job,
 )
 from service.jobs.states import RUNNING
-from service.search_jobs import search_settings
 from service.settings import ServiceSettings
 
 log = logging.getLogger("hwnas.worker")
@@ -42,20 +41,18 @@ class WorkerStopping(Exception):
     """This worker was asked to stop; the job goes back to the queue."""
 
 
-def search_request(req: dict[str, Any], dataset: str) -> SearchRequest:
-    devices = tuple(req["devices"])
-    settings = search_settings(req)
-    return SearchRequest(
-        space=req["space"],
-        dataset=dataset,
-        devices=devices,
-        budgets_ms=tuple(req["budgets"].get(d) for d in devices),
-        settings=settings,
-        child_epochs=req.get("child_epochs"),
-        inherit_weights=bool(req.get("inherit_weights")),
-        child_shift_px=int(req.get("child_shift_px") or 0),
-        trials=int(req.get("trials", 8)),
-    )
+def search_request(req: dict[str, Any], dataset: str, run_dir: Path) -> SearchRequest:
+    """The job's request (JobCreate's fields) as the one search request: a job has one budget
+    per device, the primary device's among them."""
+    primary, budgets = req["devices"][0], dict(req["budgets"])
+    document = {
+        **req,
+        "dataset": dataset,
+        "budgets": [budgets.pop(primary)] if primary in budgets else [],
+        "device_budgets": budgets,
+    }
+    ((_, _, request),) = build_requests(document, run_dir)
+    return request
 
 
 def run_dir_of(settings: ServiceSettings, job_id: str) -> Path:
@@ -216,7 +213,7 @@ class Worker:
             check_cancelled=check_cancelled,
         )
         ctx.emit = self._emitter(ctx)
-        return ctx, search_request(req, source), data
+        return ctx, search_request(req, source, ctx.run_dir), data
 
     def _dataset_source(self, job: dict[str, Any]) -> tuple[str, str]:
         """(what load_dataset loads, how messages name it: the upload's name, not its path)."""

@@ -4,7 +4,7 @@ the architecture, the trained weights and the metrics."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi import Path as PathParam
@@ -21,17 +21,15 @@ from service.schemas import Schema
 
 router = APIRouter(prefix="/models", tags=["models"])
 
-ModelFile = Literal[
-    "onnx",
-    "tflite",
-    "onnx-int8",
-    "tflite-int8",
-    "tensorrt",
-    "card.json",
-    "card.md",
-    "arch.json",
-    "child.pt",
-    "metrics.json",
+ModelFile = Annotated[
+    str,
+    PathParam(
+        min_length=1,
+        max_length=40,
+        pattern=r"^[a-z0-9][a-z0-9.-]*$",
+        description="an export format (deploy's registry), card.json, card.md, arch.json, "
+        "child.pt or metrics.json",
+    ),
 ]
 RUN_FILES = ("arch.json", "child.pt", "metrics.json")
 MEDIA_TYPES = {".json": "application/json", ".md": "text/markdown; charset=utf-8"}
@@ -114,7 +112,7 @@ async def list_files(
 )
 async def download(
     job_id: ObjectId,
-    name: Annotated[ModelFile, PathParam()],
+    name: ModelFile,
     request: Request,
     principal: UserPrincipal,
     engine: ReadEngineDep,

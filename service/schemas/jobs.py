@@ -3,26 +3,39 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
+from search.request import (
+    BOUNDS,
+    DEFAULT_STRATEGY,
+    DEFAULT_TRIALS,
+    MAX_ARCH_LR,
+    MAX_BUDGET_MS,
+    SearchSettings,
+)
 from service.jobs.states import JobState
 from service.schemas import Schema
 
 DeviceName = Annotated[
     str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 ]
-BudgetMs = Annotated[float, Field(gt=0, le=1_000_000)]
+BudgetMs = Annotated[float, Field(gt=0, le=MAX_BUDGET_MS)]
 OptionKey = Annotated[
     str, StringConstraints(min_length=1, max_length=40, pattern=r"^[a-z_][a-z0-9_]*$")
 ]
 OptionValue = (
     Annotated[float, Field(ge=-1e9, le=1e9)] | bool | Annotated[str, Field(max_length=100)]
 )
-ExportFormat = Literal["onnx", "tflite", "onnx-int8", "tflite-int8", "tensorrt"]
+ExportFormat = Annotated[str, StringConstraints(min_length=1, max_length=40)]
+DEFAULTS = SearchSettings(DEFAULT_STRATEGY)
 
-MAX_CHILD_SHIFT_PX = 16  # the child-training shift augmentation, also `hwnas search`'s bound
+
+def bounded(name: str, default: Any, description: str | None = None) -> Any:
+    """A field with the search request's own bounds (search.request.BOUNDS)."""
+    low, high = BOUNDS[name]
+    return Field(default=default, ge=low, le=high, description=description)
 
 
 class JobCreate(Schema):
@@ -45,32 +58,41 @@ class JobCreate(Schema):
     budgets: dict[DeviceName, BudgetMs] = Field(
         default_factory=dict, max_length=8, description="latency budget in ms per device"
     )
-    strategy: str = Field(default="hardcore", min_length=1, max_length=40, pattern=r"^[a-z0-9_-]+$")
-    epochs: int = Field(default=10, ge=1, le=1000)
-    warmup_epochs: int | None = Field(
-        default=None,
-        ge=0,
-        le=999,
-        description="weights-only epochs before the architecture learns; fewer than epochs "
+    strategy: str = Field(
+        default=DEFAULT_STRATEGY, min_length=1, max_length=40, pattern=r"^[a-z0-9_-]+$"
+    )
+    epochs: int = bounded("epochs", DEFAULTS.epochs)
+    warmup_epochs: int | None = bounded(
+        "warmup_epochs",
+        None,
+        "weights-only epochs before the architecture learns; fewer than epochs "
         "(default: 1, or 0 when epochs is 1)",
     )
-    child_epochs: int | None = Field(default=None, ge=0, le=1000)
-    batch_size: int = Field(default=128, ge=1, le=4096)
+    child_epochs: int | None = bounded("child_epochs", None, "default: epochs")
+    batch_size: int = bounded("batch_size", DEFAULTS.batch_size)
     arch_lr: float | None = Field(
-        default=None, gt=0.0, le=10.0, description="architecture learning rate (strategy's)"
+        default=None, gt=0.0, le=MAX_ARCH_LR, description="architecture learning rate (strategy's)"
     )
-    seed: int = Field(default=0, ge=0, le=2**31 - 1)
-    trials: int = Field(default=8, ge=1, le=1000, description="random / evolution candidates")
-    checkpoint_every: int = Field(default=50, ge=1, le=1_000_000, description="steps")
+    seed: int = bounded("seed", DEFAULTS.seed)
+    trials: int = bounded("trials", DEFAULT_TRIALS, "candidates of the baselines")
+    checkpoint_every: int = bounded("checkpoint_every", DEFAULTS.checkpoint_every, "steps")
     inherit_weights: bool = False
-    child_shift_px: int = Field(
-        default=0,
-        ge=0,
-        le=MAX_CHILD_SHIFT_PX,
-        description="augmentation: the child's images shifted up to N px",
+    child_shift_px: int = bounded(
+        "child_shift_px", 0, "augmentation: the child's images shifted up to N px"
     )
     options: dict[OptionKey, OptionValue] = Field(default_factory=dict, max_length=16)
-    export_formats: list[ExportFormat] = Field(default_factory=list, max_length=5)
+    export_formats: list[ExportFormat] = Field(
+        default_factory=list, max_length=8, description="registered export formats (deploy)"
+    )
+
+    @field_validator("export_formats")
+    @classmethod
+    def _registered_formats(cls, names: list[str]) -> list[str]:
+        from deploy.formats import get_format
+
+        for name in names:
+            get_format(name)  # ValueError naming the registered formats
+        return names
 
     @model_validator(mode="after")
     def _consistent(self) -> JobCreate:
@@ -81,7 +103,7 @@ class JobCreate(Schema):
             raise ValueError(f"budgets name devices not in devices: {', '.join(unknown)}")
         if len(set(self.export_formats)) != len(self.export_formats):
             raise ValueError("export_formats must not repeat")
-        # left unset, warmup_epochs follows epochs (search.engine.default_warmup_epochs)
+        # left unset, warmup_epochs follows epochs (search.request.default_warmup_epochs)
         if self.warmup_epochs is not None and self.warmup_epochs >= self.epochs:
             default = "" if "epochs" in self.model_fields_set else ", the default"
             raise ValueError(
