@@ -265,9 +265,9 @@ def fit_calibration(
     Several forms are fitted — one alpha for every op family or (with `per_family` and at least
     3 points per coefficient) one per family present, each with and without the per-op `beta`
     and the constant `gamma` — and the one with the smallest leave-one-out relative error on the
-    points is kept (the simpler on a tie): with ~20 points, the richest form fits the points
-    best and new networks worse (ORT, fbnet at 224: 87% within ±10% with every term, 94% with
-    the alpha alone, which leave-one-out picks)."""
+    points is kept (the simpler on a tie): with ~20 points the richest form fits the points
+    best and new networks worse, which leave-one-out sees and a fit on all points does not
+    (docs/measuring.md, "The calibration's form")."""
     import numpy as np
 
     if len(points) < 3:

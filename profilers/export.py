@@ -80,13 +80,12 @@ def export_onnx(module: nn.Module, example: torch.Tensor, path: Path) -> None:
     input named "input" and one output named "output" (default opset, weights inside the file),
     silencing the exporter's chatter.
 
-    It goes through torch's TorchScript exporter: a median 0.047 s a micro-model against 2.03 s
-    for the dynamo exporter, which was most of the time to build an ONNX Runtime LUT. Networks
-    are deployed with the dynamo exporter (deploy/exporters.py), so a LUT entry must time the
-    graph the dynamo exporter gives: `benchmarks/exporter_parity.py` found ORT's optimised graphs of
-    both node for node the same for all 393 OpSpecs of the six spaces and for 18 networks (with
-    torch 2.13, ORT 1.32), and a test checks one OpSpec of each kind. A torch without the
-    TorchScript exporter falls back to dynamo.
+    It goes through torch's TorchScript exporter, which is many times faster than the dynamo
+    exporter; exporting was most of the time to build an ONNX Runtime LUT. Networks are deployed
+    with the dynamo exporter (deploy/exporters.py), so a LUT entry must time the graph the dynamo
+    exporter gives: `benchmarks/exporter_parity.py` compares ORT's optimised graphs of both for
+    every OpSpec of every space (docs/measuring.md has its findings), and a test checks one
+    OpSpec of each kind. A torch without the TorchScript exporter falls back to dynamo.
     """
     try:
         export_onnx_torchscript(module, example, path)

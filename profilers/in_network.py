@@ -2,10 +2,9 @@
 
 A stand-alone micro-model runs with its own input and weights warm in the caches, and with
 layouts at its edges that a network may not have (ORT fuses a residual `Add` into the NCHWc
-convolution before it inside a network, but not when the block's input arrives in NCHW). At
-224×224 the ratio of an op's in-network kernel time to its stand-alone one ranges from about
-0.45 to 1.0 over fbnet's ops (ONNX Runtime, one thread): the expanding blocks at high
-resolution lose the most, and a single calibration factor cannot restore their ranking.
+convolution before it inside a network, but not when the block's input arrives in NCHW). The
+gap differs from op to op — the expanding blocks at high resolution differ the most — so a
+single calibration factor cannot restore their ranking (docs/measuring.md has the figures).
 
 So this profiler times a few *covering networks* instead: in each round, the network j takes at
 every searchable layer the candidate (offset + j) mod n, with a random offset per layer and

@@ -110,9 +110,9 @@ def time_runs(
 
 class _Paired:
     """A timed run followed by a reference run; returns the referenced sample and keeps both
-    raw latencies. Every run is paired: a warmed-up reference before every 5 runs instead kept
-    the model warmer (LUT sums nearer the whole network's) but followed the drift worse (ONNX
-    Runtime, fbnet at 224: 46% of networks predicted within ±10% against 94%)."""
+    raw latencies. Every run is paired, because the machine's speed changes from one run to the
+    next: a reference taken only every few runs keeps the measured model warmer but follows the
+    drift worse (docs/measuring.md, "The drift reference")."""
 
     def __init__(self, timed_run: Callable[[], float], reference: DriftReference) -> None:
         self.timed_run = timed_run

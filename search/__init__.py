@@ -1,1 +1,1 @@
-"""Search spaces, and (later) the supernet, search strategies and data loading."""
+"""Search spaces, the supernet, search strategies, the cost model, data loading and the search run."""

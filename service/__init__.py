@@ -1,1 +1,2 @@
-"""The hwnas front ends: the `hwnas` command line (and, later, the REST service)."""
+"""The hwnas front ends: the `hwnas` command line, the REST service, its job workers and the
+profiler agents."""

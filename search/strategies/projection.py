@@ -3,8 +3,8 @@ cost, every layer at once.
 
 The layers' logits sit side by side in one matrix, a row per layer padded with −inf (probability
 0), so the expected cost of a shifted distribution softmax(α − λ·cost) is a handful of tensor
-operations whatever the number of layers. The per-layer loop it replaced made the projections
-after each architecture step ~7 s of a one-epoch hardcore search on fbnet-tiny (profiled).
+operations whatever the number of layers, instead of a Python loop per layer after every
+architecture step.
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ def register(sub: Any) -> None:
         metavar="N",
         help="measure every op N times, each later pass over all ops in its own shuffled order, "
         "and pool the passes, so that a slow spell of the machine falls on different ops each "
-        "time (LiteRT, fbnet at 224x224: see benchmarks/README.md); adds passes to a LUT that "
+        "time (see docs/measuring.md); adds passes to a LUT that "
         "has fewer",
     )
     parser.add_argument(
@@ -65,7 +65,7 @@ def register(sub: Any) -> None:
         help="onnxruntime on the CPU only: time the ops inside whole networks instead of as "
         "stand-alone micro-models (covering networks in which every candidate of every layer "
         "runs, timed with ORT's per-node profiler). Predicts large networks better (fbnet at "
-        "224x224: see benchmarks/README.md). A device name holds one kind of LUT: give an "
+        "224x224: see docs/measuring.md). A device name holds one kind of LUT: give an "
         "in-network one a name of its own (laptop-in-network)",
     )
     parser.add_argument(
