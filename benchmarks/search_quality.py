@@ -15,8 +15,8 @@ every budget, and beat them at two of three" holds.
 Writes benchmarks/results/search_quality.json and .md (search_quality_smoke.* with --smoke),
 rewritten after each budget. Runs are cached in the workdir, so an interrupted run resumes.
 
-    python benchmarks/search_quality.py --retrain-from benchmarks/results/search_quality_seeds4.json \
-        --child-epochs 10 --child-shift 2 --seeds 0,1,2,3 --tag _retrain
+    python benchmarks/search_quality.py --retrain-from benchmarks/results/search_quality.json \
+        --child-epochs 10 --child-shift 2 --seeds 0,1,2,3,4,5,6,7 --tag _retrain
 
 re-judges a finished run under another child-training protocol: every architecture it recorded
 (per seed and budget, except plain `random`, which the claim does not use) is trained again from

@@ -8,7 +8,7 @@ the CPU). Reports requests, errors and p50/p90/p99 latency per kind (goal: 0 err
 
     python benchmarks/service_load.py [--database-url postgresql+psycopg://...]
 
-Writes benchmarks/results/service_load.json and .md (service_load_postgresql.* on PostgreSQL).
+Writes benchmarks/results/service_load.json and .md (service_load_<database>.* for another database).
 """
 
 from __future__ import annotations
