@@ -21,9 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch
 from _record import run_markdown, with_run
 
+from lut.measurement import Measurement
 from lut.predictor import features, fit_calibration
-from lut.store import Device, LutStore, arch_key
+from lut.store import Device, LutStore
 from profilers.base import ProfilerBackend, cpu_model, create_backend
+from profilers.e2e import measure_into_store, measure_network
 from profilers.protocol import QUICK, MeasureProtocol
 from profilers.runner import profile_specs
 from search.cost import LatencyCostModel, build_cost_model
@@ -151,19 +153,13 @@ def prepare_space(bench: Bench, space_text: str) -> tuple[SearchSpace, LatencyCo
 
 def measure_archs(bench: Bench, space: SearchSpace, archs: list[Architecture]) -> dict[str, float]:
     """End-to-end medians (ms) with the backend's protocol, cached in the e2e table."""
-    device = bench.device
-    done = {a: m.median_ms for a, m in bench.store.e2e_measurements(device, space.spec_string)}
-    example = torch.randn(space.input_shape, generator=torch.Generator().manual_seed(0))
-    for arch in archs:
-        text = arch.to_string()
-        if text in done:
-            continue
-        key = f"net-{arch_key(text)}"
-        m = bench.backend.measure_module(space.build(arch), example, cache_key=key)
-        bench.store.add_e2e(device, text, space.spec_string, m)
-        done[text] = m.median_ms
-        log(f"  e2e {text.split(':')[1]}: {m.median_ms:.4f} ms")
-    return {a.to_string(): done[a.to_string()] for a in archs}
+
+    def logged(i: int, m: Measurement) -> None:
+        log(f"  e2e {archs[i].to_string().split(':')[1]}: {m.median_ms:.4f} ms")
+
+    return measure_into_store(
+        bench.store, bench.device, bench.backend, space, archs, on_measured=logged
+    )
 
 
 def measure_text(bench: Bench, space: SearchSpace, text: str) -> float:
@@ -196,14 +192,12 @@ def timed_rounds(
     kept in the JSON file `path` (architecture → latencies), so an interrupted run resumes."""
     stored: dict[str, list[float]] = json.loads(path.read_text()) if path.exists() else {}
     path.parent.mkdir(parents=True, exist_ok=True)
-    example = torch.randn(space.input_shape, generator=torch.Generator().manual_seed(0))
     for r in range(1, rounds):
         order = sorted(archs)
         random.Random(r).shuffle(order)
         todo = [t for t in order if len(stored.get(t, [])) < r]
         for i, text in enumerate(todo, start=1):
-            key = f"net-{arch_key(text)}"
-            m = backend.measure_module(space.build(archs[text]), example, cache_key=key)
+            m = measure_network(backend, space, archs[text])
             stored.setdefault(text, []).append(m.median_ms)
             path.write_text(json.dumps(stored))
             log(

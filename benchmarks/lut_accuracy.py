@@ -32,9 +32,11 @@ from _common import timed_rounds
 from _record import run_markdown, run_record, with_run
 from scipy.stats import kendalltau
 
+from lut.measurement import Measurement
 from lut.predictor import features, fit_calibration, predict_from_features
 from lut.store import Device, LutStore, arch_key
 from profilers.base import cpu_model, create_backend
+from profilers.e2e import measure_into_store
 from profilers.export import op_model
 from profilers.in_network import profile_in_network
 from profilers.protocol import MeasureProtocol
@@ -107,20 +109,14 @@ def measure_e2e(
     store: LutStore, device: Device, backend: Any, space: SearchSpace, archs: list
 ) -> dict[str, float]:
     """End-to-end medians, resumable through the device's e2e table."""
-    done = {a: m.median_ms for a, m in store.e2e_measurements(device, space.spec_string)}
-    example = torch.randn(space.input_shape, generator=torch.Generator().manual_seed(0))
     # Calibration and test architectures interleaved, so a drift of the machine's speed during
     # the run cannot bias one set against the other.
     archs = sorted(archs, key=lambda a: arch_key(a.to_string()))
-    for i, arch in enumerate(archs, start=1):
-        text = arch.to_string()
-        if text in done:
-            continue
-        m = backend.measure_module(space.build(arch), example, cache_key=f"net-{arch_key(text)}")
-        store.add_e2e(device, text, space.spec_string, m)
-        done[text] = m.median_ms
-        print(f"  e2e {i}/{len(archs)} {m.median_ms:.4f} ms", file=sys.stderr, flush=True)
-    return done
+
+    def logged(i: int, m: Measurement) -> None:
+        print(f"  e2e {i + 1}/{len(archs)} {m.median_ms:.4f} ms", file=sys.stderr, flush=True)
+
+    return measure_into_store(store, device, backend, space, archs, on_measured=logged)
 
 
 def measure_rounds(

@@ -176,6 +176,22 @@ def test_measure_in_rounds_pools_every_round(profiled_home: Path) -> None:
 
 
 @pytest.mark.slow
+def test_calibrate_fits_the_lut_and_predictions_use_it(profiled_home: Path, tmp_path: Path) -> None:
+    import shutil
+
+    home = tmp_path / "home"  # a copy: the module's other tests predict uncalibrated
+    shutil.copytree(profiled_home, home)
+    args = ["lut", "calibrate", "--device", "laptop", "--space", SPACE, "-n", "6", "--quick"]
+    done = hwnas(home, *args)
+    assert done.stdout.startswith("calibrated laptop") and "on 6 runs" in done.stdout
+    arch = hwnas(home, "arch", "random", "--space", SPACE, "--seed", "3", "-n", "1").stdout.strip()
+    predicted = json.loads(hwnas(home, "predict", "--device", "laptop", arch, "--json").stdout)
+    assert predicted["calibrated"] is True
+    too_many = hwnas(home, *args[:-3], "-n", "1001", check=False)
+    assert too_many.returncode == 2 and "between 0 and 1000" in too_many.stderr
+
+
+@pytest.mark.slow
 def test_export_import_round_trip(profiled_home: Path, tmp_path: Path) -> None:
     out = tmp_path / "laptop.lut.json"
     hwnas(profiled_home, "lut", "export", "--device", "laptop", "-o", str(out))

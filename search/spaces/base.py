@@ -348,6 +348,12 @@ def space_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def decode_string(text: str) -> list[OpSpec]:
+    """The OpSpecs of an architecture string (`parse_architecture`, then its space's decode)."""
+    space, arch = parse_architecture(text)
+    return space.decode(arch)
+
+
 def space_from_string(text: str, params: SpaceParams | None = None) -> SearchSpace:
     """`fbnet`, `fbnet@r160_w0.75`, ... → a bound SearchSpace. Unknown names raise ValueError."""
     name, header_params = parse_space_header(text)
@@ -399,6 +405,7 @@ __all__ = [
     "SearchSpace",
     "SpaceDef",
     "StageDef",
+    "decode_string",
     "parse_architecture",
     "register_space",
     "space_from_string",

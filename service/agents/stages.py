@@ -7,14 +7,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from lut.coverage import Coverage, coverage
 from lut.opspec import OpSpec
 from lut.store import Device, DeviceNotFound
 from service.agents import ownership, queue
 from service.agents.queue import Task
 from service.agents.tasks import (
     BACKEND_FORMATS,
-    Coverage,
-    coverage,
     create_fixed_costs_task,
     create_model_task,
     create_opspec_tasks,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -177,30 +176,6 @@ def record_model_measurement(
 def record_failure(store: LutStore, agent: Agent, task: Task, error: str) -> None:
     check_task(store, agent, task)
     queue.finish_task(store.engine, task.id, error=f"agent {agent.name}: {error}")
-
-
-@dataclass(frozen=True)
-class Coverage:
-    """How much of a set of specs a device LUT holds."""
-
-    total: int
-    missing: list[OpSpec]
-    fixed_costs: bool
-
-    @property
-    def complete(self) -> bool:
-        return not self.missing and self.fixed_costs
-
-    @property
-    def measured(self) -> int:
-        return self.total - len(self.missing)
-
-
-def coverage(store: LutStore, device: Device, specs: Sequence[OpSpec]) -> Coverage:
-    missing = store.missing(device, specs)
-    total = len({s.key for s in specs if not s.is_identity})
-    fresh = store.device(device.id)
-    return Coverage(total=total, missing=missing, fixed_costs=fresh.fixed_costs is not None)
 
 
 def json_safe(value: Any) -> Any:

@@ -4,14 +4,13 @@ latency."""
 from __future__ import annotations
 
 import argparse
-import random
 from typing import Any
 
 from rich.table import Table
 
 from lut.measurement import Measurement
 from lut.predictor import Prediction, predict
-from lut.store import Device, LutStore, arch_key
+from lut.store import Device, LutStore
 from service.commands.common import (
     add_arch_inputs,
     add_tenant_argument,
@@ -167,24 +166,13 @@ def run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def measure_architecture(backend: Any, text: str) -> tuple[str, str, Measurement]:
-    """Build the whole network and time it end to end. Returns (arch, space spec, measurement)."""
-    import torch
-
-    space, arch = _parse(text)
-    module = space.build(arch)
-    example = torch.randn(space.input_shape, generator=torch.Generator().manual_seed(0))
-    arch_text = arch.to_string()
-    m = backend.measure_module(module, example, cache_key=f"net-{arch_key(arch_text)}")
-    return arch_text, space.spec_string, m
-
-
 def run_measure(args: argparse.Namespace) -> int:
+    from profilers.e2e import measure_in_rounds
     from profilers.in_network import lut_fingerprint
     from profilers.runner import use_lut_drift_reference
     from service.commands.profile import make_backend
 
-    items = [_parse(t)[1].to_string() for t in read_arch_inputs(args)]
+    networks = [_parse(t) for t in read_arch_inputs(args)]
     backend = make_backend(args.backend, args.threads, args.quick)
     store = open_store() if args.device else None
     device = None
@@ -192,23 +180,23 @@ def run_measure(args: argparse.Namespace) -> int:
         fingerprint = lut_fingerprint(store, args.device, backend)
         with user_errors():
             device = store.register_device(args.device, fingerprint, owner=args.tenant)
-    runs: list[list[tuple[str, str, Measurement]]] = [[] for _ in items]
     rows = []
     with progress_bar() as progress, user_errors():
         if device is not None:
             use_lut_drift_reference(backend, device)
-        task = progress.add_task("measuring", total=len(items) * args.rounds, status="")
-        for round_index in range(args.rounds):
-            order = list(range(len(items)))
-            if round_index:
-                random.Random(round_index).shuffle(order)
-            for i in order:
-                runs[i].append(measure_architecture(backend, items[i]))
-                progress.advance(task)
-                if args.rounds == 1:  # stream: one line as soon as each is measured
-                    rows.append(_measured_row(store, device, backend, runs[i], args.json))
+        task = progress.add_task("measuring", total=len(networks) * args.rounds, status="")
+
+        def measured(i: int, m: Measurement) -> None:
+            progress.advance(task)
+            if args.rounds == 1:  # stream: one line as soon as each is measured
+                rows.append(_measured_row(store, device, backend, networks[i], [m], args.json))
+
+        runs = measure_in_rounds(backend, networks, args.rounds, measured)
         if args.rounds > 1:  # in the input's order
-            rows = [_measured_row(store, device, backend, r, args.json) for r in runs]
+            rows = [
+                _measured_row(store, device, backend, n, r, args.json)
+                for n, r in zip(networks, runs, strict=True)
+            ]
     if not args.json:
         table = Table(
             "arch", "median ms", "p10", "p90", "n", *(["rounds"] if args.rounds > 1 else [])
@@ -234,15 +222,17 @@ def _measured_row(
     store: LutStore | None,
     device: Device | None,
     backend: Any,
-    runs: list[tuple[str, str, Measurement]],
+    network: tuple[Any, Any],
+    runs: list[Measurement],
     as_json: bool,
 ) -> dict[str, Any]:
     """One architecture's result over its rounds: stored as an end-to-end run of `device` if
     given, printed as a JSON line with `as_json`."""
-    arch, space, _ = runs[0]
-    m = Measurement.pooled([r[2] for r in runs])
+    space, parsed = network
+    arch = parsed.to_string()
+    m = Measurement.pooled(runs)
     if store is not None and device is not None:
-        store.add_e2e(device, arch, space, m)
+        store.add_e2e(device, arch, space.spec_string, m)
     row = {
         "arch": arch,
         "latency_ms": m.median_ms,

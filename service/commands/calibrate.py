@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from lut.predictor import features, fit_calibration
 from service.commands.common import (
     EnvironmentProblem,
     open_store,
@@ -40,39 +39,30 @@ def register(sub: Any) -> None:
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
-    from profilers.runner import use_lut_drift_reference
-    from search.spaces.base import space_from_string
-    from service.commands.arch import measure_architecture
+    from profilers.calibrate import NotTheDevice, calibrate_device
+    from search.spaces.base import decode_string, space_from_string
     from service.commands.profile import make_backend
 
     store = open_store()
     with user_errors():
         device = store.resolve_device(args.device, args.backend)
         space = space_from_string(args.space)
-        if not 0 <= args.count <= 1000:
-            raise ValueError("-n must be between 0 and 1000")
-    fixed = device.fixed_costs
-    if fixed is None:
-        raise EnvironmentProblem(f"device {device.name!r} has no fixed costs: profile it first")
     backend = make_backend(device.backend, int(device.fingerprint.get("threads", 1)), args.quick)
-    _check_same_machine(device.fingerprint, backend.fingerprint())
-    with user_errors():
-        use_lut_drift_reference(backend, device)  # end-to-end runs in the LUT's unit
-    archs = [a.to_string() for a in space.iter_random(args.seed, args.count)]
     with progress_bar() as progress, user_errors():
-        task = progress.add_task("end-to-end", total=len(archs), status="")
-        for text in archs:
-            arch, space_key, m = measure_architecture(backend, text)
-            store.add_e2e(device, arch, space_key, m)
-            progress.advance(task)
-    points = []
-    with user_errors():
-        for arch, m in store.e2e_measurements(device, space.spec_string):
-            sp, a = _parse(arch)
-            specs = sp.decode(a)
-            points.append((features(specs, store.lookup(device, specs), fixed), m.median_ms))
-        calibration = fit_calibration(points, fixed)
-    store.set_calibration(device, space.spec_string, calibration)
+        task = progress.add_task("end-to-end", total=args.count, status="")
+        try:
+            calibration = calibrate_device(
+                store,
+                device,
+                backend,
+                space,
+                decode=decode_string,
+                count=args.count,
+                seed=args.seed,
+                on_measured=lambda _i, _m: progress.advance(task),
+            )
+        except NotTheDevice as exc:
+            raise EnvironmentProblem(str(exc)) from None
     stdout.print(
         f"calibrated {device.label} for {space.spec_string} on {calibration.n_points} runs: "
         f"MAPE {calibration.mape_before:.1f}% → {calibration.mape_after:.1f}% "
@@ -81,23 +71,6 @@ def run_calibrate(args: argparse.Namespace) -> int:
         f"MAPE {calibration.mape_loo:.1f}%)"
     )
     return 0
-
-
-def _parse(text: str) -> Any:
-    from search.spaces.base import parse_architecture
-
-    return parse_architecture(text)
-
-
-def _check_same_machine(stored: dict[str, Any], here: dict[str, Any]) -> None:
-    keys = ("backend", "runtime_version", "provider", "threads", "cpu_model", "precision")
-    differ = [k for k in keys if stored.get(k) != here.get(k)]
-    if differ:
-        raise EnvironmentProblem(
-            "this machine is not the device's fingerprint "
-            f"({', '.join(f'{k}: {stored.get(k)} vs {here.get(k)}' for k in differ)}); "
-            "calibrate on the device itself"
-        )
 
 
 def _alphas(calibration: Any) -> str:

@@ -53,10 +53,12 @@ def register(sub: Any) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from profilers.calibrate import calibrate_device
+    from profilers.e2e import measure_network
     from profilers.runner import use_lut_drift_reference
-    from search.spaces.base import space_from_string
-    from service.commands import calibrate, profile
-    from service.commands.arch import measure_architecture, predict_architecture
+    from search.spaces.base import decode_string, space_from_string
+    from service.commands import profile
+    from service.commands.arch import predict_architecture
 
     if not 1 <= args.count <= 1000:
         raise UsageProblem("-n must be between 1 and 1000")
@@ -67,19 +69,21 @@ def run_demo(args: argparse.Namespace) -> int:
     reference = ["--drift-reference"] if new_lut else []
     profile.run(command_arguments(profile, "profile", [*lut_args, *quick, *reference]))
     stderr.print("[bold]2/4[/] calibrating the LUT on end-to-end runs")
-    calibration = [*lut_args, "--count", "8", "--seed", "1000", *quick]
-    calibrate.run_calibrate(command_arguments(calibrate, "calibrate", calibration))
-    stderr.print("[bold]3/4[/] predicted vs measured on fresh random architectures")
     store = open_store()
     device = store.resolve_device(args.device, args.backend)
     backend = profile.make_backend(args.backend, 1, args.quick)
-    use_lut_drift_reference(backend, device)  # measured in the LUT's unit
     space = space_from_string(args.space)
+    fitted = calibrate_device(
+        store, device, backend, space, decode=decode_string, count=8, seed=1000
+    )
+    stderr.print(f"leave-one-out error of the calibration: {fitted.mape_loo:.1f}%")
+    stderr.print("[bold]3/4[/] predicted vs measured on fresh random architectures")
+    use_lut_drift_reference(backend, device)  # measured in the LUT's unit
     table = Table("arch", "predicted ms", "measured ms", "error")
     errors = []
     for arch in space.iter_random(seed=2024, count=args.count):
         predicted = predict_architecture(store, device, arch.to_string(), raw=False).latency_ms
-        measured = measure_architecture(backend, arch.to_string())[2].median_ms
+        measured = measure_network(backend, space, arch).median_ms
         errors.append(abs(predicted - measured) / measured)
         table.add_row(
             arch.to_string()[:60] + "…",

@@ -140,11 +140,12 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def _coverage(store: LutStore, device: Device, space_text: str) -> list[Any]:
+    from lut.coverage import coverage
     from search.spaces.base import space_from_string
 
     with user_errors():
         space = space_from_string(space_text)
-    return store.missing(device, space.distinct_opspecs())
+    return coverage(store, device, space.distinct_opspecs()).missing
 
 
 def _print_header(store: LutStore, device: Device) -> None:

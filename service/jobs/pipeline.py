@@ -10,6 +10,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from lut.coverage import coverage
 from search.request import SearchRequest
 from search.run import run_search
 from service.jobs.context import JobFailed, StageContext
@@ -29,12 +30,10 @@ def check_coverage(ctx: StageContext) -> None:
     """Without agents: every device must already hold the space's ops and its fixed costs."""
     specs = ctx.space.distinct_opspecs()
     for name in ctx.devices:
-        device = ctx.store.resolve_device(name)
-        missing = ctx.store.missing(device, specs)
-        if missing or device.fixed_costs is None:
-            what = f"{len(missing)} LUT entries" if missing else "fixed costs"
+        cover = coverage(ctx.store, ctx.store.resolve_device(name), specs)
+        if not cover.complete:
             raise JobFailed(
-                f"device {name} lacks {what} for space {ctx.space.spec_string}; "
+                f"device {name} lacks {cover.lacks()} for space {ctx.space.spec_string}; "
                 "profile it (hwnas profile) or start an agent"
             )
 

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
+from lut.coverage import coverage
 from lut.store import Device, DeviceNotFound, LutStore
 from search.spaces.base import SearchSpace, space_from_string, space_names
 from service.agents import ownership, queue
@@ -24,7 +25,6 @@ from service.agents.schemas import (
     SpaceCoverage,
     Tenant,
 )
-from service.agents.tasks import coverage
 from service.auth import Principal
 from service.routers.agents import agent_public
 from service.settings import ServiceSettings
