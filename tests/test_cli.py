@@ -333,7 +333,7 @@ def test_search_writes_a_run_and_resumes(profiled_home: Path, tmp_path: Path) ->
         (["--space", SPACE, "--dataset", "/nonexistent.npz"], "nonexistent"),
         (["--space", SPACE, "--latency-ms", "1", "--option", "margin=big"], "margin"),
         (["--space", SPACE, "--latency-ms", "1", "--option", "oops"], "expected KEY=VALUE"),
-        (["--space", SPACE, "--arch-lr", "-1"], "learning rate"),
+        (["--space", SPACE, "--arch-lr", "-1"], "--arch-lr must be in (0, 10]"),
         (["--space", SPACE, "--latency-ms", "1", "--child-shift", "99"], "--child-shift"),
     ],
 )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 from typing import Any
 
-from search.request import DEFAULT_STRATEGY, DEFAULT_TRIALS, SearchSettings
+from search.request import BOUNDS, DEFAULT_STRATEGY, DEFAULT_TRIALS, SearchSettings
 from service.commands.common import (
     UsageProblem,
     open_store,
@@ -168,7 +169,10 @@ def run_search_command(args: argparse.Namespace) -> int:
     out = Path(req["out"])
     with user_errors():
         space = space_from_string(req["space"])
+    try:
         requests = build_requests(req, out)
+    except ValueError as exc:
+        raise UsageProblem(as_flags(str(exc))) from None
     store = open_store()
     try:
         data = load_dataset(req["dataset"], seed=req["seed"], resolution=space.resolution)
@@ -209,6 +213,16 @@ def run_search_command(args: argparse.Namespace) -> int:
     if export_formats:
         return _export_runs([run_dir for _, run_dir, _ in results], export_formats)
     return 0
+
+
+# request-document keys -> the flags that set them, for messages from search.request
+FLAGS = {"child_shift_px": "--child-shift", "budgets": "--latency-ms"}
+KEY = re.compile(r"\b(" + "|".join(sorted([*BOUNDS, "arch_lr"], key=len, reverse=True)) + r")\b")
+
+
+def as_flags(message: str) -> str:
+    """A message of the search request naming its keys, with the CLI's flags instead."""
+    return KEY.sub(lambda m: FLAGS.get(m[1], "--" + m[1].replace("_", "-")), message)
 
 
 def _export_formats(text: str | None) -> list[str]:
