@@ -39,8 +39,8 @@ from profilers.base import ProfilerBackend, cpu_model, create_backend
 from profilers.protocol import QUICK, MeasureProtocol
 from profilers.runner import profile_specs
 from search.spaces.base import space_from_string
-from service.agents.tables import AgentTaskRow
-from service.agents.tasks import create_opspec_tasks
+from service.crud.agent_tasks import create_opspec_tasks
+from service.tables import AgentTaskRow
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"

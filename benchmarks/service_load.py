@@ -35,8 +35,8 @@ from _record import run_markdown, with_run
 
 from lut.opspec import OpSpec
 from lut.store import LutStore
-from service.agents.tasks import create_opspec_tasks
 from service.auth import create_key
+from service.crud.agent_tasks import create_opspec_tasks
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parent.parent
@@ -95,7 +95,16 @@ def cpu_seconds(pid: int) -> float:
 
 def start_server(env: dict[str, str], port: int, log_file: Path) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "service.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         env=env,
         cwd=REPO,
         stdout=log_file.open("wb"),

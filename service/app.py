@@ -3,7 +3,6 @@ opened (and migrated) once, the operator's admin key ensured."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,12 +14,13 @@ from fastapi.routing import APIRoute
 from starlette.types import Scope
 
 from lut.store import DatabaseUnavailable, LutStore
+from service.api.routes import ROUTERS
+from service.api.routes.datasets import STREAMED_BODIES
 from service.auth import ensure_key, new_key_cache
+from service.config import Settings, get_settings
 from service.db import read_engine
 from service.errors import validation_failed
 from service.middleware import AllowHeader, FormBodyAsJson, RequestBodyGuard, UnexpectedErrors
-from service.routers import ROUTER_MODULES
-from service.settings import ServiceSettings, get_settings
 from service.uploads import sweep_stale_uploads
 
 DESCRIPTION = """Hardware-aware NAS as a service: upload datasets, submit search jobs, follow their
@@ -30,7 +30,7 @@ Every route except `/health` needs an API key: `Authorization: Bearer KEY`
 (`hwnas keys create --scope user`)."""
 
 
-def create_app(settings: ServiceSettings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     store = LutStore(settings.database_url)  # migrates to the newest schema
     settings.artifacts_dir.mkdir(parents=True, exist_ok=True)
@@ -58,11 +58,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.engine = store.engine
     app.state.read_engine = reader
     app.state.key_cache = new_key_cache()
-    streamed: set[tuple[str, str]] = set()
-    for name in ROUTER_MODULES:
-        module = importlib.import_module(f"service.routers.{name}")
-        app.include_router(module.router)
-        streamed |= set(getattr(module, "STREAMED_BODIES", ()))
+    streamed = set(STREAMED_BODIES)
+    for router in ROUTERS:
+        app.include_router(router)
 
     def is_streamed(scope: Scope) -> bool:
         return (scope["method"], scope["path"].rstrip("/")) in streamed

@@ -17,8 +17,8 @@ from lut.opspec import OpSpec
 from lut.store import LutStore
 from search.spaces.base import SearchSpace, SpaceDef, StageDef
 from search.spaces.grammar import SpaceParams
-from service.jobs.context import StageContext
-from service.settings import ServiceSettings
+from service.config import Settings
+from service.worker.context import StageContext
 
 # 2 searchable layers (2 candidates each, one a skip): 7 distinct ops to measure, so an agent
 # profiles the whole space in well under a minute with the quick protocol.
@@ -68,7 +68,16 @@ def start_agent(
 def serve_on(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
     """`hwnas serve` on a given port (a restart keeps the URL agents know); waits for /health."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "service.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         env=env,
         cwd=REPO,
         stdout=log.open("ab"),
@@ -111,7 +120,7 @@ def stage_context(
     return StageContext(
         engine=store.engine,
         store=store,
-        settings=ServiceSettings(**values),
+        settings=Settings(**values),
         job_id="job-" + run_dir.name[-20:],
         tenant=tenant,
         space=space,

@@ -42,7 +42,16 @@ def start_server(
     log = log or Path(env["HWNAS_HOME"]) / f"server-{port}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "service.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         env=env,
         cwd=REPO,
         stdout=log.open("ab"),

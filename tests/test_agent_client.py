@@ -6,8 +6,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from service.agents.client import Backoff
-from service.agents.poster import MeasurementPoster
+from profilers.agent.client import Backoff
+from profilers.agent.poster import MeasurementPoster
 
 
 def test_backoff_doubles_up_to_its_cap_and_resets() -> None:

@@ -14,7 +14,7 @@ from agent_helpers import measured_specs, tiny_space
 from service_fixtures import Server, run_schemathesis, service_env, start_server, stop_process
 
 from lut.store import LutStore
-from service.agents.tasks import create_opspec_tasks
+from service.crud.agent_tasks import create_opspec_tasks
 
 # positive_data_acceptance is excluded (run_schemathesis): schema-valid requests naming a space
 # header with a repeated parameter, or results that do not match the task, are refused (422).

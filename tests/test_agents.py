@@ -33,10 +33,10 @@ from lut.measurement import Measurement
 from lut.opspec import OpSpec
 from lut.predictor import IN_NETWORK_TIMING, FixedCosts
 from lut.store import LutStore
-from service.agents import queue
-from service.agents.stages import measuring_stage, profiling_stage
-from service.agents.tasks import create_opspec_tasks
-from service.jobs.context import JobCancelled, JobFailed
+from service.crud import agents as queue
+from service.crud.agent_tasks import create_opspec_tasks
+from service.worker.agent_stages import measuring_stage, profiling_stage
+from service.worker.context import JobCancelled, JobFailed
 
 pytest.importorskip("onnxruntime")
 pytestmark = pytest.mark.timeout(600)

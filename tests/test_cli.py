@@ -373,3 +373,24 @@ def test_search_with_one_epoch_needs_no_warmup_flag(tmp_path: Path) -> None:
     refused = hwnas(home, *common, "--warmup-epochs", "1", "--out", str(out), check=False)
     assert refused.returncode == 2
     assert "--warmup-epochs (1) must be >= 0 and fewer than --epochs (1)" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("setting", "needle"),
+    [
+        ({"HWNAS_PORT": "abc"}, "bad setting HWNAS_PORT"),
+        ({"HWNAS_ENVIRONMENT": "production", "HWNAS_ADMIN_KEY": "short"}, "HWNAS_ADMIN_KEY"),
+    ],
+)
+def test_a_bad_setting_is_one_line(tmp_path: Path, setting: dict[str, str], needle: str) -> None:
+    """The CLI and the server read one Settings: a bad HWNAS_* value is one line, exit 1."""
+    env = {**os.environ, "HWNAS_HOME": str(tmp_path), **setting}
+    env.pop("HWNAS_DATABASE_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "service.cli", "lut", "list"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 1 and done.stderr.count("\n") == 1 and needle in done.stderr

@@ -17,11 +17,11 @@ from service_fixtures import REPO, Server, service_env, start_server, stop_proce
 
 from lut.measurement import Measurement
 from lut.store import LutStore
-from service.agents import queue
-from service.agents.stages import measuring_stage, profiling_stage
-from service.agents.tasks import create_model_task
 from service.auth import authenticate
-from service.jobs.context import JobFailed
+from service.crud import agents as queue
+from service.crud.agent_tasks import create_model_task
+from service.worker.agent_stages import measuring_stage, profiling_stage
+from service.worker.context import JobFailed
 
 pytestmark = pytest.mark.timeout(600)
 

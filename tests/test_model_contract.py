@@ -16,7 +16,7 @@ import pytest
 from deploy.api import export_run
 from deploy.testing import make_trained_run
 from search.data.splits import stratified_split
-from service.cli import main
+from service.cli.main import main
 
 pytestmark = pytest.mark.slow
 

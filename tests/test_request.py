@@ -9,8 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from search.request import BOUNDS, SearchSettings, build_requests
-from service.jobs.worker import search_request
 from service.schemas.jobs import JobCreate
+from service.worker.runner import search_request
 
 
 def test_a_job_and_the_clis_document_build_the_same_request() -> None:

@@ -423,10 +423,10 @@ def test_a_job_whose_stored_dataset_broke_fails_with_what_to_do(tmp_path: Path) 
 
 
 def test_an_unforeseen_job_crash_says_where_and_what_to_do(tmp_path: Path) -> None:
-    from service.jobs.worker import Worker
-    from service.settings import ServiceSettings
+    from service.config import Settings
+    from service.worker.runner import Worker
 
-    worker = Worker(ServiceSettings(home=tmp_path))
+    worker = Worker(Settings(home=tmp_path))
     job: dict[str, Any] = {"id": "j1", "state": "searching", "request": {"batch_size": 64}}
     torch_says = "Input and output sizes should be greater than 0, but got input (H: 0, W: 12)"
     crashed = worker._crash_message(job, RuntimeError(torch_says))

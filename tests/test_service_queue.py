@@ -9,7 +9,7 @@ import time
 import pytest
 
 from lut.store import LutStore
-from service.jobs.queue import (
+from service.crud.jobs import (
     LeaseLost,
     claim_job,
     finish_job,
@@ -19,7 +19,7 @@ from service.jobs.queue import (
     set_state,
     submit_job,
 )
-from service.jobs.states import can_move
+from service.worker.states import can_move
 
 
 def _submit(store: LutStore, n: int) -> list[str]:

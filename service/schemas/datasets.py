@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from service.jobs.queue import as_utc
+from service.crud.jobs import as_utc
 from service.schemas import Schema
 
 

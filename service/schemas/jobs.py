@@ -15,8 +15,8 @@ from search.request import (
     MAX_BUDGET_MS,
     SearchSettings,
 )
-from service.jobs.states import JobState
 from service.schemas import Schema
+from service.worker.states import JobState
 
 DeviceName = Annotated[
     str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")

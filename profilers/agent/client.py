@@ -1,0 +1,315 @@
+"""The profiler agent loop run by `hwnas agent` on a target: register the device's fingerprint,
+heartbeat, pull tasks, measure them with the local profiler backend, post results.
+
+Posting is idempotent on the server, so a result is simply posted again after a failure. When
+the server is away (connection refused, 5xx) the agent waits with exponential backoff and goes on
+where it was; a bad key (401/403) stops it with one line. `stop` (set on SIGINT/SIGTERM) ends it
+after the op in flight.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from lut.measurement import Measurement
+from lut.opspec import OpSpec
+from profilers.agent.poster import MeasurementPoster
+from profilers.base import ProfilerBackend
+
+LogFn = Callable[[str], None]
+RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class ServerAway(Exception):
+    """The server cannot be reached or answered 5xx: retry after a backoff."""
+
+
+class AgentRejected(Exception):
+    """The server refuses this agent (bad key, wrong scope): retrying will not help."""
+
+
+class AgentUnknown(Exception):
+    """The server no longer knows this agent (e.g. a fresh database): register again."""
+
+
+@dataclass(frozen=True)
+class AgentOptions:
+    server: str
+    key: str
+    name: str
+    poll_s: float = 1.0  # how often an idle agent asks for work
+    heartbeat_s: float = 5.0
+    min_backoff_s: float = 0.5
+    max_backoff_s: float = 30.0
+    timeout_s: float = 30.0
+
+
+class Backoff:
+    """Exponential: min, 2·min, 4·min … up to max; reset after a success."""
+
+    def __init__(self, minimum: float, maximum: float) -> None:
+        self.minimum, self.maximum, self.current = minimum, maximum, minimum
+
+    def next(self) -> float:
+        delay, self.current = self.current, min(self.current * 2, self.maximum)
+        return delay
+
+    def reset(self) -> None:
+        self.current = self.minimum
+
+
+def measurement_body(m: Measurement) -> dict[str, Any]:
+    """What the server needs: raw samples (it recomputes the statistics)."""
+    return {
+        "samples_ms": list(m.samples_ms),
+        "warmup": m.warmup,
+        "peak_memory_bytes": m.peak_memory_bytes,
+        "extra": m.extra,
+    }
+
+
+class AgentClient:
+    def __init__(
+        self,
+        options: AgentOptions,
+        backend: ProfilerBackend,
+        *,
+        stop: threading.Event | None = None,
+        log: LogFn = print,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.options = options
+        self.backend = backend
+        # Whether a LUT this agent creates (its fixed costs) gets a drift reference; tasks of an
+        # existing LUT say whether it has one, and the backend follows them.
+        self.drift_reference = backend.protocol.drift_reference
+        self.stop = stop or threading.Event()
+        self.log = log
+        self.http = httpx.Client(
+            base_url=options.server.rstrip("/"),
+            headers={"Authorization": f"Bearer {options.key}"},
+            timeout=options.timeout_s,
+            transport=transport,
+        )
+        self.agent_id: str | None = None
+        self.current_task: str | None = None
+        self.heartbeat_s = options.heartbeat_s  # or less, as the server asks at registration
+        self.measured = 0  # ops measured by this process (for logs and benchmarks)
+        self._backoff = Backoff(options.min_backoff_s, options.max_backoff_s)
+        self.poster = MeasurementPoster(self.post_results, log)
+        # The next task is claimed while the last op of the current one is measured, so the
+        # claim's round trip does not idle the measuring loop.
+        self._claimer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="claim")
+        self._next: Future[dict[str, Any] | None] | None = None
+
+    # -- HTTP ----------------------------------------------------------------------------
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ServerAway(f"{type(exc).__name__}: {exc}") from None
+        if response.status_code in RETRY_STATUSES:
+            raise ServerAway(f"HTTP {response.status_code} from {path}")
+        refused = response.status_code == 401 or (
+            response.status_code == 403 and path.endswith("/register")
+        )
+        if refused:
+            raise AgentRejected(f"the server refused the key: {_detail(response)}")
+        if response.status_code == 404 and path.endswith(("/heartbeat", "/tasks/claim")):
+            raise AgentUnknown(_detail(response))
+        return response
+
+    def _agent_path(self, suffix: str) -> str:
+        if self.agent_id is None:
+            raise AgentUnknown("not registered")
+        return f"/agents/{self.agent_id}/{suffix}"
+
+    # -- protocol ------------------------------------------------------------------------
+    def register(self) -> None:
+        body = {"name": self.options.name, "fingerprint": self.backend.fingerprint()}
+        response = self._request("POST", "/agents/register", json=body)
+        if response.status_code != 200:
+            raise AgentRejected(f"registration refused: {_detail(response)}")
+        data = response.json()
+        self.agent_id = data["agent_id"]
+        self.heartbeat_s = min(self.options.heartbeat_s, float(data["heartbeat_s"]))
+        self.log(
+            f"registered as agent {self.agent_id} of device {data['device']['name']} "
+            f"(LUT {data['device']['id']}, {self.backend.name})"
+        )
+
+    def heartbeat(self) -> None:
+        self._request("POST", self._agent_path("heartbeat"), json={"task_id": self.current_task})
+
+    def claim(self) -> dict[str, Any] | None:
+        response = self._request("POST", self._agent_path("tasks/claim"))
+        if response.status_code != 200:
+            raise AgentRejected(f"claiming a task failed: {_detail(response)}")
+        task: dict[str, Any] | None = response.json().get("task")
+        return task
+
+    def post_results(self, task_id: str, body: dict[str, Any]) -> None:
+        """Post until the server has it (idempotent there); give up only when stopping."""
+        while True:
+            try:
+                response = self._request(
+                    "POST", self._agent_path(f"tasks/{task_id}/results"), json=body
+                )
+                if response.status_code >= 400:  # rejected for good: say so and move on
+                    self.log(f"result for task {task_id} rejected: {_detail(response)}")
+                return
+            except ServerAway as exc:
+                if self.stop.is_set():
+                    return
+                delay = self._backoff.next()
+                self.log(f"server away ({exc}); posting again in {delay:g} s")
+                self.stop.wait(delay)
+
+    # -- the loop ------------------------------------------------------------------------
+    def run(self) -> None:
+        """Until `stop` is set. Raises AgentRejected when the server refuses the key."""
+        beat = threading.Thread(target=self._heartbeat_loop, daemon=True)
+        beat.start()
+        try:
+            while not self.stop.is_set():
+                self._step()
+        finally:
+            self.stop.set()
+            self._claimer.shutdown(wait=True, cancel_futures=True)
+            if not self.poster.close(timeout=self.options.timeout_s):
+                self.log("stopping with results not yet posted (they will be measured again)")
+            beat.join(timeout=5)
+            self.http.close()
+
+    def _step(self) -> None:
+        try:
+            if self.agent_id is None:
+                self.register()
+            task = self._next_task()
+            self._backoff.reset()
+        except ServerAway as exc:
+            delay = self._backoff.next()
+            self.log(f"server away ({exc}); retrying in {delay:g} s")
+            self.stop.wait(delay)
+            return
+        except AgentUnknown:
+            self.agent_id = None
+            return
+        if task is None:
+            self.stop.wait(self.options.poll_s)
+            return
+        self.current_task = task["id"]
+        try:
+            self.execute(task)
+        except ServerAway as exc:  # e.g. fetching a model file: the task's lease runs out
+            delay = self._backoff.next()
+            self.log(f"server away during task {task['id']} ({exc}); retrying in {delay:g} s")
+            self.stop.wait(delay)
+        except AgentUnknown:
+            self.agent_id = None
+        finally:
+            self.current_task = None
+
+    def _next_task(self) -> dict[str, Any] | None:
+        if self._next is None:
+            return self.claim()
+        future, self._next = self._next, None
+        return future.result()
+
+    def _claim_ahead(self) -> None:
+        if self._next is None and not self.stop.is_set():
+            self._next = self._claimer.submit(self.claim)
+
+    def _heartbeat_loop(self) -> None:
+        while not self.stop.wait(self.heartbeat_s):
+            if self.agent_id is None:
+                continue
+            with contextlib.suppress(ServerAway, AgentUnknown, AgentRejected):
+                self.heartbeat()  # failures: the main loop notices and reacts
+
+    def execute(self, task: dict[str, Any]) -> None:
+        kind = task["kind"]
+        try:
+            if kind == "opspecs":
+                self._measure_specs(task)
+            elif kind == "fixed_costs":
+                self._measure_fixed_costs(task)
+            elif kind == "model":
+                self._measure_model(task)
+            else:
+                self.post_results(
+                    task["id"], {"kind": "error", "error": f"unknown task kind {kind!r}"}
+                )
+        except (ServerAway, AgentUnknown):
+            raise
+        except Exception as exc:  # a runtime that cannot run the op: report it, keep serving
+            message = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+            self.log(f"task {task['id']} failed: {message}")
+            self.post_results(task["id"], {"kind": "error", "error": message})
+
+    def _measure_specs(self, task: dict[str, Any]) -> None:
+        specs = [OpSpec.from_dict(d) for d in task["specs"]]
+        self.backend.use_drift_reference(task.get("reference_ms"))  # the LUT's unit
+        self.log(f"task {task['id']}: measuring {len(specs)} op(s)")
+        for index, spec in enumerate(specs, start=1):
+            if self.stop.is_set():
+                return
+            if index == len(specs):
+                self._claim_ahead()
+            measurement = self.backend.measure_op(spec)
+            item = {"opspec": spec.to_dict(), "measurement": measurement_body(measurement)}
+            self.poster.put(task["id"], item)
+            self.measured += 1
+
+    def _measure_fixed_costs(self, task: dict[str, Any]) -> None:
+        from profilers.runner import measure_fixed_costs
+
+        self.log(f"task {task['id']}: measuring fixed costs")
+        fixed = measure_fixed_costs(self.backend, drift_reference=self.drift_reference)
+        self.post_results(task["id"], {"kind": "fixed_costs", "fixed_costs": fixed.to_dict()})
+
+    def _measure_model(self, task: dict[str, Any]) -> None:
+        import torch
+
+        measure_file = getattr(self.backend, "measure_file", None)
+        if measure_file is None:
+            raise ValueError(f"backend {self.backend.name} cannot time a model file")
+        self.log(f"task {task['id']}: measuring the exported {task['format']} model")
+        response = self._request("GET", self._agent_path(f"tasks/{task['id']}/model"))
+        if response.status_code != 200:
+            raise ValueError(f"cannot fetch the model file: {_detail(response)}")
+        suffix = Path(_filename(response) or f"model.{task['format']}").suffix
+        example = torch.randn(*task["input_shape"], generator=torch.Generator().manual_seed(0))
+        self.backend.use_drift_reference(task.get("reference_ms"))
+        with tempfile.TemporaryDirectory(prefix="hwnas-agent-") as tmp:
+            path = Path(tmp) / f"model{suffix}"
+            path.write_bytes(response.content)
+            measurement = measure_file(path, example)
+        self.post_results(task["id"], {"kind": "model", "model": measurement_body(measurement)})
+        self.log(f"task {task['id']}: {measurement.median_ms:.3f} ms end to end")
+
+
+def _filename(response: httpx.Response) -> str | None:
+    disposition = response.headers.get("content-disposition", "")
+    for part in disposition.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == "filename":
+            return value.strip('"')
+    return None
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail")
+    except ValueError:
+        detail = None
+    return f"HTTP {response.status_code}: {detail or response.text[:200]}"

@@ -1,0 +1,3 @@
+from service.cli.main import entry_point
+
+entry_point()

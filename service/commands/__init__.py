@@ -1,1 +1,0 @@
-"""Sub-commands of the `hwnas` command line, one module per group."""
