@@ -20,8 +20,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import pytest
-from service_fixtures import free_port
-from service_fixtures import service_server as service_server  # a fixture for every module
+
+from tests.service.fixtures import free_port
 
 
 def _postgres_bin() -> Path | None:

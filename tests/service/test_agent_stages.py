@@ -11,11 +11,11 @@ import signal
 from pathlib import Path
 
 import pytest
-from agent_helpers import start_agent
-from service_fixtures import Server, service_env, start_server, stop_process, write_npz
 
 from lut.measurement import Measurement
 from lut.store import LutStore
+from tests.service.agent_helpers import start_agent
+from tests.service.fixtures import Server, service_env, start_server, stop_process, write_npz
 
 pytest.importorskip("onnxruntime")
 pytestmark = pytest.mark.timeout(900)

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from agent_helpers import measured_specs, tiny_space
-from service_fixtures import Server, run_schemathesis, service_env, start_server, stop_process
 
 from lut.store import LutStore
 from service.crud.agent_tasks import create_opspec_tasks
+from tests.service.agent_helpers import measured_specs, tiny_space
+from tests.service.fixtures import Server, run_schemathesis, service_env, start_server, stop_process
 
 # positive_data_acceptance is excluded (run_schemathesis): schema-valid requests naming a space
 # header with a repeated parameter, or results that do not match the task, are refused (422).

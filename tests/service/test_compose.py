@@ -18,7 +18,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.service_fixtures import REPO, free_port, seed_synthetic_lut, stop_process, write_npz
+from tests.service.fixtures import REPO, free_port, seed_synthetic_lut, stop_process, write_npz
 
 COMPOSE = REPO / "docker-compose.yml"
 SECRETS = {"POSTGRES_PASSWORD": "compose-test-pw", "HWNAS_ADMIN_KEY": "k" * 40}

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 STARTUP_S = 90.0
 
 
@@ -181,7 +181,7 @@ def run_schemathesis(
     """`schemathesis run` against the server's /openapi.json with `key`, all checks but
     positive_data_acceptance (a request naming a space, device or dataset that does not exist
     is schema-valid and still refused with 422); asserts no failure and no server error. JSON
-    bodies are also made hostile (tests/schemathesis_hooks.py: NaN, Infinity, 1e999, lone
+    bodies are also made hostile (tests/service/schemathesis_hooks.py: NaN, Infinity, 1e999, lone
     surrogates), which JSON Schema cannot express and so schemathesis never generates."""
     import shutil
 
@@ -204,3 +204,21 @@ def run_schemathesis(
     hostile = ("NaN", "Infinity", "1e999", "\\ud800", "\\udfff", "\\udbff")
     assert any(token in body for body in bodies for token in hostile), "no hostile body was sent"
     return output
+
+
+def hwnas(
+    home: Path, *args: str, check: bool = True, **kwargs: object
+) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HWNAS_HOME": str(home), "COLUMNS": "200"}
+    env.pop("HWNAS_DATABASE_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "service.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        **kwargs,  # type: ignore[arg-type]
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"hwnas {' '.join(args)} failed:\n{result.stderr}")
+    return result

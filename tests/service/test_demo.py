@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from test_cli import hwnas
+
+from tests.service.fixtures import hwnas
 
 
 @pytest.mark.slow

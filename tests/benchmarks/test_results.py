@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 RESULTS = sorted((REPO / "benchmarks" / "results").glob("*.json"))
 PACKAGES = ["common", "deploy", "lut", "profilers", "search", "service"]
 DATE = re.compile(r"20\d\d-\d\d-\d\d")

@@ -24,8 +24,10 @@ from profilers.memory import RSS_METHOD
 from profilers.protocol import QUICK
 from search.spaces.base import space_from_string
 
-CPU_BACKENDS = ["onnxruntime", "litert", "torch"]
-CONVERTING = ["onnxruntime", "litert"]
+# Every registered backend that runs here (a new one is tested for free), and those of them that
+# time a converted file.
+CPU_BACKENDS = [n for n in backend_names() if get_backend_class(n).unavailable_reason() is None]
+CONVERTING = [n for n in CPU_BACKENDS if issubclass(get_backend_class(n), ConvertedModelBackend)]
 FINGERPRINT_FIELDS = {"backend", "runtime_version", "provider", "threads", "precision", "cpu_model"}
 SPACE = space_from_string("fbnet-tiny")
 

@@ -24,7 +24,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.service_fixtures import (
+from tests.service.fixtures import (
     REPO,
     Server,
     make_key,
@@ -209,7 +209,7 @@ def test_an_unexpected_exception_is_a_500_that_hides_it_and_keeps_the_connection
     from starlette.routing import Route
 
     from service.middleware import UnexpectedErrors
-    from tests.service_fixtures import free_port
+    from tests.service.fixtures import free_port
 
     async def broken(_request: Request) -> PlainTextResponse:
         raise RuntimeError("secret detail at /srv/hwnas/artifacts")

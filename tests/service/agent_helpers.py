@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from service_fixtures import REPO, STARTUP_S
 
 from lut.opspec import OpSpec
 from lut.store import LutStore
@@ -19,6 +18,7 @@ from search.spaces.base import SearchSpace, SpaceDef, StageDef
 from search.spaces.grammar import SpaceParams
 from service.config import Settings
 from service.worker.context import StageContext
+from tests.service.fixtures import REPO, STARTUP_S
 
 # 2 searchable layers (2 candidates each, one a skip): 7 distinct ops to measure, so an agent
 # profiles the whole space in well under a minute with the quick protocol.

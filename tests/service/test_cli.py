@@ -13,25 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.service.fixtures import hwnas
+
 SPACE = "fbnet-tiny"
-
-
-def hwnas(
-    home: Path, *args: str, check: bool = True, **kwargs: object
-) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HWNAS_HOME": str(home), "COLUMNS": "200"}
-    env.pop("HWNAS_DATABASE_URL", None)
-    result = subprocess.run(
-        [sys.executable, "-m", "service.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-        **kwargs,  # type: ignore[arg-type]
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"hwnas {' '.join(args)} failed:\n{result.stderr}")
-    return result
 
 
 def _count_rows(home: Path) -> int:
@@ -360,7 +344,7 @@ def test_search_bad_input_is_exit_2(
 def test_search_with_one_epoch_needs_no_warmup_flag(tmp_path: Path) -> None:
     """--epochs 1 without --warmup-epochs runs (the warm-up default adapts to 0); a warm-up the
     user chose that does not fit is exit 2 naming both flags."""
-    from tests.service_fixtures import seed_synthetic_lut, write_npz
+    from tests.service.fixtures import seed_synthetic_lut, write_npz
 
     home = tmp_path / "home"
     seed_synthetic_lut(f"sqlite:///{home / 'hwnas.db'}", "cpu-synth", num_classes=3)

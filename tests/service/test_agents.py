@@ -12,22 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_helpers import (
-    measured_specs,
-    serve_on,
-    stage_context,
-    start_agent,
-    tiny_space,
-    wait_for,
-)
-from service_fixtures import (
-    REPO,
-    Server,
-    free_port,
-    service_env,
-    start_server,
-    stop_process,
-)
 
 from lut.measurement import Measurement
 from lut.opspec import OpSpec
@@ -37,6 +21,22 @@ from service.crud import agents as queue
 from service.crud.agent_tasks import create_opspec_tasks
 from service.worker.agent_stages import measuring_stage, profiling_stage
 from service.worker.context import JobCancelled, JobFailed
+from tests.service.agent_helpers import (
+    measured_specs,
+    serve_on,
+    stage_context,
+    start_agent,
+    tiny_space,
+    wait_for,
+)
+from tests.service.fixtures import (
+    REPO,
+    Server,
+    free_port,
+    service_env,
+    start_server,
+    stop_process,
+)
 
 pytest.importorskip("onnxruntime")
 pytestmark = pytest.mark.timeout(600)

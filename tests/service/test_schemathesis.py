@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.service_fixtures import (
+from tests.service.fixtures import (
     Server,
     run_schemathesis,
     seed_synthetic_lut,

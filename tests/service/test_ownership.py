@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_helpers import stage_context, tiny_space, wait_for
-from service_fixtures import REPO, Server, service_env, start_server, stop_process
 
 from lut.measurement import Measurement
 from lut.store import LutStore
@@ -22,6 +20,8 @@ from service.crud import agents as queue
 from service.crud.agent_tasks import create_model_task
 from service.worker.agent_stages import measuring_stage, profiling_stage
 from service.worker.context import JobFailed
+from tests.service.agent_helpers import stage_context, tiny_space, wait_for
+from tests.service.fixtures import REPO, Server, service_env, start_server, stop_process
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -94,7 +94,7 @@ def test_a_device_name_holds_one_kind_of_lut(backend, tmp_path: Path) -> None:  
 
 
 def test_cli_profiles_in_network_and_measure_keeps_to_that_lut(tmp_path: Path) -> None:
-    from test_cli import hwnas
+    from tests.service.fixtures import hwnas
 
     name = "laptop-in-network"
     base = ["--device", name, "--backend", "onnxruntime", "--quick"]

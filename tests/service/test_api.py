@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.service_fixtures import (
+from tests.service.fixtures import (
     Server,
     seed_synthetic_lut,
     service_env,

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.service_fixtures import (
+from tests.service.fixtures import (
     REPO,
     Server,
     seed_synthetic_lut,

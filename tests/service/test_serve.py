@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.service_fixtures import REPO, service_env, start_server, stop_process
+from tests.service.fixtures import REPO, service_env, start_server, stop_process
 
 
 def hwnas(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
