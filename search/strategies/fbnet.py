@@ -12,8 +12,6 @@ from search.strategies.base import StepDetails, register_strategy
 from search.strategies.latency_aware import LatencyAware
 from search.strategies.relaxation import annealed_temperature, check_relaxation, relaxed_forward
 
-LATENCY_STEPS = ("mirror", "adam")
-
 
 @register_strategy("fbnet")
 class FBNetStrategy(LatencyAware):
@@ -34,10 +32,10 @@ class FBNetStrategy(LatencyAware):
 
     Where it departs from the paper, and why:
     - The latency factor takes a mirror-descent step on every layer's simplex after Adam's step
-      on the cross-entropy, α ← α − η·β·cost/E[lat] (the direction of hardcore's projections).
-      Adam divides each α's gradient by its own running scale, so through Adam every choice
-      dearer than its layer's mean is pushed down at about the same rate whatever its cost, and
-      cheap and dear layers end equally cheap.
+      on the cross-entropy, α ← α − η·β·cost/E[lat] (the direction of hardcore's projections;
+      `LatencyAware.mirror_latency_step`). Adam divides each α's gradient by its own running
+      scale, so through Adam every choice dearer than its layer's mean is pushed down at about
+      the same rate whatever its cost, and cheap and dear layers end equally cheap.
     - Latency is relative to the budget (the paper's log(ms) is negative below 1 ms), with one
       exponent per side (as MnasNet; TuNAS's |E/B − 1| likewise): the loss is lowest at the
       budget, which pulls the search to it rather than to the cheapest network (mostly `skip`).
@@ -61,8 +59,6 @@ class FBNetStrategy(LatencyAware):
             "alpha": 1.0,
             "beta": 0.6,
             "relaxation": "soft",
-            "latency_step": "mirror",
-            "latency_lr": 0.3,
             **cls.budget_option_defaults(),
         }
 
@@ -83,13 +79,6 @@ class FBNetStrategy(LatencyAware):
     def validate_options(cls, options: dict[str, Any]) -> None:
         super().validate_options(options)
         check_relaxation("fbnet", options)
-        if options["latency_step"] not in LATENCY_STEPS:
-            raise ValueError(
-                f"fbnet latency_step must be 'mirror' or 'adam', not {options['latency_step']!r}"
-            )
-        rate = options["latency_lr"]
-        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= 10:
-            raise ValueError(f"fbnet latency_lr must be in (0, 10], not {rate!r}")
 
     def architecture_loss(
         self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator
@@ -97,28 +86,8 @@ class FBNetStrategy(LatencyAware):
         task = F.cross_entropy(relaxed_forward(self, images, self.tau, generator), labels)
         ratios, expected = self.latency_ratios()
         factor = self.two_sided_factor(ratios, float(self.options["alpha"]))
-        loss = task * factor if self.options["latency_step"] == "adam" else task
+        loss = task if self.mirror_step else task * factor
         return loss, StepDetails((task * factor).item(), task.item(), expected, factor.item())
-
-    def after_architecture_step(self) -> None:
-        if self.options["latency_step"] == "mirror":
-            self.mirror_latency_step()
-
-    @torch.no_grad()
-    def mirror_latency_step(self) -> None:
-        """The latency factor's step on each layer's simplex in its own geometry (mirror
-        descent, entropic): log Π_d (E_d/B_d)^β_d has gradient β_d·cost/E_d in p, so
-        α ← α − η·Σ_d β_d·cost_d/E_d, the direction of hardcore's projections (α − λ·cost)."""
-        expected = self.expected_latencies()
-        rate = float(self.options["latency_lr"])
-        for budget in self.budgets:
-            e = expected[budget.device].item()
-            exponent = self.options["beta" if e > budget.latency_ms else "beta_below"]
-            step = rate * float(exponent) / e
-            for alpha, costs in zip(
-                self.supernet.alphas, budget.cost_model.layer_costs, strict=True
-            ):
-                alpha.sub_(step * torch.as_tensor(costs, dtype=alpha.dtype))
 
     def describe(self) -> dict[str, float]:
         return {"temperature": self.tau}

@@ -23,12 +23,17 @@ class ProxylessStrategy(LatencyAware):
     | `penalty` | mul | `add`: the paper's CE + λ · E/B |
     | `beta`, `beta_below` | 0.6, −0.6 | the multiplicative penalty's exponent above and under the budget |
     | `lam` | 0.1 | λ of the additive penalty |
+    | `latency_step` | mirror | `adam`: the penalty in the loss Adam steps on (the paper's) |
+    | `latency_lr` | 0.3 | the mirror step's rate η |
     | `derive` | budget | `argmax`: the paper's argmax |
     | `min_budget_share` | 0.9 | the derive's floor, a share of the budget |
 
     As fbnet here: one exponent per side of the budget, so the penalty pulls towards the budget
-    rather than towards the cheapest network, and the result is the most likely architecture
-    within the budget and above `min_budget_share` of it (docs/strategies.md)."""
+    rather than towards the cheapest network; the penalty is a mirror step on the logits after
+    Adam's step on the cross-entropy (α ← α − η·β·cost/E[lat]; with `penalty=add`
+    α ← α − η·λ·cost/B), so each choice moves by its cost, not by Adam's per-parameter scale;
+    and the result is the most likely architecture within the budget and above
+    `min_budget_share` of it (docs/strategies.md)."""
 
     @classmethod
     def option_defaults(cls) -> dict[str, Any]:
@@ -64,4 +69,6 @@ class ProxylessStrategy(LatencyAware):
             ratio, expected = self.latency_ratio()
             penalty = self.options["lam"] * ratio
             loss = task + penalty
-        return loss, StepDetails(loss.item(), task.item(), expected, penalty.item())
+        # with the mirror step the penalty is a step of its own (after_architecture_step)
+        step_loss = task if self.mirror_step else loss
+        return step_loss, StepDetails(loss.item(), task.item(), expected, penalty.item())

@@ -452,11 +452,14 @@ def test_fbnet_latency_factor_is_lowest_at_the_budget(store: LutStore, small_dat
     assert flat[2.0][0] == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("name", ["fbnet", "proxyless"])
 @pytest.mark.parametrize("scale", [0.5, 2.0])
-def test_fbnet_mirror_step_shifts_each_choice_by_its_cost(store: LutStore, scale: float) -> None:
-    probe, _ = _strategy(store, "fbnet", 1.0, error_loo=None)
+def test_mirror_step_shifts_each_choice_by_its_cost(
+    store: LutStore, scale: float, name: str
+) -> None:
+    probe, _ = _strategy(store, name, 1.0, error_loo=None)
     expected = probe.expected_latencies()["synthetic"].item()
-    strategy, model = _strategy(store, "fbnet", expected * scale, error_loo=None)
+    strategy, model = _strategy(store, name, expected * scale, error_loo=None)
     before = [a.detach().clone() for a in strategy.supernet.alphas]
     strategy.after_architecture_step()
     exponent = 0.6 if scale < 1 else -0.6  # over the budget β, under it beta_below
@@ -470,11 +473,12 @@ def test_fbnet_mirror_step_shifts_each_choice_by_its_cost(store: LutStore, scale
     assert (moved == cheapest) == (scale < 1)
 
 
-def test_fbnet_adam_latency_step_is_the_papers_product_loss(
-    store: LutStore, small_data: object
+@pytest.mark.parametrize("name", ["fbnet", "proxyless"])
+def test_adam_latency_step_is_the_papers_product_loss(
+    store: LutStore, small_data: object, name: str
 ) -> None:
     budget = _budget(store, 0.5)
-    strategy, _ = _strategy(store, "fbnet", budget, error_loo=None, latency_step="adam")
+    strategy, _ = _strategy(store, name, budget, error_loo=None, latency_step="adam")
     before = [a.detach().clone() for a in strategy.supernet.alphas]
     strategy.after_architecture_step()  # no step of its own: the latency is in Adam's loss
     assert all(
@@ -485,14 +489,36 @@ def test_fbnet_adam_latency_step_is_the_papers_product_loss(
         images[:16], labels[:16], torch.Generator().manual_seed(0)
     )
     assert loss.item() == pytest.approx(details.task_loss * details.penalty)
+    mirror, _ = _strategy(store, name, budget, error_loo=None)  # the default: Adam sees CE only
+    loss, details = mirror.architecture_loss(
+        images[:16], labels[:16], torch.Generator().manual_seed(0)
+    )
+    assert loss.item() == pytest.approx(details.task_loss)
 
 
+def test_proxyless_additive_mirror_step_is_the_penaltys_gradient(store: LutStore) -> None:
+    """With `penalty=add` the mirror step follows λ·E/B's gradient in p, λ·cost/B: it pushes
+    every choice down by its cost on either side of the budget (the paper's penalty is
+    one-sided)."""
+    for scale in (0.5, 2.0):
+        budget = _budget(store, 0.5) * scale
+        strategy, model = _strategy(store, "proxyless", budget, error_loo=None, penalty="add")
+        before = [a.detach().clone() for a in strategy.supernet.alphas]
+        strategy.after_architecture_step()
+        for alpha, start, costs in zip(
+            strategy.supernet.alphas, before, model.layer_costs, strict=True
+        ):
+            want = start - 0.3 * 0.1 / budget * torch.tensor(costs, dtype=start.dtype)
+            assert torch.allclose(alpha.detach(), want)
+
+
+@pytest.mark.parametrize("name", ["fbnet", "proxyless"])
 @pytest.mark.parametrize(
     "options", [{"latency_step": "sgd"}, {"latency_lr": 0}, {"latency_lr": "fast"}]
 )
-def test_fbnet_refuses_bad_latency_step_options(store: LutStore, options: dict) -> None:
-    with pytest.raises(ValueError, match="fbnet latency_"):
-        _strategy(store, "fbnet", _budget(store, 0.5), error_loo=None, **options)
+def test_refuses_bad_latency_step_options(store: LutStore, options: dict, name: str) -> None:
+    with pytest.raises(ValueError, match=f"{name} latency_"):
+        _strategy(store, name, _budget(store, 0.5), error_loo=None, **options)
 
 
 def test_fbnet_derives_the_most_likely_architecture_within_the_budget(store: LutStore) -> None:
