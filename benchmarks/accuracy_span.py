@@ -56,12 +56,19 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--max-wall-s", type=float, default=None, help="start no architecture after")
     p.add_argument("--workdir", type=Path, default=Path("/tmp/hwnas-accuracy-span"))
     p.add_argument("--tag", default="", help="suffix of the result files")
+    p.add_argument(
+        "--only-cached",
+        default="",
+        help="comma-separated datasets reported only where an architecture's training is already "
+        "cached in the workdir, never started (to assemble a run cut short)",
+    )
     p.add_argument("--smoke", action="store_true", help="2 architectures, 1 epoch")
     args = p.parse_args()
     if args.smoke:
         args.count, args.child_epochs = min(args.count, 2), 1
         args.workdir = args.workdir.with_name(args.workdir.name + "-smoke")
     args.datasets = [d for d in args.datasets.split(",") if d]
+    args.only_cached = {d for d in args.only_cached.split(",") if d}
     return args
 
 
@@ -149,20 +156,19 @@ def markdown(payload: dict[str, Any]) -> list[str]:
     if payload.get("spearman") is not None:
         lines += [
             "",
-            f"Rank correlation of the architectures' accuracies (Spearman, "
-            f"{' vs '.join(names)}): {payload['spearman']:.2f}.",
+            f"Rank correlation of the accuracies of the {payload['spearman_n']} architectures "
+            f"trained on both (Spearman, {' vs '.join(names)}): {payload['spearman']:.2f}.",
         ]
     lines += [
         "",
         "| architecture | MACs | " + " | ".join(label[n] for n in names) + " |",
         "|---|---|" + "---|" * len(names),
     ]
-    for i, arch in enumerate(payload["architectures"]):
+    for arch, macs in zip(payload["architectures"], payload["macs"], strict=True):
         cells = []
         for n in names:
-            runs = payload["datasets"][n]["runs"]
-            cells.append(f"{runs[i]['test_accuracy']:.2%}" if i < len(runs) else "—")
-        macs = payload["datasets"][names[0]]["runs"][i]["macs"]
+            acc = {r["arch"]: r["test_accuracy"] for r in payload["datasets"][n]["runs"]}.get(arch)
+            cells.append("not run" if acc is None else f"{acc:.2%}")
         lines.append(f"| `{arch.split(':', 1)[1]}` | {macs:,} | " + " | ".join(cells) + " |")
     return lines
 
@@ -190,6 +196,7 @@ def main() -> None:
             "resolution": 28,
         },
         "architectures": [],
+        "macs": [],
         "datasets": {
             name: {
                 **data.record(),
@@ -207,18 +214,26 @@ def main() -> None:
             space = spaces[name]
             text = arch.replace(first.spec_string, space.spec_string, 1)
             done = args.workdir / NAME / f"{name}-{data.content_hash}" / config / arch_key(text)
+            if name in args.only_cached and not (done / "metrics.json").exists():
+                continue
             c.log(f"{i + 1}/{len(archs)} {name}")
             metrics = train_cached(args, data, space, text, args.seed, done / "metrics.json")
-            decoded = space.decode(space.architecture(text.split(":", 1)[1].split("-")))
             runs = payload["datasets"][name]["runs"]
-            runs.append({**metrics, "macs": total_macs(decoded)})
+            runs.append(metrics)
             payload["datasets"][name]["summary"] = summary([r["test_accuracy"] for r in runs])
             c.log(f"  test {metrics['test_accuracy']:.4f}, {metrics['train_wall_s']:.0f} s")
+        decoded = first.decode(first.architecture(arch.split(":", 1)[1].split("-")))
         payload["architectures"].append(arch)
+        payload["macs"].append(total_macs(decoded))
         payload["protocol"]["count_done"] = i + 1
-        if len(loaded) == 2:
-            a, b = ([r["test_accuracy"] for r in d["runs"]] for d in payload["datasets"].values())
-            payload["spearman"] = spearman(a, b)
+        if len(loaded) == 2:  # over the architectures trained on both
+            a, b = (
+                {r["arch"]: r["test_accuracy"] for r in d["runs"]}
+                for d in payload["datasets"].values()
+            )
+            both = [t for t in a if t in b]
+            payload["spearman"] = spearman([a[t] for t in both], [b[t] for t in both])
+            payload["spearman_n"] = len(both)
         payload["meta"] = meta(args, started)
         c.write_results(NAME, args, payload, markdown(payload))
 

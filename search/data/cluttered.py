@@ -10,15 +10,27 @@ import numpy as np
 
 from search.data.base import RawImages, digest_arrays
 from search.data.builtins import _builtin, load_builtin
-from search.data.splits import stratified_split
+from search.data.splits import resize_images, stratified_split
 
 NAME = "cluttered-mnist"
 CANVAS = 28  # the canvas, as MNIST's
-DIGIT = 14  # each digit is mnist5k's 28×28 halved (2×2 mean)
-FRAGMENTS = 4  # clutter: 5×5 crops of other digits at the same scale
-FRAGMENT = 5
-USES = 2  # every source digit is the main digit of exactly this many images
-BUILD_SEED = 27  # placements and clutter; fixed, so the data set never changes
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How the images are made: each digit resized to `digit`×`digit` (bilinear, antialiased)
+    at a random place, with `fragments` crops of `fragment`×`fragment` pixels cut from other
+    digits at the same scale; every source digit is the main digit of `uses` images; `seed`
+    fixes every placement and choice."""
+
+    digit: int = 10
+    fragments: int = 6
+    fragment: int = 5
+    uses: int = 2
+    seed: int = 27
+
+
+RECIPE = Recipe()  # the built-in's; a change changes the data set (and its test's digest)
 # The split the benchmarks load (`load_dataset(..., seed=0)` at its default fractions); the
 # held-out guarantee below is made for it.
 SPLIT_SEED = 0
@@ -30,7 +42,7 @@ CLASS_NAMES = tuple(f"{digit} (synthetic)" for digit in range(10))
 @dataclass(frozen=True)
 class Cluttered:
     """The images (uint8, N×1×28×28), their labels, and where every pixel came from: `main` is
-    the mnist5k row of each image's digit, `fragments` (N×4) the rows its clutter was cut from;
+    the mnist5k row of each image's digit, `fragments` (N × fragments) the rows its clutter came from;
     `splits` are the (train, val, test) image indices `load_dataset(NAME)` makes at seed 0 and
     the default fractions."""
 
@@ -52,55 +64,54 @@ def _split(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     )
 
 
-@functools.lru_cache(maxsize=1)
-def build_cluttered() -> Cluttered:
+@functools.lru_cache(maxsize=2)
+def build_cluttered(recipe: Recipe = RECIPE) -> Cluttered:
     """Build the data set (deterministic; ~1 s, most of it reading mnist5k's CSV).
 
     mnist5k's 5,000 digits are divided into three disjoint pools by its own seed-0 split (300 /
     100 / 100 per class). There are 2 × 5,000 images, 1,000 per class. The images `load_dataset`
     puts in the test split at seed 0 and the default fractions (200 per class) take their digit and
-    all four fragments from the test pool only, likewise for val and train, so no pixel of a test
+    all its fragments from the test pool only, likewise for val and train, so no pixel of a test
     image comes from a digit that any train or val image uses. Every digit of a pool is the main
     digit of two images of its split (different places and clutter). With another split seed or
     other fractions, images are assigned to splits differently and a test image's digit may also
     appear in training images; the images themselves stay the same.
     """
     mnist = load_builtin("mnist5k")
-    source_pixels = np.rint(mnist.images[:, 0] * 255.0)
-    small = source_pixels.reshape(-1, DIGIT, 2, DIGIT, 2).mean(axis=(2, 4))
+    small = resize_images(mnist.images, recipe.digit)[:, 0] * 255.0
     pools = _split(mnist.labels)
 
-    labels = np.repeat(np.arange(10, dtype=np.int64), len(mnist.labels) * USES // 10)
+    labels = np.repeat(np.arange(10, dtype=np.int64), len(mnist.labels) * recipe.uses // 10)
     splits = _split(labels)
-    rng = np.random.default_rng(BUILD_SEED)
+    rng = np.random.default_rng(recipe.seed)
     main = np.full(len(labels), -1, dtype=np.int64)
-    fragments = np.full((len(labels), FRAGMENTS), -1, dtype=np.int64)
+    fragments = np.full((len(labels), recipe.fragments), -1, dtype=np.int64)
     for pool, images in zip(pools, splits, strict=True):
         for digit in range(10):
             targets = np.sort(images[labels[images] == digit])
             candidates = pool[mnist.labels[pool] == digit]
-            if len(targets) != USES * len(candidates):
+            if len(targets) != recipe.uses * len(candidates):
                 raise RuntimeError(  # the split rule changed: the guarantee needs rethinking
                     f"{NAME}: {len(targets)} images of class {digit} for {len(candidates)} digits"
                 )
-            main[targets] = rng.permutation(np.repeat(candidates, USES))
+            main[targets] = rng.permutation(np.repeat(candidates, recipe.uses))
         position = {int(row): i for i, row in enumerate(pool)}
         for image in np.sort(images):
             # clutter comes from *other* digits of the pool: skip the main digit's position
-            drawn = rng.integers(0, len(pool) - 1, size=FRAGMENTS)
+            drawn = rng.integers(0, len(pool) - 1, size=recipe.fragments)
             drawn[drawn >= position[int(main[image])]] += 1
             fragments[image] = pool[drawn]
 
     canvas = np.zeros((len(labels), CANVAS, CANVAS))
-    corner = CANVAS - DIGIT + 1
+    size, cut = recipe.digit, recipe.fragment
     for image in range(len(labels)):
         for row in fragments[image]:
-            cy, cx = rng.integers(0, DIGIT - FRAGMENT + 1, size=2)
-            py, px = rng.integers(0, CANVAS - FRAGMENT + 1, size=2)
-            patch = canvas[image, py : py + FRAGMENT, px : px + FRAGMENT]
-            np.maximum(patch, small[row, cy : cy + FRAGMENT, cx : cx + FRAGMENT], out=patch)
-        y, x = rng.integers(0, corner, size=2)
-        place = canvas[image, y : y + DIGIT, x : x + DIGIT]
+            cy, cx = rng.integers(0, size - cut + 1, size=2)
+            py, px = rng.integers(0, CANVAS - cut + 1, size=2)
+            patch = canvas[image, py : py + cut, px : px + cut]
+            np.maximum(patch, small[row, cy : cy + cut, cx : cx + cut], out=patch)
+        y, x = rng.integers(0, CANVAS - size + 1, size=2)
+        place = canvas[image, y : y + size, x : x + size]
         np.maximum(place, small[main[image]], out=place)
     pixels = np.rint(canvas).astype(np.uint8)[:, None]
     for array in (pixels, labels, main, fragments, *splits):
@@ -112,7 +123,7 @@ def build_cluttered() -> Cluttered:
 @_builtin(NAME)
 def _cluttered_mnist() -> RawImages:
     """SYNTHETIC: 10,000 28×28 images, 1,000 per class, made from mnist5k's real handwritten digits:
-    each digit halved to 14×14 at a random place on a black 28×28 canvas with four 5×5 fragments
+    each digit shrunk to 10×10 at a random place on a black 28×28 canvas with six 5×5 fragments
     of other digits (a small version of the cluttered MNIST of Spatial Transformer Networks,
     Jaderberg et al. 2015). At `load_dataset`'s seed 0 and default fractions (6,000 / 2,000 /
     2,000) the three splits' digits come from disjoint sets of mnist5k digits (`build_cluttered`).

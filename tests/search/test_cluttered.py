@@ -8,10 +8,11 @@ import torch
 
 from search.data import dataset_names, load_dataset
 from search.data.builtins import load_builtin
-from search.data.cluttered import NAME, build_cluttered
+from search.data.cluttered import NAME, RECIPE, build_cluttered
+from search.data.splits import resize_images
 
 # sha256 of the uint8 images and labels as built (RawImages.digest); changes only with the recipe
-DIGEST = "9396202ef12a1c57b95031367af62e05c1e35453f87d688befe35bccf84cf610"
+DIGEST = "fc02de1032748136da33f8acd0802b11b73b6704227ccb292780fcbbd04ca3b6"
 
 
 @pytest.fixture(scope="module")
@@ -86,9 +87,10 @@ def test_each_image_is_its_labelled_digit() -> None:
     assert np.array_equal(mnist.labels[built.main], built.labels)
     assert np.bincount(built.main, minlength=5_000).tolist() == [2] * 5_000
     assert not (built.fragments == built.main[:, None]).any()  # clutter from other digits
-    # each of the first 300 images holds its digit, halved, in one 14×14 window (drawn over by
-    # clutter at most: composition takes the brighter pixel)
-    mnist_pixels = np.rint(mnist.images[:, 0] * 255).reshape(-1, 14, 2, 14, 2).mean(axis=(2, 4))
-    windows = np.lib.stride_tricks.sliding_window_view(built.pixels[:300, 0], (14, 14), (1, 2))
-    digits = np.rint(mnist_pixels[built.main[:300]])[:, None, None]
+    # each of the first 300 images holds its digit, shrunk, in one window (drawn over by clutter
+    # at most: composition takes the brighter pixel)
+    size = RECIPE.digit
+    shrunk = resize_images(mnist.images[built.main[:300]], size)[:, 0] * 255
+    windows = np.lib.stride_tricks.sliding_window_view(built.pixels[:300, 0], (size, size), (1, 2))
+    digits = np.rint(shrunk)[:, None, None]
     assert (windows >= digits).all(axis=(3, 4)).any(axis=(1, 2)).all()
