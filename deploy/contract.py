@@ -115,7 +115,7 @@ def file_io(path: Path) -> dict[str, dict[str, Any]]:
 def _onnx_io(path: Path) -> dict[str, dict[str, Any]]:
     import onnxruntime as ort
 
-    from profilers.backends.onnxruntime_backend import numpy_dtype
+    from profilers.timers.ort import numpy_dtype
 
     options = ort.SessionOptions()
     options.log_severity_level = 3

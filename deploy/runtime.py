@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 from common.quiet import silenced
-from profilers.backends.converted import fit_input
-from profilers.backends.onnxruntime_backend import numpy_dtype
+from profilers.timers.base import fit_input
+from profilers.timers.ort import numpy_dtype
 
 ORT_CHUNK = 256
 

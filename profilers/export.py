@@ -34,6 +34,24 @@ def op_model(spec: OpSpec) -> tuple[nn.Module, torch.Tensor]:
     return module, example_input(spec)
 
 
+def probe_model(name: str) -> tuple[nn.Module, torch.Tensor]:
+    """A fixed-cost probe model by its name in `profilers.fixed_costs.probe_names()`: an op's
+    micro-model, or the chain of depthwise convs (CHAIN_NAME)."""
+    import torch.nn as nn
+
+    from lut.modules import build_op, example_input
+    from profilers.fixed_costs import CHAIN_LENGTH, CHAIN_NAME, chain_probe, overhead_probes
+
+    if name == CHAIN_NAME:
+        probe = chain_probe()
+        chain = nn.Sequential(*(build_op(probe) for _ in range(CHAIN_LENGTH))).eval()
+        return chain, example_input(probe)
+    specs = {s.key: s for s in [*overhead_probes(), chain_probe()]}
+    if name not in specs:
+        raise ValueError(f"no fixed-cost probe named {name!r}")
+    return op_model(specs[name])
+
+
 def replace_all_zero_parameters(module: nn.Module) -> None:
     """Converters fold arithmetic with all-zero constants away (litert-torch turns the `add`
     probe's `x + 0` into a model with no op at all, the dynamo ONNX exporter drops the zero bias

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from lut.measurement import Measurement
 from lut.opspec import OpSpec
-from lut.predictor import FixedCosts, io_megabytes
+from lut.predictor import FixedCosts
 from lut.store import OPERATOR_TENANT, Device, LutStore
+from profilers import fixed_costs
 from profilers.base import PROFILER_VERSION, ProfilerBackend
-
-# Sizes of the `add` probes that fit the per-call overhead: from a few KB to ~10 MB of I/O,
-# the range the micro-models of the built-in spaces span.
-OVERHEAD_PROBES = ((8, 8, 8), (16, 28, 28), (32, 56, 56), (64, 112, 112), (96, 112, 112))
-CHAIN_LENGTH = 8
-CHAIN_PROBE = (16, 28)  # channels, size of the depthwise 1x1 conv chained to time block boundaries
+from profilers.protocol import MeasureProtocol
 
 ProgressFn = Callable[[OpSpec, int, int], None]
 
@@ -33,64 +29,34 @@ class ProfileReport:
 def measure_fixed_costs(
     backend: ProfilerBackend, *, drift_reference: bool | None = None
 ) -> FixedCosts:
-    """Per-call overhead: whole runs of `add` models from ~4 KB to ~10 MB of I/O give a + b·MB
-    (the smallest is an almost empty model). Between-block cost: a chain of depthwise 1x1 convs
-    against the op alone (adds would be folded together by graph optimisers)."""
-    import numpy as np
-
-    from profilers.export import op_model
-
-    reference_ms = None
-    if drift_reference is None:
-        drift_reference = backend.protocol.drift_reference
-    backend.use_drift_reference(None)
-    if drift_reference:  # a new LUT's unit: the reference's latency now
-        reference_ms = backend.measure_drift_reference()
-        backend.use_drift_reference(reference_ms)
-    probes = [
-        OpSpec(op="add", in_channels=c, out_channels=c, height=h, width=w, activation="none")
-        for c, h, w in OVERHEAD_PROBES
-    ]
-    sizes = np.array([io_megabytes(p) for p in probes])
-    times = np.array(
-        [backend.measure_module(*op_model(p), cache_key=p.key).median_ms for p in probes]
-    )
-    # The slope over all probes, weighted by relative error, is the cost per MB of I/O.
-    slope, _ = np.polyfit(sizes, times, 1, w=1.0 / times)
-    slope = max(float(slope), 0.0)
-    fixed = FixedCosts(
-        call_overhead_ms=max(float(times[0]) - slope * float(sizes[0]), 0.0),
-        per_mb_ms=slope,
-        reference_ms=reference_ms,
-    )
-    return replace(fixed, between_blocks_ms=_between_blocks_ms(backend, fixed))
+    """`profilers.fixed_costs.measure_fixed_costs` with the backend's own conversions of the
+    probe models."""
+    return fixed_costs.measure_fixed_costs(_BackendProbes(backend), drift_reference=drift_reference)
 
 
-def _between_blocks_ms(backend: ProfilerBackend, fixed: FixedCosts) -> float:
-    """(chain − one call's overhead − k · the op's own cost) / k, the op's own cost being its
-    LUT entry less what the entry holds beyond the op."""
-    import torch.nn as nn
+class _BackendProbes:
+    """A backend as a `fixed_costs.ProbeTimer`: probe models built and converted locally."""
 
-    from lut.modules import build_op, example_input
+    def __init__(self, backend: ProfilerBackend) -> None:
+        self.backend = backend
 
-    channels, size = CHAIN_PROBE
-    probe = OpSpec(
-        op="conv",
-        in_channels=channels,
-        out_channels=channels,
-        height=size,
-        width=size,
-        kernel=1,
-        groups=channels,
-        activation="none",
-    )
-    entry = backend.measure_op(probe)
-    own = entry.median_ms - fixed.entry_overhead_ms(probe, entry)
-    chain = nn.Sequential(*(build_op(probe) for _ in range(CHAIN_LENGTH))).eval()
-    key = f"chain{CHAIN_LENGTH}-{probe.key}"
-    chain_ms = backend.measure_module(chain, example_input(probe), cache_key=key).median_ms
-    network = chain_ms - fixed.overhead_ms(io_megabytes(probe))
-    return max((network - CHAIN_LENGTH * own) / CHAIN_LENGTH, 0.0)
+    @property
+    def protocol(self) -> MeasureProtocol:
+        return self.backend.protocol
+
+    def use_drift_reference(self, nominal_ms: float | None) -> None:
+        self.backend.use_drift_reference(nominal_ms)
+
+    def measure_drift_reference(self) -> float:
+        return self.backend.measure_drift_reference()
+
+    def measure_op(self, spec: OpSpec) -> Measurement:
+        return self.backend.measure_op(spec)
+
+    def measure_network(self, name: str) -> Measurement:
+        from profilers.export import probe_model
+
+        return self.backend.measure_module(*probe_model(name), cache_key=name)
 
 
 def use_lut_drift_reference(backend: ProfilerBackend, device: Device) -> None:

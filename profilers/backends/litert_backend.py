@@ -1,17 +1,18 @@
-"""LiteRT backend: each model converted with litert-torch into an NHWC `.tflite` file and timed with
-`Interpreter.invoke` on the XNNPACK delegate, as a phone's or an ARM board's CPU would run it."""
+"""LiteRT backend: each model converted with litert-torch into an NHWC `.tflite` file and timed by
+the LiteRT timer (`profilers/timers/litert.py`) on the XNNPACK delegate, as a phone's or an ARM
+board's CPU would run it."""
 
 from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from common.quiet import silenced
-from profilers.backends.converted import ConvertedModelBackend, fit_input
+from profilers.backends.converted import ConvertedModelBackend
 from profilers.base import register_backend
+from profilers.timers.litert import LiteRTFileTimer
 
 if TYPE_CHECKING:
     import torch
@@ -20,11 +21,11 @@ if TYPE_CHECKING:
 
 @register_backend("litert")
 class LiteRTBackend(ConvertedModelBackend):
-    """Converted once per key (`<key>.tflite`); each measurement opens an interpreter with
-    `num_threads=threads` and the default delegates (XNNPACK for float models) and times
-    `invoke()` on an input set once. 4-D inputs and outputs are channel-last (NHWC), as LiteRT
-    models are deployed; 2-D ones (pool and linear outputs, linear inputs) stay as they are."""
+    """Converted once per key (`<key>.tflite`); 4-D inputs and outputs are channel-last (NHWC),
+    as LiteRT models are deployed; 2-D ones (pool and linear outputs, linear inputs) stay as
+    they are."""
 
+    timer_class = LiteRTFileTimer
     layout = "NHWC"
     suffix = ".tflite"
 
@@ -32,8 +33,6 @@ class LiteRTBackend(ConvertedModelBackend):
         super().__init__(**kwargs)
         if self.precision != "fp32":
             raise ValueError(f"litert backend measures fp32 only, not {self.precision!r}")
-        if self.device != "cpu":
-            raise ValueError(f"litert backend runs on the CPU (XNNPACK), not {self.device!r}")
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -43,26 +42,11 @@ class LiteRTBackend(ConvertedModelBackend):
         return None
 
     def runtime_version(self) -> str:
-        runtime = importlib.metadata.version("ai-edge-litert")
         converter = importlib.metadata.version("litert-torch")
-        return f"{runtime} (converted by litert-torch {converter})"
-
-    def provider(self) -> str:
-        return "XNNPACK"
+        return f"{self.timer.runtime_version()} (converted by litert-torch {converter})"
 
     def convert(self, module: nn.Module, example: torch.Tensor, path: Path) -> None:
         convert_channel_last(module, example, path)
-
-    def load(self, path: Path, example: torch.Tensor) -> Callable[[], object]:
-        from ai_edge_litert.interpreter import Interpreter
-
-        with silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
-            interpreter = Interpreter(model_path=str(path), num_threads=self.threads)
-            interpreter.allocate_tensors()
-        detail = interpreter.get_input_details()[0]
-        array = fit_input(example, detail["shape"], detail["dtype"], detail["quantization"])
-        interpreter.set_tensor(detail["index"], array)
-        return interpreter.invoke
 
 
 def channel_last(tensor: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,7 @@ import pytest
 
 from lut.predictor import IN_NETWORK_TIMING, predict
 from lut.store import LutStore
-from profilers.backends.ort_kernels import OUTSIDE_BLOCKS
+from profilers.timers.ort_kernels import OUTSIDE_BLOCKS
 from profilers.base import create_backend
 from profilers.in_network import covering_architectures, profile_in_network
 from profilers.protocol import QUICK
