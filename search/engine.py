@@ -20,6 +20,45 @@ from search.supernet import Supernet
 from search.train import EventFn, steps_per_epoch
 
 
+def seeded_batch(
+    data: Any, settings: SearchSettings, epoch: int, index: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batch `index` of the epoch's seeded permutation (`index` wraps for the smaller split),
+    so a resumed search sees exactly the batches the uninterrupted one would."""
+    images, labels = data.tensors
+    order = torch.randperm(
+        len(labels), generator=torch.Generator().manual_seed(settings.seed * 100003 + epoch)
+    )
+    count = steps_per_epoch(data, settings.batch_size)
+    start = (index % count) * settings.batch_size
+    pick = order[start : start + settings.batch_size]
+    return images[pick], labels[pick]
+
+
+def alpha_gradients(params: Sequence[torch.Tensor], loss: torch.Tensor) -> None:
+    """Gradients of the architecture parameters only: `backward()` would also compute every
+    supernet weight's (the step discards them), about half the step's time with a dense
+    forward pass."""
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    for param, grad in zip(params, grads, strict=True):
+        param.grad = grad
+
+
+def history_line(step: int, expected_latency_ms: dict[str, float], supernet: Supernet) -> str:
+    """One line of history.jsonl: the step, the expected latency and every probability."""
+    probs = [[round(float(v), 5) for v in p.detach()] for p in supernet.probabilities()]
+    record = {"step": step, "expected_latency_ms": expected_latency_ms, "probabilities": probs}
+    return json.dumps(record) + "\n"
+
+
+def truncate_history(path: Path, step: int) -> None:
+    """Drop history lines written after a checkpoint at `step`: they will be written again."""
+    if not path.exists():
+        return
+    kept = [ln for ln in path.read_text().splitlines() if json.loads(ln)["step"] < step]
+    path.write_text("".join(f"{ln}\n" for ln in kept))
+
+
 @dataclass
 class SupernetSearch:
     """One differentiable search; `run()` resumes from `out_dir`'s checkpoint if there is one."""
@@ -96,19 +135,7 @@ class SupernetSearch:
             self._architecture_gradients(arch_loss)
             self.arch_opt.step()
             self.strategy.after_architecture_step()
-            probs = [
-                [round(float(v), 5) for v in p.detach()] for p in self.supernet.probabilities()
-            ]
-            history.write(
-                json.dumps(
-                    {
-                        "step": self.step,
-                        "expected_latency_ms": details.expected_latency_ms,
-                        "probabilities": probs,
-                    }
-                )
-                + "\n"
-            )
+            history.write(history_line(self.step, details.expected_latency_ms, self.supernet))
         self.step += 1
         if self.step % 10 == 0 or index == self.steps_per_epoch - 1:
             expected = {d: float(v.detach()) for d, v in self.strategy.expected_latencies().items()}
@@ -128,26 +155,10 @@ class SupernetSearch:
             )
 
     def _architecture_gradients(self, arch_loss: torch.Tensor) -> None:
-        """Gradients of the architecture parameters only: `backward()` would also compute every
-        supernet weight's (the step discards them), about half the step's time with a dense
-        forward pass."""
-        params = [p for group in self.arch_opt.param_groups for p in group["params"]]
-        grads = torch.autograd.grad(arch_loss, params, allow_unused=True)
-        for param, grad in zip(params, grads, strict=True):
-            param.grad = grad
+        alpha_gradients([p for g in self.arch_opt.param_groups for p in g["params"]], arch_loss)
 
     def _batch(self, data: Any, epoch: int, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Batch `index` of the epoch's seeded permutation (`index` wraps for the smaller split),
-        so a resumed search sees exactly the batches the uninterrupted one would."""
-        images, labels = data.tensors
-        order = torch.randperm(
-            len(labels),
-            generator=torch.Generator().manual_seed(self.settings.seed * 100003 + epoch),
-        )
-        count = steps_per_epoch(data, self.settings.batch_size)
-        start = (index % count) * self.settings.batch_size
-        pick = order[start : start + self.settings.batch_size]
-        return images[pick], labels[pick]
+        return seeded_batch(data, self.settings, epoch, index)
 
     def checkpoint(self) -> None:
         save_checkpoint(
@@ -183,13 +194,5 @@ class SupernetSearch:
         self.generator.set_state(payload["generator"])
         self.strategy.load_state(payload["strategy"])
         self.step = int(payload["step"])
-        self._truncate_history()
+        truncate_history(self.out_dir / "history.jsonl", self.step)
         self._emit({"type": "resumed", "step": self.step})
-
-    def _truncate_history(self) -> None:
-        """Drop history lines written after the checkpoint: they will be written again."""
-        path = self.out_dir / "history.jsonl"
-        if not path.exists():
-            return
-        kept = [ln for ln in path.read_text().splitlines() if json.loads(ln)["step"] < self.step]
-        path.write_text("".join(f"{ln}\n" for ln in kept))

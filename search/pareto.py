@@ -15,7 +15,11 @@ def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
     ]
 
 
-def write_pareto(out: Path, results: list[tuple[float | None, Path, dict[str, Any]]]) -> None:
+def write_pareto(
+    out: Path, results: list[tuple[float | None, Path, dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """pareto.json, pareto.md and pareto.png in `out` for (budget, run directory, metrics) per
+    budget; returns pareto.json's rows."""
     rows = []
     for budget, run_dir, metrics in results:
         device, latency = next(iter(metrics["predicted_latency_ms"].items()))
@@ -41,6 +45,7 @@ def write_pareto(out: Path, results: list[tuple[float | None, Path, dict[str, An
     ]
     (out / "pareto.md").write_text("\n".join(lines) + "\n")
     _plot(out / "pareto.png", rows)
+    return rows
 
 
 def _plot(path: Path, rows: list[dict[str, Any]]) -> None:

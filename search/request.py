@@ -9,7 +9,9 @@ A request document's keys:
 |---|---|---|
 | `space`, `dataset` | — | the search space and the dataset (built-in name, path, or uploaded id) |
 | `devices` | — | device LUTs; the first is the primary device |
-| `budgets` | `[]` | latency budgets (ms) on the primary device: one search each (a Pareto front) |
+| `budgets` | `[]` | latency budgets (ms) on the primary device: one result each (a Pareto front) |
+| `shared_supernet` | true | several budgets train one supernet (`search.shared`); false: one whole search each |
+| `arch_steps` | see `search.shared` | architecture steps per budget on the shared supernet |
 | `device_budgets` | `{}` | a further hard budget per other device |
 | `strategy` | hardcore | a registered strategy (`search.strategies`) |
 | `epochs`, `warmup_epochs` | 10, 1 | search epochs; weights-only epochs first (0 with one epoch) |
@@ -38,6 +40,7 @@ BOUNDS: dict[str, tuple[int, int]] = {
     "trials": (1, 1000),
     "checkpoint_every": (1, 1_000_000),
     "child_shift_px": (0, 16),
+    "arch_steps": (1, 100_000),
 }
 MAX_ARCH_LR = 10.0
 MAX_BUDGET_MS = 1_000_000.0
@@ -72,9 +75,19 @@ class SearchSettings:
     seed: int = 0
     checkpoint_every: int = 50
     strategy_options: dict[str, Any] = field(default_factory=dict)
+    # Architecture steps per budget when several budgets share one supernet (search.shared);
+    # None: its default. A single search does not read it.
+    arch_steps: int | None = None
 
     def __post_init__(self) -> None:
-        check_bounds({"epochs": self.epochs, "batch_size": self.batch_size, "seed": self.seed})
+        check_bounds(
+            {
+                "epochs": self.epochs,
+                "batch_size": self.batch_size,
+                "seed": self.seed,
+                "arch_steps": self.arch_steps,
+            }
+        )
         if self.warmup_epochs is None:
             object.__setattr__(self, "warmup_epochs", default_warmup_epochs(self.epochs))
         elif not 0 <= self.warmup_epochs < self.epochs:
@@ -120,6 +133,9 @@ def build_requests(
     for budget in [*budgets, *extra.values()]:
         if budget is not None and not 0 < budget <= MAX_BUDGET_MS:
             raise ValueError(f"a latency budget must be in (0, {MAX_BUDGET_MS:g}] ms, not {budget}")
+    names = [f"{b:g}" for b in budgets if b is not None]
+    if len(set(names)) != len(names):  # each budget's run is budget-<ms:g>
+        raise ValueError(f"budgets must differ (in 6 significant digits): {', '.join(names)}")
     check_bounds({key: doc.get(key) for key in ("child_epochs", "trials", "child_shift_px")})
     settings = search_settings(doc)
     result = []
@@ -153,4 +169,5 @@ def search_settings(doc: Mapping[str, Any]) -> SearchSettings:
         arch_lr=doc.get("arch_lr"),
         checkpoint_every=doc.get("checkpoint_every") or defaults.checkpoint_every,
         strategy_options=dict(doc.get("options") or {}),
+        arch_steps=doc.get("arch_steps"),
     )

@@ -92,7 +92,7 @@ def run_search(
     models = cost_models(store, space, request.devices)
     budgets = check_feasible(models, request.budgets_ms)
     out_dir.mkdir(parents=True, exist_ok=True)
-    lut_version = _lut_version(models)
+    version = lut_version(models)
     start = time.perf_counter()
     emit({"type": "state", "state": "searching"})
     strategy_report: dict[str, Any] = {}
@@ -118,7 +118,7 @@ def run_search(
             train=data.train,
             val=data.val,
             out_dir=out_dir,
-            lut_version=lut_version,
+            lut_version=version,
             on_event=emit,
         )
         choices = search.run()
@@ -127,6 +127,39 @@ def run_search(
             **search.strategy.report(),
         }
     search_wall = time.perf_counter() - start
+    return train_and_record(
+        request,
+        store,
+        out_dir,
+        space=space,
+        models=models,
+        choices=choices,
+        supernet=supernet,
+        search_wall_s=search_wall,
+        strategy_report=strategy_report,
+        data=data,
+        emit=emit,
+    )
+
+
+def train_and_record(
+    request: SearchRequest,
+    store: LutStore,
+    out_dir: Path,
+    *,
+    space: SearchSpace,
+    models: list[LatencyCostModel],
+    choices: list[int],
+    supernet: Supernet | None,
+    search_wall_s: float,
+    strategy_report: dict[str, Any],
+    data: Any,
+    emit: EventFn,
+    extra_metrics: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The derived architecture's child trained (from the supernet's weights with
+    `inherit_weights`) and evaluated; arch.json, child.pt and metrics.json written to
+    `out_dir`. Returns the metrics."""
     arch = space.architecture(
         [slot.candidates[i] for slot, i in zip(space.layers, choices, strict=True)]
     )
@@ -155,7 +188,7 @@ def run_search(
         "budgets_ms": {m.device: b for m, b in zip(models, request.budgets_ms, strict=True)},
         "params": sum(p.numel() for p in child.parameters()),
         "macs": total_macs(space.decode(arch)),
-        "search_wall_s": search_wall,
+        "search_wall_s": search_wall_s,
         "train_wall_s": trained.wall_s,
         "child_epochs": trained.epochs,
         "inherit_weights": request.inherit_weights,
@@ -164,9 +197,10 @@ def run_search(
         "settings": {k: v for k, v in vars(request.settings).items()},
         "strategy_report": strategy_report,
         "dataset": data.record(),
-        "lut_version": lut_version,
+        "lut_version": lut_version(models),
         "calibrated": {m.device: m.calibrated for m in models},
         "lut_units": lut_units(store, request.devices),
+        **(extra_metrics or {}),
     }
     write_outputs(out_dir, space, arch, choices, child, metrics)
     emit({"type": "done", "metrics": metrics})
@@ -190,7 +224,9 @@ def write_outputs(
     write_json_atomically(out_dir / "metrics.json", metrics)
 
 
-def _lut_version(models: list[LatencyCostModel]) -> str:
+def lut_version(models: list[LatencyCostModel]) -> str:
+    """A short hash of the cost models a search ran on: a checkpoint made with others is
+    refused."""
     import hashlib
 
     text = json.dumps([[m.device, m.layer_costs, m.constant_ms] for m in models])

@@ -28,8 +28,9 @@ def register(sub: Any) -> None:
         help="search a space for the most accurate architecture within a latency budget",
         description="Train a weight-sharing supernet on DATASET with DEVICE's LUT as the latency "
         "cost, derive the architecture, train it and write arch.json, child.pt, metrics.json and "
-        "the search history to --out. Several budgets (--latency-ms 0.2,0.3,0.4) run one search "
-        "each and add a Pareto table and plot.",
+        "the search history to --out. Several budgets (--latency-ms 0.2,0.3,0.4) train one "
+        "supernet, search each budget on its weights, train each result under budget-<ms>/ and "
+        "add a Pareto table and plot (--separate-searches: one whole search each).",
     )
     p.add_argument("--space", help="search space, e.g. fbnet-tiny")
     p.add_argument("--dataset", help="mnist5k, digits, or a folder / .zip / .npz of your own")
@@ -47,6 +48,17 @@ def register(sub: Any) -> None:
         default=[],
         metavar="DEVICE=MS",
         help="a further hard budget on another device (repeatable)",
+    )
+    p.add_argument(
+        "--separate-searches",
+        action="store_true",
+        help="with several budgets, one whole search per budget instead of one shared supernet",
+    )
+    p.add_argument(
+        "--arch-steps",
+        type=int,
+        help="with several budgets on one supernet, architecture steps per budget (default: "
+        "the budgets together take twice a single search's architecture steps)",
     )
     p.add_argument(
         "--epochs", type=int, default=DEFAULTS.epochs, help=f"search epochs ({DEFAULTS.epochs})"
@@ -152,6 +164,8 @@ def _request_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "inherit_weights": args.inherit_weights,
         "child_shift_px": args.child_shift,
         "checkpoint_every": args.checkpoint_every,
+        "shared_supernet": not args.separate_searches,
+        "arch_steps": args.arch_steps,
         "options": _parse_options(args.option),
         "out": str(args.out or Path("runs") / f"{args.strategy}-{args.space}"),
     }
@@ -188,6 +202,27 @@ def run_search_command(args: argparse.Namespace) -> int:
             raise UsageProblem(str(exc)) from None
     out.mkdir(parents=True, exist_ok=True)
     (out / REQUEST_FILE).write_text(json.dumps(req, indent=1))
+    from search.shared import shares_supernet
+
+    if shares_supernet(req, requests):
+        results = _run_shared(requests, store, out, data)
+    else:
+        results = _run_each(requests, store, data)
+    for _budget, run_dir, metrics in results:
+        lat = ", ".join(f"{d} {v:.4f} ms" for d, v in metrics["predicted_latency_ms"].items())
+        stdout.print(
+            f"{run_dir}: {metrics['arch']}\n  test accuracy {metrics['test_accuracy']:.4f}, predicted {lat}"
+        )
+    if len(results) > 1:
+        write_pareto(out, results)
+        stdout.print(f"Pareto table and plot: {out / 'pareto.md'}, {out / 'pareto.png'}")
+    if export_formats:
+        return _export_runs([run_dir for _, run_dir, _ in results], export_formats)
+    return 0
+
+
+def _run_each(requests: list[Any], store: Any, data: Any) -> list[Any]:
+    """One whole search per budget, in turn."""
     results = []
     for budget, run_dir, request in requests:
         with progress_bar() as progress, user_errors():
@@ -202,17 +237,41 @@ def run_search_command(args: argparse.Namespace) -> int:
             with events.open("a") as log:
                 handler = _progress_handler(progress, task, log)
                 results.append((budget, run_dir, _run(request, store, run_dir, data, handler)))
-    for _budget, run_dir, metrics in results:
-        lat = ", ".join(f"{d} {v:.4f} ms" for d, v in metrics["predicted_latency_ms"].items())
-        stdout.print(
-            f"{run_dir}: {metrics['arch']}\n  test accuracy {metrics['test_accuracy']:.4f}, predicted {lat}"
-        )
-    if len(results) > 1:
-        write_pareto(out, results)
-        stdout.print(f"Pareto table and plot: {out / 'pareto.md'}, {out / 'pareto.png'}")
-    if export_formats:
-        return _export_runs([run_dir for _, run_dir, _ in results], export_formats)
-    return 0
+    return results
+
+
+def _run_shared(requests: list[Any], store: Any, out: Path, data: Any) -> list[Any]:
+    """Every budget on one supernet (search.shared): one bar for the search's phases, one per
+    child; each budget's events in its own events.jsonl, the weight phase's in supernet/."""
+    from search.shared import SHARED_DIR, run_shared_search
+
+    logs = {budget: run_dir / "events.jsonl" for budget, run_dir, _ in requests}
+    logs[None] = out / SHARED_DIR / "events.jsonl"
+    for path in logs.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    with progress_bar() as progress, user_errors():
+        label = f"{requests[0][2].settings.strategy} @ {len(requests)} budgets, one supernet"
+        search_task = progress.add_task(label, total=None, status="")
+        child_tasks: dict[Any, Any] = {}
+        handlers: dict[Any, Any] = {}
+        files = {budget: path.open("a") for budget, path in logs.items()}
+        try:
+
+            def handle(event: dict[str, Any]) -> None:
+                budget = event.get("budget_ms")
+                if event.get("type") in ("train", "derived") and budget not in child_tasks:
+                    child_tasks[budget] = progress.add_task(
+                        f"child @ {budget} ms", total=None, status=""
+                    )
+                task = child_tasks.get(budget, search_task)
+                if (budget, task) not in handlers:
+                    handlers[budget, task] = _progress_handler(progress, task, files[budget])
+                handlers[budget, task](event)
+
+            return run_shared_search(requests, store, out, data=data, on_event=handle)
+        finally:
+            for file in files.values():
+                file.close()
 
 
 # request-document keys -> the flags that set them, for messages from search.request
@@ -265,13 +324,18 @@ def _progress_handler(progress: Any, task: Any, log: Any) -> Any:
         if kind == "search":
             lat = " ".join(f"{v:.4f}ms" for v in event["expected_latency_ms"].values())
             temp = f" τ {event['temperature']:.2f}" if "temperature" in event else ""
-            progress.update(
-                task,
-                total=event["steps"],
-                completed=event["step"],
-                status=f"epoch {event['epoch']}/{event['epochs']} loss {event['loss']:.3f} "
-                f"acc {event['accuracy']:.3f} E[lat] {lat}{temp}",
-            )
+            if event.get("phase") == "architecture":
+                status = (
+                    f"budget {event['budget_ms']} ms: step {event['arch_step']}/"
+                    f"{event['arch_steps']} E[lat] {lat}{temp}"
+                )
+            else:
+                status = (
+                    f"{'weights: ' if event.get('phase') else ''}epoch {event['epoch']}/"
+                    f"{event['epochs']} loss {event['loss']:.3f} acc {event['accuracy']:.3f}"
+                    + (f" E[lat] {lat}{temp}" if lat else "")
+                )
+            progress.update(task, total=event["steps"], completed=event["step"], status=status)
         elif kind == "trial":
             progress.update(
                 task,

@@ -22,6 +22,8 @@ DeviceName = Annotated[
     str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 ]
 BudgetMs = Annotated[float, Field(gt=0, le=MAX_BUDGET_MS)]
+MAX_BUDGETS = 16
+BudgetList = Annotated[list[BudgetMs], Field(min_length=1, max_length=MAX_BUDGETS)]
 OptionKey = Annotated[
     str, StringConstraints(min_length=1, max_length=40, pattern=r"^[a-z_][a-z0-9_]*$")
 ]
@@ -55,8 +57,23 @@ class JobCreate(Schema):
     devices: list[DeviceName] = Field(
         min_length=1, max_length=8, description="target devices (LUT names); the first is primary"
     )
-    budgets: dict[DeviceName, BudgetMs] = Field(
-        default_factory=dict, max_length=8, description="latency budget in ms per device"
+    budgets: dict[DeviceName, BudgetMs | BudgetList] = Field(
+        default_factory=dict,
+        max_length=8,
+        description="latency budget in ms per device; the primary device (the first of devices) "
+        'may have a list of budgets, one result each: {"pi4": [2.0, 3.0]}',
+        examples=[{"pi4": 2.5}, {"pi4": [2.0, 3.0, 4.0], "laptop": 0.5}],
+    )
+    shared_supernet: bool = Field(
+        default=True,
+        description="several budgets train one supernet and search each budget on its weights; "
+        "false: one whole search per budget",
+    )
+    arch_steps: int | None = bounded(
+        "arch_steps",
+        None,
+        "architecture steps per budget on a shared supernet (default: the budgets together "
+        "take twice a single search's)",
     )
     strategy: str = Field(
         default=DEFAULT_STRATEGY, min_length=1, max_length=40, pattern=r"^[a-z0-9_-]+$"
@@ -101,6 +118,22 @@ class JobCreate(Schema):
         unknown = sorted(set(self.budgets) - set(self.devices))
         if unknown:
             raise ValueError(f"budgets name devices not in devices: {', '.join(unknown)}")
+        listed = [
+            d for d, b in self.budgets.items() if isinstance(b, list) and d != self.devices[0]
+        ]
+        if listed:
+            raise ValueError(
+                f"only the primary device ({self.devices[0]}) may have several budgets, not "
+                f"{', '.join(listed)}"
+            )
+        primary = self.primary_budgets()
+        if len({f"{b:g}" for b in primary}) != len(primary):
+            raise ValueError(f"budgets of {self.devices[0]} must differ: {primary}")
+        if len(primary) > 1 and self.export_formats:
+            raise ValueError(
+                "export_formats need a single budget: a job with several budgets gives one "
+                "result per budget; submit the budget you want exported as its own job"
+            )
         if len(set(self.export_formats)) != len(self.export_formats):
             raise ValueError("export_formats must not repeat")
         # left unset, warmup_epochs follows epochs (search.request.default_warmup_epochs)
@@ -111,6 +144,13 @@ class JobCreate(Schema):
                 f"({self.epochs}{default})"
             )
         return self
+
+    def primary_budgets(self) -> list[float]:
+        """The primary device's budgets (none, one, or several)."""
+        budget = self.budgets.get(self.devices[0])
+        if budget is None:
+            return []
+        return list(budget) if isinstance(budget, list) else [budget]
 
 
 class JobCreated(Schema):

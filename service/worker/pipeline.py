@@ -5,13 +5,24 @@ checkpoint."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from search.request import SearchRequest
 from search.run import run_search
+from search.shared import BudgetRun, run_shared_search, shares_supernet
 from service.worker import agent_stages
 from service.worker.context import JobFailed, StageContext
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """A job's search: its request document and one request per budget on the primary device
+    (`search.request.build_requests`)."""
+
+    document: dict[str, Any]
+    requests: list[BudgetRun]
 
 
 def profiling(ctx: StageContext, set_state: Any) -> None:
@@ -19,16 +30,54 @@ def profiling(ctx: StageContext, set_state: Any) -> None:
     agent_stages.profiling_stage(ctx)
 
 
-def searching(ctx: StageContext, request: SearchRequest, data: Any) -> dict[str, Any]:
+def searching(ctx: StageContext, plan: SearchPlan, data: Any) -> dict[str, Any]:
     """The search and the child's training (run_search moves the job to searching, then
-    training, through its state events); skipped when a previous attempt finished it."""
-    import json
+    training, through its state events); skipped when a previous attempt finished it.
 
+    With several budgets: one supernet for all of them (`search.shared`, unless the job asks
+    for `shared_supernet: false`), each budget's result under `budget-<ms>/`, and pareto.json,
+    .md and .png in the run directory; the job's metrics list every budget's metrics (with its
+    `budget_ms` and `run`) and the Pareto rows."""
+    if len(plan.requests) > 1:
+        return _searching_budgets(ctx, plan, data)
+    ((_, _, request),) = plan.requests
     metrics_file = ctx.run_dir / "metrics.json"
     if metrics_file.exists():
         ctx.emit({"type": "skipped", "stage": "searching", "reason": "metrics.json exists"})
         return dict(json.loads(metrics_file.read_text()))
     return run_search(request, ctx.store, ctx.run_dir, data=data, on_event=ctx.emit)
+
+
+def _searching_budgets(ctx: StageContext, plan: SearchPlan, data: Any) -> dict[str, Any]:
+    from search.pareto import write_pareto
+
+    if shares_supernet(plan.document, plan.requests):
+        results = run_shared_search(
+            plan.requests, ctx.store, ctx.run_dir, data=data, on_event=ctx.emit
+        )
+    else:
+        results = []
+        for budget, run_dir, request in plan.requests:
+            metrics_file = run_dir / "metrics.json"
+            if metrics_file.exists():  # a previous attempt's
+                metrics = dict(json.loads(metrics_file.read_text()))
+            else:
+                emit = _with_budget(ctx, budget)
+                metrics = run_search(request, ctx.store, run_dir, data=data, on_event=emit)
+            results.append((budget, run_dir, metrics))
+    rows = write_pareto(ctx.run_dir, results)
+    budgets = [
+        {**metrics, "budget_ms": budget, "run": run_dir.name}
+        for budget, run_dir, metrics in results
+    ]
+    return {"budgets": budgets, "pareto": rows}
+
+
+def _with_budget(ctx: StageContext, budget: float | None) -> Any:
+    def emit(event: dict[str, Any]) -> None:
+        ctx.emit({**event, "budget_ms": budget})
+
+    return emit
 
 
 def exporting(ctx: StageContext, formats: list[str], set_state: Any) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from lut.store import LutStore
 from search.request import SearchRequest, build_requests
+from search.shared import BudgetRun
 from service.config import Settings
 from service.crud.datasets import dataset_path, get_dataset
 from service.crud.jobs import (
@@ -41,17 +42,29 @@ class WorkerStopping(Exception):
     """This worker was asked to stop; the job goes back to the queue."""
 
 
-def search_request(req: dict[str, Any], dataset: str, run_dir: Path) -> SearchRequest:
-    """The job's request (JobCreate's fields) as the one search request: a job has one budget
-    per device, the primary device's among them."""
+def search_document(req: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """The job's request (JobCreate's fields) as the search's request document: the primary
+    device's budget, or list of budgets, as `budgets`; one budget per other device as
+    `device_budgets`."""
     primary, budgets = req["devices"][0], dict(req["budgets"])
-    document = {
+    mine = budgets.pop(primary, [])
+    return {
         **req,
         "dataset": dataset,
-        "budgets": [budgets.pop(primary)] if primary in budgets else [],
+        "budgets": list(mine) if isinstance(mine, list) else [mine],
         "device_budgets": budgets,
     }
-    ((_, _, request),) = build_requests(document, run_dir)
+
+
+def search_requests(req: dict[str, Any], dataset: str, run_dir: Path) -> list[BudgetRun]:
+    """One search request per budget on the primary device (`search.request.build_requests`):
+    with several, each runs under `run_dir/budget-<ms>`."""
+    return build_requests(search_document(req, dataset), run_dir)
+
+
+def search_request(req: dict[str, Any], dataset: str, run_dir: Path) -> SearchRequest:
+    """A single-budget job's one search request."""
+    ((_, _, request),) = search_requests(req, dataset, run_dir)
     return request
 
 
@@ -61,13 +74,17 @@ def run_dir_of(settings: Settings, job_id: str) -> Path:
 
 def progress_of(event: dict[str, Any]) -> dict[str, Any] | None:
     kind = event.get("type")
+    # a job with several budgets: which phase (weights, architecture) and budget it is in
+    where: dict[str, Any] = {k: event[k] for k in ("phase", "budget_ms") if k in event}
     if kind == "search":
         keys = ("epoch", "epochs", "step", "steps", "loss", "accuracy", "expected_latency_ms")
         progress = {k: event.get(k) for k in keys}
-        return {"state": "searching", **progress, "fraction": event["step"] / event["steps"]}
+        fraction = event["step"] / event["steps"]
+        return {"state": "searching", **progress, **where, "fraction": fraction}
     if kind == "train":
         progress = {k: event.get(k) for k in ("epoch", "epochs", "accuracy")}
-        return {"state": "training", **progress, "fraction": event["epoch"] / event["epochs"]}
+        fraction = event["epoch"] / event["epochs"]
+        return {"state": "training", **progress, **where, "fraction": fraction}
     if kind == "trial":
         return {"state": "searching", **{k: event.get(k) for k in ("trial", "trials", "accuracy")}}
     return None
@@ -178,7 +195,9 @@ class Worker:
             except Exception:
                 log.warning("job %s: heartbeat failed:\n%s", job_id, traceback.format_exc())
 
-    def _context(self, job: dict[str, Any], lease: _Lease) -> tuple[StageContext, Any, Any]:
+    def _context(
+        self, job: dict[str, Any], lease: _Lease
+    ) -> tuple[StageContext, pipeline.SearchPlan, Any]:
         from search.data import DatasetError, load_dataset
         from search.run import bind_space
         from search.spaces.base import space_from_string
@@ -213,7 +232,9 @@ class Worker:
             check_cancelled=check_cancelled,
         )
         ctx.emit = self._emitter(ctx)
-        return ctx, search_request(req, source, ctx.run_dir), data
+        document = search_document(req, source)
+        plan = pipeline.SearchPlan(document, build_requests(document, ctx.run_dir))
+        return ctx, plan, data
 
     def _dataset_source(self, job: dict[str, Any]) -> tuple[str, str]:
         """(what load_dataset loads, how messages name it: the upload's name, not its path)."""
@@ -254,7 +275,7 @@ class Worker:
             log.info(
                 "job %s: attempt %d, resuming from state %s", job_id, job["attempt"], job["state"]
             )
-        ctx, request, data = self._context(job, lease)
+        ctx, plan, data = self._context(job, lease)
         ctx.check_cancelled()
 
         def move(state: str) -> None:
@@ -263,7 +284,7 @@ class Worker:
 
         if job["state"] == "profiling":
             pipeline.profiling(ctx, move)
-        metrics = pipeline.searching(ctx, request, data)
+        metrics = pipeline.searching(ctx, plan, data)
         ctx.check_cancelled()
         export = pipeline.exporting(ctx, list(job["request"].get("export_formats") or []), move)
         if ctx.export_files:

@@ -337,3 +337,61 @@ def test_a_one_epoch_job_runs_without_choosing_warmup_epochs(tmp_path: Path) -> 
         stop_process(server)
     assert job["state"] == "done", job["error"]
     assert job["metrics"]["settings"]["warmup_epochs"] == 0
+
+
+def test_a_job_with_several_budgets_shares_one_supernet_and_resumes(tmp_path: Path) -> None:
+    """Budgets {primary: [b1, b2]}: one weight phase, then each budget's architecture phase and
+    child; a worker killed in an architecture phase leaves the next one the shared weights and
+    the finished phases, and the job's metrics list every budget and the Pareto rows."""
+    home = tmp_path / "home"
+    env = service_env(
+        home, HWNAS_LEASE_S="4", HWNAS_HEARTBEAT_S="1", HWNAS_POLL_S="0.5", OMP_NUM_THREADS="1"
+    )
+    seed_synthetic_lut(f"sqlite:///{home / 'hwnas.db'}", "cpu-synth", num_classes=3)
+    base_url, server = start_server(env)
+    first = start_worker(env, tmp_path / "worker1.log", "first")
+    second = None
+    try:
+        client = Server(base_url, env, server).client(Server(base_url, env, server).key("user"))
+        body = {
+            "space": "fbnet-tiny",
+            "dataset": _upload_squares(client, tmp_path),
+            "devices": ["cpu-synth"],
+            "budgets": {"cpu-synth": [3.0, 6.0]},
+            "epochs": 2,
+            "child_epochs": 1,
+            "batch_size": 8,
+            "checkpoint_every": 2,
+        }
+        created = client.post("/jobs", json=body)
+        assert created.status_code == 202, created.text
+        job_id = created.json()["id"]
+        running = _wait_for(client, job_id, lambda j: j["progress"].get("phase") == "architecture")
+        assert running["progress"]["budget_ms"] == 3.0
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+        run_dir = home / "artifacts" / "jobs" / job_id
+        assert (run_dir / "supernet" / "weights.json").exists()
+        second = start_worker(env, tmp_path / "worker2.log", "second")
+        job = _wait_for(client, job_id, lambda j: j["state"] in ("done", "failed", "cancelled"))
+        assert job["state"] == "done" and job["attempt"] == 2, job["error"]
+        results = job["metrics"]["budgets"]
+        assert [(r["budget_ms"], r["run"]) for r in results] == [
+            (3.0, "budget-3"),
+            (6.0, "budget-6"),
+        ]
+        for result in results:
+            assert result["predicted_latency_ms"]["cpu-synth"] <= result["budget_ms"]
+            assert result["shared_supernet"]["budgets_ms"] == [3.0, 6.0]
+        assert len(job["metrics"]["pareto"]) == 2 and (run_dir / "pareto.md").exists()
+        events = [d for _, d in _sse_events(client.get(f"/jobs/{job_id}/events").text)]
+        claims = [i for i, e in enumerate(events) if e["type"] == "claimed"]
+        assert len(claims) == 2
+        second_attempt = events[claims[1] :]
+        searched = {e.get("phase") for e in second_attempt if e["type"] == "search"}
+        assert searched <= {"architecture"}  # the shared weights were kept, not trained again
+        client.close()
+    finally:
+        for process in (first, second, server):
+            if process is not None:
+                stop_process(process)

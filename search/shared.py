@@ -1,0 +1,559 @@
+"""One supernet, many budgets: a request with several latency budgets trains the supernet's
+weights once, on paths spread over the latency range the budgets span, then runs each budget's
+architecture phase on those shared weights (the strategy's own steps, projections and derive, so
+each budget keeps its guarantee), and trains each budget's child — as HardCoRe-NAS and
+Once-for-All train once and specialise per target.
+
+Under the request's `out`:
+
+| path | what |
+|---|---|
+| `supernet/checkpoint.pt`, `supernet/weights.json` | the weight phase: its checkpoint, and its record once finished |
+| `budget-<ms>/checkpoint.pt`, `history.jsonl`, `derived.json` | one budget's architecture phase, its history, its derived architecture |
+| `budget-<ms>/arch.json`, `child.pt`, `metrics.json` | its child, as a single search writes them |
+
+Every phase resumes from its checkpoint, finished phases are skipped, and a folder holding
+another request's work is refused.
+
+**The weight phase** trains `epochs` epochs of single-path steps with no architecture step.
+Each step's path is drawn at a target latency: an epoch's steps split the range from the
+space's smallest latency to the largest budget into as many strata, one target in each, in a
+seeded order; the path is sampled from the maximum-entropy distribution with that expected
+latency (p ∝ exp(−λ·cost) per layer: the KL projection of the uniform distribution, as
+hardcore's projections). So each candidate is trained in proportion to its use across the
+range, the cheapest ops at the bottom as much as the dear ones at the top, rather than mostly
+near one budget as a single search's p concentrates. One path a step keeps the phase's time that
+of a single search's weight steps; the sandwich rule (Once-for-All: the smallest and largest
+networks every step too) would triple it, and here candidates of a layer share no weights, so
+the ends are trained by the strata nearest them.
+
+**Each budget's architecture phase** starts from the uniform architecture on the frozen shared
+weights (the weights are reloaded before each budget, so the order of budgets does not matter)
+and takes `arch_steps` of the strategy's architecture steps on validation batches, its
+schedule (temperature) annealed over those steps, then derives. By default the budgets together
+take `ARCH_STEP_SHARE` times a single search's architecture steps, so K budgets cost the
+weight phase once plus about twice one search's architecture work (`default_arch_steps`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from common.files import write_json_atomically
+from lut.store import LutStore
+from search.checkpoint import load_checkpoint, save_checkpoint
+from search.cost import LatencyCostModel
+from search.engine import alpha_gradients, history_line, seeded_batch, truncate_history
+from search.request import SearchRequest, SearchSettings
+from search.run import (
+    bind_space,
+    check_feasible,
+    cost_models,
+    lut_version,
+    train_and_record,
+)
+from search.strategies.base import Budget, SearchStrategy, get_search_strategy, get_strategy
+from search.strategies.projection import bisect_lambda, expected_cost, stack_rows
+from search.supernet import Supernet
+from search.train import EventFn, steps_per_epoch
+
+# The budgets' architecture phases together take this many times a single search's
+# architecture steps (measured against five separate searches in benchmarks/pareto_cost.py).
+ARCH_STEP_SHARE = 2.0
+SHARED_DIR = "supernet"
+DERIVED = "derived.json"
+WEIGHTS_RECORD = "weights.json"
+
+BudgetRun = tuple[float | None, Path, SearchRequest]
+
+
+def shares_supernet(doc: dict[str, Any], requests: Sequence[BudgetRun]) -> bool:
+    """Whether a request document's budgets train one supernet: several budgets, a supernet
+    strategy (not a baseline), and `shared_supernet` not false."""
+    if len(requests) < 2 or doc.get("shared_supernet", True) is False:
+        return False
+    return issubclass(get_strategy(requests[0][2].settings.strategy), SearchStrategy)
+
+
+def default_arch_steps(settings: SearchSettings, steps_per_epoch: int, budgets: int) -> int:
+    """Architecture steps per budget: `ARCH_STEP_SHARE` × a single search's
+    ((epochs − warm-up) × steps per epoch), shared among the budgets."""
+    single = max(1, settings.epochs - settings.warmup) * steps_per_epoch
+    return max(1, math.ceil(ARCH_STEP_SHARE * single / budgets))
+
+
+def _seed(*parts: int) -> int:
+    value = 0
+    for part in parts:
+        value = (value * 1_000_003 + part) % (2**62)
+    return value
+
+
+class LatencySampler:
+    """Paths of a space spread over [low_ms, high_ms] of one device's latency; deterministic in
+    (seed, epoch, step), so a resumed phase draws the paths the uninterrupted one would."""
+
+    def __init__(self, model: LatencyCostModel, low_ms: float, high_ms: float, seed: int) -> None:
+        if not model.min_latency_ms <= low_ms <= high_ms <= model.max_latency_ms:
+            raise ValueError(
+                f"latency range [{low_ms}, {high_ms}] ms is outside the space's "
+                f"[{model.min_latency_ms}, {model.max_latency_ms}] ms"
+            )
+        self.model = model
+        self.low_ms, self.high_ms, self.seed = low_ms, high_ms, seed
+        self.costs = stack_rows(model.layer_costs, pad=0.0)
+        self.logits = stack_rows(
+            [torch.zeros(len(c)) for c in model.layer_costs], pad=float("-inf")
+        )
+
+    def distribution(self, target_ms: float) -> torch.Tensor:
+        """Per layer (rows, padded with zeros) the maximum-entropy distribution whose expected
+        latency is `target_ms`: softmax(−λ·cost) with λ found by bisection."""
+        target = target_ms - self.model.constant_ms
+        uniform = expected_cost(self.logits, self.costs, 0.0)
+        if target <= uniform:
+            lam = bisect_lambda(self.logits, self.costs, target, sign=1.0)
+        else:
+            lam = -bisect_lambda(self.logits, self.costs, target, sign=-1.0)
+        return torch.softmax(self.logits - lam * self.costs, dim=1)
+
+    def target_ms(self, epoch: int, index: int, steps: int) -> float:
+        """Step `index`'s target: one uniform draw in its own of the epoch's `steps` strata of
+        the range, the strata in a seeded order."""
+        generator = torch.Generator().manual_seed(_seed(self.seed, 1, epoch))
+        order = torch.randperm(steps, generator=generator)
+        offsets = torch.rand(steps, generator=generator, dtype=torch.float64)
+        share = (int(order[index % steps]) + float(offsets[index % steps])) / steps
+        return self.low_ms + share * (self.high_ms - self.low_ms)
+
+    def path(self, epoch: int, index: int, steps: int) -> list[int]:
+        probs = self.distribution(self.target_ms(epoch, index, steps))
+        generator = torch.Generator().manual_seed(_seed(self.seed, 2, epoch, index))
+        return [int(torch.multinomial(row, 1, generator=generator)) for row in probs]
+
+
+def _weight_optimizer(supernet: Supernet, settings: SearchSettings) -> torch.optim.Optimizer:
+    return torch.optim.SGD(
+        supernet.weight_parameters(),
+        lr=settings.weight_lr,
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=4e-5,
+    )
+
+
+def _refuse(out_dir: Path, payload: dict[str, Any], phase: str, identity: str) -> None:
+    if payload.get("phase") != phase:
+        raise ValueError(
+            f"{out_dir} holds a single search's checkpoint, not a shared supernet's; "
+            "start a new run (another --out)"
+        )
+    if payload.get("identity") != identity:
+        raise ValueError(
+            f"{out_dir} holds a shared-supernet run of another request (settings, budgets or "
+            "LUT); start a new run (another --out)"
+        )
+
+
+@dataclass
+class Progress:
+    """The search's steps over all phases, for the progress stream."""
+
+    total: int
+    done: int = 0
+
+
+@dataclass
+class WeightPhase:
+    """The shared weights: `epochs` epochs of single-path steps on paths drawn by `sampler`."""
+
+    supernet: Supernet
+    sampler: LatencySampler
+    settings: SearchSettings
+    train: Any
+    out_dir: Path
+    identity: str
+    progress: Progress
+    emit: EventFn
+
+    def run(self) -> float:
+        """Train (or resume training) the weights; returns the phase's wall time (s)."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        optimizer = _weight_optimizer(self.supernet, self.settings)
+        per_epoch = steps_per_epoch(self.train, self.settings.batch_size)
+        total = self.settings.epochs * per_epoch
+        step, wall = 0, 0.0
+        payload = load_checkpoint(self.out_dir)
+        if payload is not None:
+            _refuse(self.out_dir, payload, "weights", self.identity)
+            self.supernet.load_state_dict(payload["supernet"])
+            optimizer.load_state_dict(payload["weight_optimizer"])
+            step, wall = int(payload["step"]), float(payload["wall_s"])
+            if step < total:
+                self.emit({"type": "resumed", "phase": "weights", "step": step})
+        self.progress.done = step
+        start = time.perf_counter()
+        while step < total:
+            epoch, index = divmod(step, per_epoch)
+            images, labels = seeded_batch(self.train, self.settings, epoch, index)
+            path = self.sampler.path(epoch, index, per_epoch)
+            logits = self.supernet(images, path)
+            loss = F.cross_entropy(logits, labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            self.progress.done += 1
+            if step % 10 == 0 or index == per_epoch - 1:
+                self.emit(
+                    {
+                        "type": "search",
+                        "phase": "weights",
+                        "epoch": epoch + 1,
+                        "epochs": self.settings.epochs,
+                        "step": self.progress.done,
+                        "steps": self.progress.total,
+                        "loss": loss.item(),
+                        "accuracy": float((logits.argmax(1) == labels).float().mean()),
+                        "path_latency_ms": self.sampler.model.cost(path),
+                        "expected_latency_ms": {},
+                    }
+                )
+            if step % self.settings.checkpoint_every == 0 or step == total:
+                elapsed = wall + time.perf_counter() - start
+                self._checkpoint(optimizer, step, elapsed)
+        return wall + time.perf_counter() - start
+
+    def _checkpoint(self, optimizer: torch.optim.Optimizer, step: int, wall_s: float) -> None:
+        save_checkpoint(
+            self.out_dir,
+            {
+                "phase": "weights",
+                "identity": self.identity,
+                "supernet": self.supernet.state_dict(),
+                "weight_optimizer": optimizer.state_dict(),
+                "step": step,
+                "wall_s": wall_s,
+                "saved_at": time.time(),
+            },
+        )
+
+
+@dataclass
+class ArchitecturePhase:
+    """One budget's architecture steps on the frozen shared weights, then its derive."""
+
+    supernet: Supernet
+    strategy: SearchStrategy
+    settings: SearchSettings
+    val: Any
+    steps: int
+    steps_per_epoch: int
+    out_dir: Path
+    identity: str
+    progress: Progress
+    emit: EventFn
+    arch_opt: torch.optim.Optimizer = field(init=False)
+
+    def __post_init__(self) -> None:
+        arch_lr = self.settings.arch_lr or self.strategy.default_arch_lr
+        self.arch_opt = torch.optim.Adam(
+            self.supernet.arch_parameters(), lr=arch_lr, betas=(0.5, 0.999)
+        )
+
+    def run(self) -> tuple[list[int], float]:
+        """The derived choices and the phase's wall time (s)."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        generator = torch.Generator().manual_seed(self.settings.seed + 1)
+        params = self.supernet.arch_parameters()
+        step, wall = 0, 0.0
+        payload = load_checkpoint(self.out_dir)
+        if payload is not None:
+            _refuse(self.out_dir, payload, "architecture", self.identity)
+            with torch.no_grad():
+                for alpha, saved in zip(params, payload["alphas"], strict=True):
+                    alpha.copy_(saved)
+            self.arch_opt.load_state_dict(payload["arch_optimizer"])
+            generator.set_state(payload["generator"])
+            self.strategy.load_state(payload["strategy"])
+            step, wall = int(payload["step"]), float(payload["wall_s"])
+            truncate_history(self.out_dir / "history.jsonl", step)
+            self.emit({"type": "resumed", "phase": "architecture", "step": step})
+        self.progress.done += step
+        start = time.perf_counter()
+        with (self.out_dir / "history.jsonl").open("a") as history:
+            while step < self.steps:
+                self.strategy.on_epoch_start(step, self.steps)  # its schedule over the phase
+                epoch, index = divmod(step, self.steps_per_epoch)
+                images, labels = seeded_batch(self.val, self.settings, epoch, index)
+                loss, details = self.strategy.architecture_loss(images, labels, generator)
+                alpha_gradients(params, loss)
+                self.arch_opt.step()
+                self.strategy.after_architecture_step()
+                history.write(history_line(step, details.expected_latency_ms, self.supernet))
+                step += 1
+                self.progress.done += 1
+                if step % 10 == 0 or step == self.steps:
+                    self._emit_progress(step, details.loss)
+                if step % self.settings.checkpoint_every == 0 or step == self.steps:
+                    history.flush()
+                    elapsed = wall + time.perf_counter() - start
+                    self._checkpoint(generator, step, elapsed)
+        choices = self.strategy.derive()
+        return choices, wall + time.perf_counter() - start
+
+    def _emit_progress(self, step: int, arch_loss: float) -> None:
+        expected = {d: float(v.detach()) for d, v in self.strategy.expected_latencies().items()}
+        self.emit(
+            {
+                "type": "search",
+                "phase": "architecture",
+                "arch_step": step,
+                "arch_steps": self.steps,
+                "step": self.progress.done,
+                "steps": self.progress.total,
+                "arch_loss": arch_loss,
+                "expected_latency_ms": expected,
+                **self.strategy.describe(),
+            }
+        )
+
+    def _checkpoint(self, generator: torch.Generator, step: int, wall_s: float) -> None:
+        save_checkpoint(
+            self.out_dir,
+            {
+                "phase": "architecture",
+                "identity": self.identity,
+                "alphas": [a.detach().clone() for a in self.supernet.arch_parameters()],
+                "arch_optimizer": self.arch_opt.state_dict(),
+                "generator": generator.get_state(),
+                "step": step,
+                "strategy": self.strategy.state(),
+                "strategy_name": self.strategy.name,
+                "wall_s": wall_s,
+                "saved_at": time.time(),
+            },
+        )
+
+
+def _identity(*parts: Any) -> str:
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _check_alike(requests: Sequence[BudgetRun]) -> SearchRequest:
+    """The requests' common part: they differ only in the primary device's budget."""
+    if not requests:
+        raise ValueError("a shared supernet needs at least one budget")
+    first = requests[0][2]
+    for budget, _, request in requests:
+        if budget is None:
+            raise ValueError("a shared supernet needs a latency budget per run")
+        if request.budgets_ms[1:] != first.budgets_ms[1:] or (
+            request.settings,
+            request.space,
+            request.devices,
+        ) != (first.settings, first.space, first.devices):
+            raise ValueError("the budgets of a shared supernet must share every other setting")
+    return first
+
+
+def _tagged(emit: EventFn, budget: float | None) -> EventFn:
+    """`emit` with the budget's `budget_ms` on every event."""
+
+    def tagged(event: dict[str, Any]) -> None:
+        emit({**event, "budget_ms": budget})
+
+    return tagged
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    return dict(json.loads(path.read_text())) if path.exists() else None
+
+
+def run_shared_search(
+    requests: Sequence[BudgetRun],
+    store: LutStore,
+    out: Path,
+    *,
+    data: Any,
+    on_event: EventFn | None = None,
+) -> list[tuple[float | None, Path, dict[str, Any]]]:
+    """Search every budget of `requests` (from `build_requests`) on one supernet under `out`
+    and train each budget's child; resumes whatever is unfinished. Returns (budget, run
+    directory, metrics) per budget, the metrics as `run_search` writes them plus a
+    `shared_supernet` record. Events carry `phase` (weights, architecture) and, for a budget's,
+    `budget_ms`."""
+    emit = on_event or (lambda event: None)
+    first = _check_alike(requests)
+    settings = first.settings
+    strategy_class = get_search_strategy(settings.strategy)
+    strategy_class.check_options(settings.strategy_options)
+    torch.manual_seed(settings.seed)
+    space = bind_space(first.space, data)
+    models = cost_models(store, space, first.devices)
+    budget_sets = [check_feasible(models, request.budgets_ms) for _, _, request in requests]
+    version = lut_version(models)
+    primary = models[0]
+    largest = max(float(b) for b, _, _ in requests if b is not None)
+    low, high = primary.min_latency_ms, min(largest, primary.max_latency_ms)
+    per_epoch = steps_per_epoch(data.train, settings.batch_size)
+    arch_steps = settings.arch_steps or default_arch_steps(settings, per_epoch, len(requests))
+    weights_id = _identity(
+        version,
+        space.spec_string,
+        settings.epochs,
+        settings.batch_size,
+        settings.seed,
+        settings.weight_lr,
+        low,
+        high,
+    )
+    progress = Progress(total=settings.epochs * per_epoch + len(requests) * arch_steps)
+    supernet = Supernet(space)
+    shared_dir = out / SHARED_DIR
+    emit({"type": "state", "state": "searching"})
+    weights = _read_json(shared_dir / WEIGHTS_RECORD)
+    if weights is not None and weights.get("identity") != weights_id:
+        raise ValueError(f"{shared_dir} holds another request's supernet; start a new run")
+    weights_wall = WeightPhase(
+        supernet,
+        LatencySampler(primary, low, high, settings.seed),
+        settings,
+        data.train,
+        shared_dir,
+        weights_id,
+        progress,
+        emit,
+    ).run()
+    if weights is None:
+        weights = {
+            "identity": weights_id,
+            "wall_s": weights_wall,
+            "steps": settings.epochs * per_epoch,
+            "latency_range_ms": [low, high],
+        }
+        write_json_atomically(shared_dir / WEIGHTS_RECORD, weights)
+    shared_state = {k: v.detach().clone() for k, v in supernet.state_dict().items()}
+    record = {
+        "weights_wall_s": weights["wall_s"],
+        "weight_steps": weights["steps"],
+        "latency_range_ms": weights["latency_range_ms"],
+        "arch_steps": arch_steps,
+        "budgets_ms": [b for b, _, _ in requests],
+    }
+
+    derived: list[dict[str, Any] | None] = []
+    for (budget, run_dir, _), budgets in zip(requests, budget_sets, strict=True):
+        identity = _identity(
+            weights_id,
+            settings.strategy,
+            settings.strategy_options,
+            settings.arch_lr,
+            arch_steps,
+            first.devices,
+            [b.latency_ms for b in budgets],
+        )
+        finished = _read_json(run_dir / "metrics.json")
+        if finished is not None:
+            if finished.get("shared_supernet", {}).get("identity") != identity:
+                raise ValueError(f"{run_dir} holds another request's result; start a new run")
+            progress.done += arch_steps
+            derived.append(None)
+            continue
+        cached = _read_json(run_dir / DERIVED)
+        if cached is None or cached.get("identity") != identity:
+            cached = _architecture(
+                supernet,
+                shared_state,
+                strategy_class,
+                budgets,
+                settings,
+                data.val,
+                arch_steps,
+                per_epoch,
+                run_dir,
+                identity,
+                progress,
+                _tagged(emit, budget),
+            )
+        else:
+            progress.done += arch_steps
+        derived.append(cached)
+
+    results = []
+    for (budget, run_dir, request), choice in zip(requests, derived, strict=True):
+        if choice is None:
+            results.append(
+                (budget, run_dir, dict(json.loads((run_dir / "metrics.json").read_text())))
+            )
+            continue
+        supernet.load_state_dict(shared_state)  # the child inherits the shared weights
+        torch.manual_seed(settings.seed)  # each child's initialisation, whatever ran before
+        metrics = train_and_record(
+            request,
+            store,
+            run_dir,
+            space=space,
+            models=models,
+            choices=list(choice["choices"]),
+            supernet=supernet,
+            search_wall_s=float(choice["wall_s"]),
+            strategy_report=dict(choice["strategy_report"]),
+            data=data,
+            emit=_tagged(emit, budget),
+            extra_metrics={"shared_supernet": {**record, "identity": choice["identity"]}},
+        )
+        results.append((budget, run_dir, metrics))
+    return results
+
+
+def _architecture(
+    supernet: Supernet,
+    shared_state: dict[str, torch.Tensor],
+    strategy_class: type[SearchStrategy],
+    budgets: list[Budget],
+    settings: SearchSettings,
+    val: Any,
+    steps: int,
+    per_epoch: int,
+    run_dir: Path,
+    identity: str,
+    progress: Progress,
+    emit: EventFn,
+) -> dict[str, Any]:
+    """One budget's architecture phase from the shared weights and the uniform architecture;
+    its derived choices recorded in `derived.json`."""
+    supernet.load_state_dict(shared_state)
+    strategy = strategy_class(supernet, budgets, **settings.strategy_options)
+    phase = ArchitecturePhase(
+        supernet,
+        strategy,
+        settings,
+        val,
+        steps,
+        per_epoch,
+        run_dir,
+        identity,
+        progress,
+        emit,
+    )
+    choices, wall = phase.run()
+    result = {
+        "identity": identity,
+        "choices": choices,
+        "wall_s": wall,
+        "strategy_report": {"arch_lr": phase.arch_opt.param_groups[0]["lr"], **strategy.report()},
+    }
+    write_json_atomically(run_dir / DERIVED, result)
+    return result
