@@ -378,3 +378,32 @@ def test_a_bad_setting_is_one_line(tmp_path: Path, setting: dict[str, str], need
         timeout=120,
     )
     assert done.returncode == 1 and done.stderr.count("\n") == 1 and needle in done.stderr
+
+
+def test_search_with_several_budgets_shares_one_supernet(tmp_path: Path) -> None:
+    """--latency-ms A,B: one weight phase (supernet/), each budget's architecture phase, child,
+    events and history under budget-<ms>/, the Pareto table; --resume finds every budget done."""
+    from tests.service.fixtures import seed_synthetic_lut, write_npz
+
+    home = tmp_path / "home"
+    seed_synthetic_lut(f"sqlite:///{home / 'hwnas.db'}", "cpu-synth", num_classes=3)
+    out = tmp_path / "run"
+    args = ["search", "--space", SPACE, "--device", "cpu-synth", "--latency-ms", "3,6"]
+    args += ["--dataset", str(write_npz(tmp_path / "squares.npz")), "--epochs", "2"]
+    args += ["--child-epochs", "1", "--batch-size", "32", "--arch-steps", "3", "--out", str(out)]
+    result = hwnas(home, *args)
+    weights = json.loads((out / "supernet" / "weights.json").read_text())
+    assert weights["latency_range_ms"][1] == 6.0
+    for budget in ("3", "6"):
+        run = out / f"budget-{budget}"
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert metrics["predicted_latency_ms"]["cpu-synth"] <= float(budget)
+        assert metrics["shared_supernet"]["arch_steps"] == 3
+        assert len((run / "history.jsonl").read_text().splitlines()) == 3
+        events = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]
+        assert {"search", "derived", "train", "done"} <= {e["type"] for e in events}
+        assert metrics["arch"] in result.stdout
+    assert (out / "supernet" / "events.jsonl").read_text()
+    assert (out / "pareto.md").exists() and (out / "pareto.png").exists()
+    again = hwnas(home, "search", "--resume", str(out))
+    assert "budget-3" in again.stdout and "resumed" not in again.stderr
