@@ -1,32 +1,50 @@
-"""The profiler agent loop run by `hwnas agent` on a target: register the device's fingerprint,
-heartbeat, pull tasks, measure them with the local profiler backend, post results.
+"""The profiler agent loop: register the device's fingerprint, heartbeat, pull tasks, time them,
+post results.
+
+A thin agent (`FileTimer`: ONNX Runtime, LiteRT, or a phone through adb) times the files the
+server converted: each task names them by sha256, and they are downloaded once into a local
+content-addressed cache. Backends that build what they time on the target (torch, TensorRT
+engines) measure OpSpecs themselves (`ProfilerBackend`, the full install).
 
 Posting is idempotent on the server, so a result is simply posted again after a failure. When
 the server is away (connection refused, 5xx) the agent waits with exponential backoff and goes on
-where it was; a bad key (401/403) stops it with one line. `stop` (set on SIGINT/SIGTERM) ends it
-after the op in flight.
+where it was; a bad key (401/403) or another protocol version (426) stops it with one line.
+`stop` (set on SIGINT/SIGTERM) ends it after the op in flight.
 """
 
 from __future__ import annotations
 
 import contextlib
-import tempfile
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from lut.measurement import Measurement
 from lut.opspec import OpSpec
+from profilers.agent.cache import FileCache
 from profilers.agent.poster import MeasurementPoster
-from profilers.base import ProfilerBackend
+from profilers.agent.wire import (
+    CONVERSION_FIELD,
+    PROTOCOL_HEADER,
+    PROTOCOL_VERSION,
+    REFERENCE_FILE,
+    WARMUP_FILE,
+    version_problem,
+)
+from profilers.protocol import MeasureProtocol
+from profilers.timers.base import REFERENCE, WARMUP, FileTimer, example_array
+
+if TYPE_CHECKING:
+    from profilers.base import ProfilerBackend
 
 LogFn = Callable[[str], None]
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite"}
 
 
 class ServerAway(Exception):
@@ -34,7 +52,8 @@ class ServerAway(Exception):
 
 
 class AgentRejected(Exception):
-    """The server refuses this agent (bad key, wrong scope): retrying will not help."""
+    """The server refuses this agent (bad key, wrong scope, another protocol version):
+    retrying will not help."""
 
 
 class AgentUnknown(Exception):
@@ -78,25 +97,37 @@ def measurement_body(m: Measurement) -> dict[str, Any]:
 
 
 class AgentClient:
+    """One agent: times with `timer` (the thin agent) or, for runtimes that build on the target,
+    with a full profiler `backend`; exactly one of the two is given."""
+
     def __init__(
         self,
         options: AgentOptions,
-        backend: ProfilerBackend,
         *,
+        timer: FileTimer | None = None,
+        backend: ProfilerBackend | None = None,
+        cache: FileCache | None = None,
         stop: threading.Event | None = None,
         log: LogFn = print,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        if (timer is None) == (backend is None):
+            raise ValueError("an agent times with a file timer or with a backend, not both")
+        if timer is not None and cache is None:
+            raise ValueError("a thin agent needs a file cache")
         self.options = options
-        self.backend = backend
+        self.timer, self.backend, self.cache = timer, backend, cache
         # Whether a LUT this agent creates (its fixed costs) gets a drift reference; tasks of an
-        # existing LUT say whether it has one, and the backend follows them.
-        self.drift_reference = backend.protocol.drift_reference
+        # existing LUT say whether it has one, and the timer follows them.
+        self.drift_reference = self._protocol().drift_reference
         self.stop = stop or threading.Event()
         self.log = log
         self.http = httpx.Client(
             base_url=options.server.rstrip("/"),
-            headers={"Authorization": f"Bearer {options.key}"},
+            headers={
+                "Authorization": f"Bearer {options.key}",
+                PROTOCOL_HEADER: str(PROTOCOL_VERSION),
+            },
             timeout=options.timeout_s,
             transport=transport,
         )
@@ -111,14 +142,42 @@ class AgentClient:
         self._claimer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="claim")
         self._next: Future[dict[str, Any] | None] | None = None
 
+    def _protocol(self) -> MeasureProtocol:
+        measurer = self.timer if self.timer is not None else self.backend
+        assert measurer is not None  # checked in __init__
+        return measurer.protocol
+
+    def _use_drift_reference(self, nominal_ms: float | None) -> None:
+        if self.timer is not None:
+            self.timer.use_drift_reference(nominal_ms)
+        elif self.backend is not None:
+            self.backend.use_drift_reference(nominal_ms)
+
+    def fingerprint(self) -> dict[str, Any]:
+        if self.timer is not None:  # the server converts, and names its converter
+            return {**self.timer.fingerprint(), CONVERSION_FIELD: "server"}
+        assert self.backend is not None
+        return self.backend.fingerprint()
+
+    @property
+    def runtime(self) -> str:
+        measurer = self.timer if self.timer is not None else self.backend
+        return str(getattr(measurer, "name", "?"))
+
     # -- HTTP ----------------------------------------------------------------------------
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise ServerAway(f"{type(exc).__name__}: {exc}") from None
+        self._check(response, path)
+        return response
+
+    def _check(self, response: httpx.Response, path: str) -> None:
         if response.status_code in RETRY_STATUSES:
             raise ServerAway(f"HTTP {response.status_code} from {path}")
+        if response.status_code == 426:
+            raise AgentRejected(_detail(response))
         refused = response.status_code == 401 or (
             response.status_code == 403 and path.endswith("/register")
         )
@@ -126,7 +185,20 @@ class AgentClient:
             raise AgentRejected(f"the server refused the key: {_detail(response)}")
         if response.status_code == 404 and path.endswith(("/heartbeat", "/tasks/claim")):
             raise AgentUnknown(_detail(response))
-        return response
+
+    def _download(self, path: str, target: Path) -> None:
+        """Stream a file from the server into `target`."""
+        try:
+            with self.http.stream("GET", path) as response:
+                self._check(response, path)
+                if response.status_code != 200:
+                    response.read()
+                    raise ValueError(f"cannot download {path}: {_detail(response)}")
+                with target.open("wb") as handle:
+                    for block in response.iter_bytes(1 << 20):
+                        handle.write(block)
+        except httpx.TransportError as exc:
+            raise ServerAway(f"{type(exc).__name__}: {exc}") from None
 
     def _agent_path(self, suffix: str) -> str:
         if self.agent_id is None:
@@ -135,7 +207,7 @@ class AgentClient:
 
     # -- protocol ------------------------------------------------------------------------
     def register(self) -> None:
-        body = {"name": self.options.name, "fingerprint": self.backend.fingerprint()}
+        body = {"name": self.options.name, "fingerprint": self.fingerprint()}
         response = self._request("POST", "/agents/register", json=body)
         if response.status_code != 200:
             raise AgentRejected(f"registration refused: {_detail(response)}")
@@ -144,7 +216,7 @@ class AgentClient:
         self.heartbeat_s = min(self.options.heartbeat_s, float(data["heartbeat_s"]))
         self.log(
             f"registered as agent {self.agent_id} of device {data['device']['name']} "
-            f"(LUT {data['device']['id']}, {self.backend.name})"
+            f"(LUT {data['device']['id']}, {self.runtime})"
         )
 
     def heartbeat(self) -> None:
@@ -159,6 +231,7 @@ class AgentClient:
 
     def post_results(self, task_id: str, body: dict[str, Any]) -> None:
         """Post until the server has it (idempotent there); give up only when stopping."""
+        body = {**body, "protocol": PROTOCOL_VERSION}
         while True:
             try:
                 response = self._request(
@@ -176,7 +249,7 @@ class AgentClient:
 
     # -- the loop ------------------------------------------------------------------------
     def run(self) -> None:
-        """Until `stop` is set. Raises AgentRejected when the server refuses the key."""
+        """Until `stop` is set. Raises AgentRejected when the server refuses the agent."""
         beat = threading.Thread(target=self._heartbeat_loop, daemon=True)
         beat.start()
         try:
@@ -238,7 +311,11 @@ class AgentClient:
 
     def execute(self, task: dict[str, Any]) -> None:
         kind = task["kind"]
+        problem = version_problem(int(task.get("protocol") or 1), PROTOCOL_VERSION)
+        if problem:  # a server that answered our header would not send this
+            raise AgentRejected(f"task {task['id']}: {problem}")
         try:
+            self._use_support_files(task)
             if kind == "opspecs":
                 self._measure_specs(task)
             elif kind == "fixed_costs":
@@ -249,62 +326,122 @@ class AgentClient:
                 self.post_results(
                     task["id"], {"kind": "error", "error": f"unknown task kind {kind!r}"}
                 )
-        except (ServerAway, AgentUnknown):
+        except (ServerAway, AgentUnknown, AgentRejected):
             raise
         except Exception as exc:  # a runtime that cannot run the op: report it, keep serving
             message = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
             self.log(f"task {task['id']} failed: {message}")
             self.post_results(task["id"], {"kind": "error", "error": message})
 
+    # -- files ---------------------------------------------------------------------------
+    def file(self, task: dict[str, Any], name: str) -> Path:
+        """The task's file `name` from the cache, downloaded first if it is not there."""
+        files = task.get("files") or {}
+        if name not in files:
+            raise ValueError(f"task {task['id']} carries no file {name!r}")
+        ref = files[name]
+        if self.cache is None:
+            raise ValueError("this agent has no file cache")
+        source = (
+            self._agent_path(f"tasks/{task['id']}/model")
+            if name == "model"
+            else self._agent_path(f"files/{ref['sha256']}")
+        )
+        suffix = SUFFIXES.get(ref["format"], f".{ref['format']}")
+        return self.cache.fetch(ref["sha256"], suffix, lambda tmp: self._download(source, tmp))
+
+    def _use_support_files(self, task: dict[str, Any]) -> None:
+        if self.timer is None:
+            return
+        files = task.get("files") or {}
+        if WARMUP_FILE in files and REFERENCE_FILE in files:
+            roles = {WARMUP: WARMUP_FILE, REFERENCE: REFERENCE_FILE}
+            self.timer.support_files = lambda role: self.file(task, roles[role])
+
+    def _needs_files(self, task: dict[str, Any]) -> None:
+        if self.timer is not None and not task.get("files"):
+            raise ValueError(
+                "the task carries no files to time: this thin agent needs a server that "
+                "converts them (protocol 2)"
+            )
+
+    # -- measuring -----------------------------------------------------------------------
     def _measure_specs(self, task: dict[str, Any]) -> None:
         specs = [OpSpec.from_dict(d) for d in task["specs"]]
-        self.backend.use_drift_reference(task.get("reference_ms"))  # the LUT's unit
+        self._needs_files(task)
+        self._use_drift_reference(task.get("reference_ms"))  # the LUT's unit
         self.log(f"task {task['id']}: measuring {len(specs)} op(s)")
         for index, spec in enumerate(specs, start=1):
             if self.stop.is_set():
                 return
             if index == len(specs):
                 self._claim_ahead()
-            measurement = self.backend.measure_op(spec)
+            measurement = self.measure_op(task, spec)
             item = {"opspec": spec.to_dict(), "measurement": measurement_body(measurement)}
             self.poster.put(task["id"], item)
             self.measured += 1
 
+    def measure_op(self, task: dict[str, Any], spec: OpSpec) -> Measurement:
+        if self.timer is None:
+            assert self.backend is not None
+            return self.backend.measure_op(spec)
+        path = self.file(task, spec.key)
+        return self.timer.measure_op_file(path, extra={"converted": False})
+
     def _measure_fixed_costs(self, task: dict[str, Any]) -> None:
-        from profilers.runner import measure_fixed_costs
+        from profilers.fixed_costs import measure_fixed_costs
 
         self.log(f"task {task['id']}: measuring fixed costs")
-        fixed = measure_fixed_costs(self.backend, drift_reference=self.drift_reference)
+        if self.timer is None:
+            from profilers.runner import measure_fixed_costs as measure_with_backend
+
+            assert self.backend is not None
+            fixed = measure_with_backend(self.backend, drift_reference=self.drift_reference)
+        else:
+            self._needs_files(task)
+            probes = _TaskProbes(self, task, self.timer)
+            fixed = measure_fixed_costs(probes, drift_reference=self.drift_reference)
         self.post_results(task["id"], {"kind": "fixed_costs", "fixed_costs": fixed.to_dict()})
 
     def _measure_model(self, task: dict[str, Any]) -> None:
-        import torch
-
-        measure_file = getattr(self.backend, "measure_file", None)
-        if measure_file is None:
-            raise ValueError(f"backend {self.backend.name} cannot time a model file")
         self.log(f"task {task['id']}: measuring the exported {task['format']} model")
-        response = self._request("GET", self._agent_path(f"tasks/{task['id']}/model"))
-        if response.status_code != 200:
-            raise ValueError(f"cannot fetch the model file: {_detail(response)}")
-        suffix = Path(_filename(response) or f"model.{task['format']}").suffix
-        example = torch.randn(*task["input_shape"], generator=torch.Generator().manual_seed(0))
-        self.backend.use_drift_reference(task.get("reference_ms"))
-        with tempfile.TemporaryDirectory(prefix="hwnas-agent-") as tmp:
-            path = Path(tmp) / f"model{suffix}"
-            path.write_bytes(response.content)
-            measurement = measure_file(path, example)
+        path = self.file(task, "model")
+        example = example_array(task["input_shape"])
+        self._use_drift_reference(task.get("reference_ms"))
+        if self.timer is not None:
+            measurement = self.timer.measure_file(path, example)
+        else:
+            import torch
+
+            measure_file = getattr(self.backend, "measure_file", None)
+            if measure_file is None:
+                raise ValueError(f"backend {self.runtime} cannot time a model file")
+            measurement = measure_file(path, torch.from_numpy(example))
         self.post_results(task["id"], {"kind": "model", "model": measurement_body(measurement)})
         self.log(f"task {task['id']}: {measurement.median_ms:.3f} ms end to end")
 
 
-def _filename(response: httpx.Response) -> str | None:
-    disposition = response.headers.get("content-disposition", "")
-    for part in disposition.split(";"):
-        key, _, value = part.strip().partition("=")
-        if key == "filename":
-            return value.strip('"')
-    return None
+class _TaskProbes:
+    """A fixed-costs task's files as a `fixed_costs.ProbeTimer` for the agent's timer."""
+
+    def __init__(self, client: AgentClient, task: dict[str, Any], timer: FileTimer) -> None:
+        self.client, self.task, self.timer = client, task, timer
+
+    @property
+    def protocol(self) -> MeasureProtocol:
+        return self.timer.protocol
+
+    def use_drift_reference(self, nominal_ms: float | None) -> None:
+        self.timer.use_drift_reference(nominal_ms)
+
+    def measure_drift_reference(self) -> float:
+        return self.timer.measure_drift_reference()
+
+    def measure_op(self, spec: OpSpec) -> Measurement:
+        return self.timer.measure_op_file(self.client.file(self.task, spec.key))
+
+    def measure_network(self, name: str) -> Measurement:
+        return self.timer.time_file(self.client.file(self.task, name))
 
 
 def _detail(response: httpx.Response) -> str:

@@ -4,7 +4,8 @@ it, and recording an agent's results (idempotently) into the LUT or onto the tas
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -14,6 +15,9 @@ from lut.measurement import Measurement
 from lut.opspec import OpSpec
 from lut.predictor import FixedCosts, needs_measurement
 from lut.store import Device, LutStore
+from profilers.agent.wire import CONVERSION_FIELD, PROTOCOL_VERSION
+from profilers.artifacts import Artifact, ArtifactStore, converter_version, file_sha256
+from profilers.timers import FILE_FORMATS
 from service.crud import agents as queue
 from service.crud.agents import Agent, Task
 from service.crud.ownership import check_task
@@ -24,6 +28,42 @@ BACKEND_FORMATS = {"onnxruntime": "onnx", "litert": "tflite", "tensorrt": "tenso
 
 class ResultRejected(ValueError):
     """Results that do not match the task (HTTP 422); the message says why."""
+
+
+def micro_models(artifacts_dir: Path) -> ArtifactStore:
+    """The server's converted micro-models, probes and support models (settings.artifacts_dir)."""
+    return ArtifactStore(Path(artifacts_dir) / "micro-models")
+
+
+def registered_fingerprint(fingerprint: dict[str, Any]) -> dict[str, Any]:
+    """The fingerprint a LUT gets from an agent's: a thin agent's (`conversion: server`) names
+    the server's converter too (a new converter version is a new LUT). ValueError for a thin
+    agent of a runtime the server converts no files for."""
+    if fingerprint.get(CONVERSION_FIELD) != "server":
+        return dict(fingerprint)
+    fmt = FILE_FORMATS.get(str(fingerprint.get("backend")))
+    if fmt is None:
+        raise ValueError(f"the server converts files for {', '.join(sorted(FILE_FORMATS))} only")
+    return {**fingerprint, "converter": converter_version(fmt)}
+
+
+def server_format(device: Device) -> str | None:
+    """The format the server converts files to for `device`'s agents: its runtime's, when the
+    LUT was registered by a thin agent (the fingerprint says the server converts); else None
+    (the agent converts, or builds, what it times itself)."""
+    if device.fingerprint.get(CONVERSION_FIELD) != "server":
+        return None
+    return FILE_FORMATS.get(device.backend)
+
+
+def _files(refs: dict[str, Artifact]) -> dict[str, dict[str, Any]]:
+    return {name: artifact.to_dict() for name, artifact in refs.items()}
+
+
+def _need_store(artifacts: ArtifactStore | None, device: Device) -> ArtifactStore:
+    if artifacts is None:
+        raise ValueError(f"device {device.name}'s agents time the server's files: no store given")
+    return artifacts
 
 
 def task_spec_dicts(task: Task) -> dict[str, dict[str, Any]]:
@@ -40,16 +80,33 @@ def create_opspec_tasks(
     chunk: int,
     job_id: str | None,
     tenant: str | None = None,
+    *,
+    artifacts: ArtifactStore | None = None,
+    between_chunks: Callable[[], None] | None = None,
 ) -> list[Task]:
     """Tasks of at most `chunk` specs each (several agents of one device share the work), for
-    a job of `tenant` (who must be allowed to use the device: ownership.may_use)."""
+    a job of `tenant` (who must be allowed to use the device: ownership.may_use). For a thin
+    agent's LUT each chunk's micro-models are converted into `artifacts` first and the task
+    carries their files; a task is created as soon as its chunk is converted, so agents start
+    while the rest converts (`between_chunks` runs between two: a cancelled job stops there)."""
     unique = {s.key: s for s in specs if needs_measurement(s)}
     ordered = [unique[key] for key in sorted(unique)]
+    fmt = server_format(device)
     created = []
     for start in range(0, len(ordered), chunk):
+        if between_chunks is not None and start:
+            between_chunks()
         part = ordered[start : start + chunk]
-        key = queue.dedupe_key(device.id, "opspecs", *(s.key for s in part))
-        payload = {"specs": [s.to_dict() for s in part], "keys": [s.key for s in part]}
+        payload: dict[str, Any] = {
+            "specs": [s.to_dict() for s in part],
+            "keys": [s.key for s in part],
+        }
+        versions: tuple[str, ...] = ()
+        if fmt is not None:
+            converted = _need_store(artifacts, device)
+            payload["files"] = _files({**converted.support(fmt), **converted.ops(part, fmt)})
+            versions = (converter_version(fmt),)
+        key = queue.dedupe_key(device.id, "opspecs", *versions, *(s.key for s in part))
         created.append(
             queue.create_task(
                 store.engine, device.id, "opspecs", payload, key=key, job_id=job_id, tenant=tenant
@@ -59,11 +116,24 @@ def create_opspec_tasks(
 
 
 def create_fixed_costs_task(
-    store: LutStore, device: Device, job_id: str | None, tenant: str | None = None
+    store: LutStore,
+    device: Device,
+    job_id: str | None,
+    tenant: str | None = None,
+    *,
+    artifacts: ArtifactStore | None = None,
 ) -> Task:
-    key = queue.dedupe_key(device.id, "fixed_costs", device.fingerprint_hash)
+    """The fixed costs' task; for a thin agent's LUT it carries the probe models' files."""
+    payload: dict[str, Any] = {}
+    versions: tuple[str, ...] = ()
+    fmt = server_format(device)
+    if fmt is not None:
+        converted = _need_store(artifacts, device)
+        payload["files"] = _files({**converted.support(fmt), **converted.probes(fmt)})
+        versions = (converter_version(fmt),)
+    key = queue.dedupe_key(device.id, "fixed_costs", device.fingerprint_hash, *versions)
     return queue.create_task(
-        store.engine, device.id, "fixed_costs", {}, key=key, job_id=job_id, tenant=tenant
+        store.engine, device.id, "fixed_costs", payload, key=key, job_id=job_id, tenant=tenant
     )
 
 
@@ -75,9 +145,23 @@ def create_model_task(
     input_shape: Sequence[int],
     job_id: str,
     tenant: str,
+    *,
+    artifacts: ArtifactStore | None = None,
 ) -> Task:
-    """A task to time job `job_id`'s exported file: only agents serving `tenant` take it."""
-    payload = {"format": fmt, "file": file, "input_shape": list(input_shape)}
+    """A task to time job `job_id`'s exported file: only agents serving `tenant` take it. The
+    file is named by its sha256 (agents cache what they downloaded); a thin agent's task
+    carries the support models too."""
+    model = Artifact(file_sha256(Path(file)), Path(file).stat().st_size, fmt)
+    files = {"model": model}
+    server_fmt = server_format(device)
+    if server_fmt is not None:
+        files.update(_need_store(artifacts, device).support(server_fmt))
+    payload = {
+        "format": fmt,
+        "file": file,
+        "input_shape": list(input_shape),
+        "files": _files(files),
+    }
     key = queue.dedupe_key(device.id, "model", job_id, fmt)
     return queue.create_task(
         store.engine, device.id, "model", payload, key=key, job_id=job_id, tenant=tenant
@@ -87,13 +171,22 @@ def create_model_task(
 def public_task(store: LutStore, task: Task) -> dict[str, Any] | None:
     """The task as its agent sees it (no server paths); None when nothing is left to do,
     as when other agents already measured every spec of it."""
-    base: dict[str, Any] = {"id": task.id, "kind": task.kind, "attempt": task.attempts}
+    files: dict[str, Any] | None = task.payload.get("files")
+    base: dict[str, Any] = {
+        "id": task.id,
+        "kind": task.kind,
+        "attempt": task.attempts,
+        "protocol": PROTOCOL_VERSION,
+        "files": files,
+    }
     if task.kind == "opspecs":
         specs = task_spec_dicts(task)
         todo = missing_keys(store, task.device_id, list(specs))
         if not todo:
             queue.finish_task(store.engine, task.id)
             return None
+        if files is not None:  # the files of what is left to do, and the support models
+            base["files"] = {k: v for k, v in files.items() if k in todo or k not in specs}
         return {
             **base,
             "specs": [spec for key, spec in specs.items() if key in todo],

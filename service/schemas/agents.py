@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field
 
 from lut.opspec import ACTIVATIONS, DTYPES, OP_TYPES
+from profilers.agent.wire import NAME_PATTERN
 from service.auth import TENANT_PATTERN
 from service.schemas import Schema
 
@@ -34,8 +35,8 @@ def _has_backend(fingerprint: dict[str, Any]) -> dict[str, Any]:
 Integer = Annotated[int, BeforeValidator(_integral)]
 
 
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,99}$"
 HEX32 = r"^[0-9a-f]{32}$"
+SHA256 = r"^[0-9a-f]{64}$"
 DeviceName = Annotated[str, Field(min_length=1, max_length=100, pattern=NAME_PATTERN)]
 TaskId = Annotated[str, Field(min_length=32, max_length=32, pattern=HEX32)]
 Tenant = Annotated[str, Field(min_length=1, max_length=64, pattern=TENANT_PATTERN)]
@@ -77,6 +78,15 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     },
     404: {"model": Problem, "description": "no such object (or not the caller's)"},
 }
+AGENT_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    426: {
+        "model": Problem,
+        "description": "the agent's protocol version (header X-Hwnas-Agent-Protocol; none is "
+        "version 1) is not the server's: the message names both",
+    },
+}
+ProtocolVersion = Annotated[int, Field(ge=1, le=1000)]
 
 
 class OpSpecBody(Strict):
@@ -136,21 +146,25 @@ class OpResults(Strict):
     kind: Literal["measurements"]
     measurements: list[OpResult] = Field(min_length=1, max_length=512)
     profiler_version: str = Field("1", min_length=1, max_length=20)
+    protocol: ProtocolVersion | None = Field(None, description="the agent's protocol version")
 
 
 class FixedCostsResult(Strict):
     kind: Literal["fixed_costs"]
     fixed_costs: FixedCostsBody
+    protocol: ProtocolVersion | None = None
 
 
 class ModelResult(Strict):
     kind: Literal["model"]
     model: MeasurementBody
+    protocol: ProtocolVersion | None = None
 
 
 class ErrorResult(Strict):
     kind: Literal["error"]
     error: str = Field(min_length=1, max_length=2000)
+    protocol: ProtocolVersion | None = None
 
 
 TaskResults = Annotated[
@@ -191,10 +205,29 @@ class HeartbeatAck(Strict):
     pending_tasks: Integer = Field(ge=0, le=1 << 31)
 
 
+class FileRef(Strict):
+    """A model file to download (`GET /agents/{id}/files/{sha256}`, or the task's model route)
+    and check before timing it."""
+
+    sha256: str = Field(min_length=64, max_length=64, pattern=SHA256)
+    size: Integer = Field(ge=0, le=1 << 40)
+    format: str = Field(min_length=1, max_length=20)
+
+
+FileName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][\w.-]*$")]
+
+
 class ClaimedTask(Strict):
     id: str = Field(max_length=32)
     kind: Literal["opspecs", "fixed_costs", "model"]
     attempt: Integer = Field(ge=0, le=1 << 31)
+    protocol: ProtocolVersion = Field(description="the protocol version the task is written in")
+    files: dict[FileName, FileRef] | None = Field(
+        None,
+        max_length=1100,
+        description="the files to time, by op key or probe name, and the support models "
+        '("warmup", "reference"; "model" for a model task)',
+    )
     specs: list[OpSpecBody] | None = Field(None, max_length=512)
     format: str | None = Field(None, max_length=20)
     input_shape: list[Annotated[Integer, Field(ge=1, le=8192)]] | None = Field(None, max_length=8)

@@ -5,6 +5,7 @@ a device's agents for work only when the job's tenant may use the device (owners
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from lut.coverage import Coverage, coverage
@@ -17,6 +18,7 @@ from service.crud.agent_tasks import (
     create_fixed_costs_task,
     create_model_task,
     create_opspec_tasks,
+    micro_models,
 )
 from service.crud.agents import Task
 from service.worker.context import JobFailed, StageContext
@@ -81,11 +83,24 @@ def _profile_device(ctx: StageContext, name: str, specs: list[OpSpec]) -> None:
 
 
 def _create_profiling_tasks(ctx: StageContext, device: Device, cover: Coverage) -> list[Task]:
-    chunk = ctx.settings.agent_task_specs
+    """The device's missing work as tasks; for a thin agent's LUT this worker converts the
+    files they carry (the fixed costs' probes first, then the ops chunk by chunk)."""
+    chunk, artifacts = ctx.settings.agent_task_specs, micro_models(ctx.settings.artifacts_dir)
     created = []
     if not cover.fixed_costs:
-        created.append(create_fixed_costs_task(ctx.store, device, ctx.job_id, ctx.tenant))
-    created += create_opspec_tasks(ctx.store, device, cover.missing, chunk, ctx.job_id, ctx.tenant)
+        created.append(
+            create_fixed_costs_task(ctx.store, device, ctx.job_id, ctx.tenant, artifacts=artifacts)
+        )
+    created += create_opspec_tasks(
+        ctx.store,
+        device,
+        cover.missing,
+        chunk,
+        ctx.job_id,
+        ctx.tenant,
+        artifacts=artifacts,
+        between_chunks=ctx.check_cancelled,
+    )
     return created
 
 
@@ -127,12 +142,19 @@ def _measure_on_target(ctx: StageContext, name: str) -> dict[str, Any]:
     if fmt is None:
         return _not_measured(ctx, name, f"backend {device.backend} times no exported file")
     path = ctx.export_files.get(fmt)
-    if not path:
+    if not path or not Path(path).is_file():
         return _not_measured(ctx, name, f"the job exported no {fmt} file")
     if not ownership.serving_agents(ctx.store, device, _offline_after(ctx)):
         return _not_measured(ctx, name, "no agent online")
     task = create_model_task(
-        ctx.store, device, fmt, path, ctx.space.input_shape, ctx.job_id, ctx.tenant
+        ctx.store,
+        device,
+        fmt,
+        path,
+        ctx.space.input_shape,
+        ctx.job_id,
+        ctx.tenant,
+        artifacts=micro_models(ctx.settings.artifacts_dir),
     )
     ctx.emit({"type": "measuring", "device": name, "format": fmt, "task": task.id})
     finished = _wait_for_task(ctx, device, task)

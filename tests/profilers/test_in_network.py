@@ -12,10 +12,10 @@ import pytest
 
 from lut.predictor import IN_NETWORK_TIMING, predict
 from lut.store import LutStore
-from profilers.timers.ort_kernels import OUTSIDE_BLOCKS
 from profilers.base import create_backend
 from profilers.in_network import covering_architectures, profile_in_network
 from profilers.protocol import QUICK
+from profilers.timers.ort_kernels import OUTSIDE_BLOCKS
 from search.spaces.base import space_from_string
 
 SPACE = space_from_string("fbnet-tiny")

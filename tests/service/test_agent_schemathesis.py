@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from lut.store import LutStore
+from profilers.agent.wire import PROTOCOL_HEADER, PROTOCOL_VERSION
 from service.crud.agent_tasks import create_opspec_tasks
 from tests.service.agent_helpers import measured_specs, tiny_space
 from tests.service.fixtures import Server, run_schemathesis, service_env, start_server, stop_process
@@ -33,6 +34,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 def _schemathesis(server: Server, key: str, cwd: Path) -> str:
     extra = ("--include-path-regex", AGENT_PATHS)
+    extra += ("--header", f"{PROTOCOL_HEADER}: {PROTOCOL_VERSION}")
     return run_schemathesis(server.base_url, key, cwd, max_examples=15, extra=extra)
 
 
@@ -41,7 +43,7 @@ def test_agent_and_admin_routes_hold_their_schema(server: Server, tmp_path: Path
     agent_key = server.key("agent")
     registered = httpx.post(
         f"{server.base_url}/agents/register",
-        headers={"Authorization": f"Bearer {agent_key}"},
+        headers={"Authorization": f"Bearer {agent_key}", PROTOCOL_HEADER: str(PROTOCOL_VERSION)},
         json={"name": "fuzzed", "fingerprint": {"backend": "onnxruntime", "threads": 1}},
         timeout=30,
     )

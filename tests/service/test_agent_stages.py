@@ -24,14 +24,18 @@ DEVICE = "lab-cpu"
 LEFT_TO_PROFILE = 3  # LUT entries the agent has to measure during the job
 
 
-def seed_all_but_a_few(url: str, space: str, cache: Path) -> list[str]:
-    """The LUT of this machine's ONNX Runtime fingerprint (what the agent will register) with
-    synthetic entries for all but LEFT_TO_PROFILE ops and no fixed costs; returns the left keys."""
-    from profilers.base import create_backend
+def seed_all_but_a_few(url: str, space: str) -> list[str]:
+    """The LUT of this machine's ONNX Runtime fingerprint (what the thin agent will register)
+    with synthetic entries for all but LEFT_TO_PROFILE ops and no fixed costs; returns the
+    left keys."""
+    from profilers.agent.wire import CONVERSION_FIELD
+    from profilers.timers.ort import OrtFileTimer
     from search.spaces.base import space_from_string
     from search.spaces.grammar import SpaceParams
+    from service.crud.agent_tasks import registered_fingerprint
 
-    fingerprint = create_backend("onnxruntime", threads=1, cache_dir=cache).fingerprint()
+    timer = OrtFileTimer(threads=1)
+    fingerprint = registered_fingerprint({**timer.fingerprint(), CONVERSION_FIELD: "server"})
     specs = space_from_string(space, SpaceParams(in_channels=1, num_classes=3)).distinct_opspecs()
     specs = sorted((s for s in specs if not s.is_identity), key=lambda s: s.key)
     store = LutStore(url)
@@ -59,7 +63,7 @@ def test_whole_job_with_an_agent_profiling_and_measuring_on_target(tmp_path: Pat
     url = f"sqlite:///{home / 'hwnas.db'}"
     env = service_env(home, HWNAS_WORKERS="1", HWNAS_POLL_S="0.5", HWNAS_AGENT_WAIT_S="300")
     home.mkdir(parents=True)
-    left = seed_all_but_a_few(url, "fbnet-tiny", tmp_path / "cache")
+    left = seed_all_but_a_few(url, "fbnet-tiny")
     base_url, server_process = start_server(env, log=tmp_path / "server.log")
     server = Server(base_url, env, server_process)
     agent_log = tmp_path / "agent.log"

@@ -11,14 +11,16 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from lut.measurement import Measurement
 from lut.opspec import OpSpec
 from lut.predictor import IN_NETWORK_TIMING, FixedCosts
 from lut.store import LutStore
+from profilers.agent.wire import PROTOCOL_HEADER, PROTOCOL_VERSION
 from service.crud import agents as queue
-from service.crud.agent_tasks import create_opspec_tasks
+from service.crud.agent_tasks import create_opspec_tasks, micro_models
 from service.worker.agent_stages import measuring_stage, profiling_stage
 from service.worker.context import JobCancelled, JobFailed
 from tests.service.agent_helpers import (
@@ -65,6 +67,18 @@ def _stop_agent(agent: subprocess.Popen[bytes]) -> int:
         raise
 
 
+def _agent_client(server: Server, key: str) -> httpx.Client:
+    """An HTTP client speaking the agents' protocol version, as an agent does."""
+    client = server.client(key)
+    client.headers[PROTOCOL_HEADER] = str(PROTOCOL_VERSION)
+    return client
+
+
+def _artifacts_dir(server: Server) -> Path:
+    """Where the server keeps converted files (a worker beside it converts into the same)."""
+    return Path(server.env["HWNAS_HOME"]) / "artifacts"
+
+
 def _agent_online(server: Server, user_key: str, name: str) -> bool:
     with server.client(user_key) as client:
         response = client.get(f"/devices/{name}")
@@ -94,7 +108,15 @@ def test_real_agent_profiles_a_space_and_measures_the_exported_model(
     try:
         wait_for(lambda: _agent_online(service_server, user_key, "lab-cpu"), 120, "registration")
         space, events = tiny_space(), []  # type: ignore[var-annotated]
-        ctx = stage_context(store, space, ["lab-cpu"], tmp_path / "run", events, agent_wait_s=120)
+        ctx = stage_context(
+            store,
+            space,
+            ["lab-cpu"],
+            tmp_path / "run",
+            events,
+            agent_wait_s=120,
+            artifacts_dir=_artifacts_dir(service_server),
+        )
         profiling_stage(ctx)
 
         device = store.resolve_device("lab-cpu")
@@ -161,7 +183,11 @@ def test_agents_post_only_asked_ops_of_their_own_device_and_idempotently(
     spec_1 = OpSpec(op="conv", in_channels=4, out_channels=8, height=8, width=8, kernel=3)
     spec_2 = OpSpec(op="pool", in_channels=8, out_channels=8, height=4, width=4)
     spec_3 = OpSpec(op="linear", in_channels=8, out_channels=4)
-    with server.client(key_a) as a, server.client(key_b) as b, server.client() as anonymous:
+    with (
+        _agent_client(server, key_a) as a,
+        _agent_client(server, key_b) as b,
+        server.client() as anonymous,
+    ):
         agent_a = _register(a, "dev-a", FINGERPRINT_A)
         assert _register(a, "dev-a", FINGERPRINT_A)["agent_id"] == agent_a["agent_id"]
         agent_b = _register(b, "dev-b", FINGERPRINT_B)
@@ -191,7 +217,7 @@ def test_agents_post_only_asked_ops_of_their_own_device_and_idempotently(
             # Another key's agent is invisible: 404.
             assert b.post(f"{path_a}/heartbeat", json={}).status_code == 404
             # Another tenant cannot join (and so write into) dev-a's LUT: 403.
-            with server.client(server.key("agent", tenant="other")) as intruder:
+            with _agent_client(server, server.key("agent", tenant="other")) as intruder:
                 refused = intruder.post(
                     "/agents/register", json={"name": "dev-a", "fingerprint": FINGERPRINT_A}
                 )
@@ -295,7 +321,8 @@ def test_agent_reconnects_with_backoff_when_the_server_restarts(
         wait_for(lambda: store.devices("flaky"), 120, "registration")
         device = store.resolve_device("flaky")
         specs = measured_specs(tiny_space())
-        create_opspec_tasks(store, device, specs, 2, None)
+        artifacts = micro_models(tmp_path / "home" / "artifacts")
+        create_opspec_tasks(store, device, specs, 2, None, artifacts=artifacts)
         wait_for(lambda: store.count_measurements(device) >= 1, 180, "a first measurement")
         stop_process(server)
         wait_for(lambda: "server away" in agent_log.read_text(), 60, "the agent to notice")
@@ -416,7 +443,15 @@ def test_litert_agent_times_the_exported_tflite_model(
     try:
         user_key = service_server.key("user")
         wait_for(lambda: _agent_online(service_server, user_key, "phone"), 120, "registration")
-        ctx = stage_context(store, space, ["phone"], tmp_path / "run", events, agent_wait_s=120)
+        ctx = stage_context(
+            store,
+            space,
+            ["phone"],
+            tmp_path / "run",
+            events,
+            agent_wait_s=120,
+            artifacts_dir=_artifacts_dir(service_server),
+        )
         ctx.export_files = {"tflite": str(model), "onnx": str(tmp_path / "absent.onnx")}
         outcome = measuring_stage(ctx)["target_measurements"]["phone"]
         assert outcome["status"] == "measured" and outcome["format"] == "tflite", outcome

@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 from typing import Annotated
 
-from fastapi import APIRouter, Body, HTTPException, Path, status
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Request, status
 from fastapi.responses import FileResponse
 
 from lut.measurement import Measurement
 from lut.opspec import OpSpec
 from lut.predictor import FixedCosts
+from profilers.agent.wire import PROTOCOL_HEADER, version_problem
 from service.api.deps import AgentKey, Reader, SettingsDep, StoreDep, own_agent, unprocessable
 from service.config import Settings
 from service.crud import agents as queue
@@ -24,17 +25,21 @@ from service.crud import ownership
 from service.crud.agent_tasks import (
     ResultRejected,
     json_safe,
+    micro_models,
     public_task,
     record_failure,
     record_fixed_costs,
     record_measurements,
     record_model_measurement,
+    registered_fingerprint,
 )
 from service.crud.agents import Agent, Task, as_utc
 from service.crud.ownership import NotYourDevice
 from service.schemas.agents import (
+    AGENT_ERRORS,
     ERRORS,
     HEX32,
+    SHA256,
     AgentList,
     AgentPublic,
     AgentRegister,
@@ -54,6 +59,29 @@ from service.schemas.agents import (
 router = APIRouter(prefix="/agents", tags=["agents"], responses=ERRORS)
 AgentId = Annotated[str, Path(min_length=32, max_length=32, pattern=HEX32)]
 TaskIdPath = Annotated[str, Path(min_length=32, max_length=32, pattern=HEX32)]
+Sha256Path = Annotated[str, Path(min_length=64, max_length=64, pattern=SHA256)]
+
+
+def agent_protocol(request: Request) -> int:
+    """The protocol version the calling agent speaks (its `X-Hwnas-Agent-Protocol` header; none:
+    1, agents before versions); 426 naming both versions when it is not the server's. Read from
+    the request rather than declared, so the API's schema stays the same for every version."""
+    raw = request.headers.get(PROTOCOL_HEADER)
+    version = 1
+    if raw is not None:
+        if not raw.strip().isdigit() or len(raw.strip()) > 4:
+            raise HTTPException(
+                status.HTTP_400_BAD_REQUEST, detail=f"{PROTOCOL_HEADER} must be a version number"
+            )
+        version = int(raw)
+    problem = version_problem(version)
+    if problem:
+        raise HTTPException(status.HTTP_426_UPGRADE_REQUIRED, detail=problem)
+    return version
+
+
+# On every route an agent calls, after its key is checked.
+Speaks = Annotated[int, Depends(agent_protocol)]
 MAX_CLAIMS_PER_CALL = 50  # tasks found already covered are finished and skipped, up to this many
 
 
@@ -70,14 +98,24 @@ def agent_public(agent: Agent, settings: Settings) -> AgentPublic:
     )
 
 
-@router.post("/register", response_model=AgentRegistered)
+@router.post("/register", response_model=AgentRegistered, responses=AGENT_ERRORS)
 def register(
-    body: AgentRegister, principal: AgentKey, store: StoreDep, settings: SettingsDep
+    body: AgentRegister,
+    principal: AgentKey,
+    protocol: Speaks,
+    store: StoreDep,
+    settings: SettingsDep,
 ) -> AgentRegistered:
     """Register (or re-register: idempotent) this key's agent for a device name + fingerprint.
     A new fingerprint (other runtime version, threads, CPU) is a new LUT of that device. The
     first registration claims the name for the key's tenant; a name another tenant owns (its
-    agents', or profiled from the command line for the operator) is refused (403)."""
+    agents', or profiled from the command line for the operator) is refused (403). A thin
+    agent (`conversion: server`) times the server's files: the LUT's fingerprint then names the
+    server's converter too."""
+    try:
+        fingerprint = registered_fingerprint(dict(body.fingerprint))
+    except ValueError as exc:
+        raise unprocessable(("body", "fingerprint", "backend"), str(exc)) from None
     try:
         ownership.check_name_free(store, body.name, principal.tenant)
         if store.holds_in_network_lut(body.name):
@@ -87,7 +125,7 @@ def register(
                 "which agents do not measure; register under another name",
             )
         device, agent = ownership.register_agent(
-            store, body.name, dict(body.fingerprint), principal.key_id, principal.tenant
+            store, body.name, fingerprint, principal.key_id, principal.tenant
         )
     except NotYourDevice as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(exc)) from None
@@ -112,9 +150,14 @@ def list_agents(principal: Reader, store: StoreDep, settings: SettingsDep) -> Ag
     return AgentList(agents=[agent_public(a, settings) for a in found])
 
 
-@router.post("/{agent_id}/heartbeat", response_model=HeartbeatAck)
+@router.post("/{agent_id}/heartbeat", response_model=HeartbeatAck, responses=AGENT_ERRORS)
 def heartbeat(
-    agent_id: AgentId, body: Heartbeat, principal: AgentKey, store: StoreDep, settings: SettingsDep
+    agent_id: AgentId,
+    body: Heartbeat,
+    principal: AgentKey,
+    protocol: Speaks,
+    store: StoreDep,
+    settings: SettingsDep,
 ) -> HeartbeatAck:
     agent = own_agent(store, principal, agent_id)
     tenants = _served(store, agent)
@@ -130,9 +173,13 @@ def _served(store: StoreDep, agent: Agent) -> frozenset[str]:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(exc)) from None
 
 
-@router.post("/{agent_id}/tasks/claim", response_model=ClaimResponse)
+@router.post("/{agent_id}/tasks/claim", response_model=ClaimResponse, responses=AGENT_ERRORS)
 def claim(
-    agent_id: AgentId, principal: AgentKey, store: StoreDep, settings: SettingsDep
+    agent_id: AgentId,
+    principal: AgentKey,
+    protocol: Speaks,
+    store: StoreDep,
+    settings: SettingsDep,
 ) -> ClaimResponse:
     """The next task for the agent's device ({"task": null} when there is none); the claim
     holds for `agent_task_lease_s`, renewed by heartbeats naming the task."""
@@ -163,12 +210,34 @@ def _task_of(store: StoreDep, agent: Agent, task_id: str) -> Task:
 
 
 @router.get(
+    "/{agent_id}/files/{sha256}",
+    response_class=FileResponse,
+    responses={**AGENT_ERRORS, 200: {"content": {"application/octet-stream": {}}}},
+)
+def converted_file(
+    agent_id: AgentId,
+    sha256: Sha256Path,
+    principal: AgentKey,
+    protocol: Speaks,
+    store: StoreDep,
+    settings: SettingsDep,
+) -> FileResponse:
+    """A file the server converted (an op's micro-model, a fixed-cost probe, a support model),
+    by its sha256 as tasks name it. They hold no tenant's data: ops are facts about hardware."""
+    own_agent(store, principal, agent_id)
+    path = micro_models(settings.artifacts_dir).blob(sha256)
+    if not path.is_file():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no converted file {sha256}")
+    return FileResponse(path, media_type="application/octet-stream", filename=sha256)
+
+
+@router.get(
     "/{agent_id}/tasks/{task_id}/model",
     response_class=FileResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={**AGENT_ERRORS, 200: {"content": {"application/octet-stream": {}}}},
 )
 def model_file(
-    agent_id: AgentId, task_id: TaskIdPath, principal: AgentKey, store: StoreDep
+    agent_id: AgentId, task_id: TaskIdPath, principal: AgentKey, protocol: Speaks, store: StoreDep
 ) -> FileResponse:
     """The exported model file a `model` task asks to time end to end, named after the task
     (never after the job: a shared device's agent belongs to another tenant than the job)."""
@@ -185,16 +254,23 @@ def _suffix(path: str) -> str:
     return path.rsplit(".", 1)[-1] if "." in path else "bin"
 
 
-@router.post("/{agent_id}/tasks/{task_id}/results", response_model=ResultAck)
+@router.post(
+    "/{agent_id}/tasks/{task_id}/results", response_model=ResultAck, responses=AGENT_ERRORS
+)
 def post_results(
     agent_id: AgentId,
     task_id: TaskIdPath,
     body: Annotated[TaskResults, Body()],
     principal: AgentKey,
+    protocol: Speaks,
     store: StoreDep,
 ) -> ResultAck:
     """Results of a claimed task: idempotent (posting the same results again changes nothing).
-    OpSpecs must be ones the task asked for (422 otherwise)."""
+    OpSpecs must be ones the task asked for (422 otherwise); results of another protocol
+    version than the header's are refused (426)."""
+    problem = version_problem(body.protocol or protocol)
+    if problem:
+        raise HTTPException(status.HTTP_426_UPGRADE_REQUIRED, detail=problem)
     agent = own_agent(store, principal, agent_id)
     task = _task_of(store, agent, task_id)
     added = 0
