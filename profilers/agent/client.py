@@ -60,6 +60,11 @@ class AgentUnknown(Exception):
     """The server no longer knows this agent (e.g. a fresh database): register again."""
 
 
+class TargetGone(RuntimeError):
+    """The device a bridge drives went away (unplugged, rebooted): the agent gives its task
+    back to the queue and waits for the device; nothing about the task itself failed."""
+
+
 @dataclass(frozen=True)
 class AgentOptions:
     server: str
@@ -269,6 +274,9 @@ class AgentClient:
                 self.register()
             task = self._next_task()
             self._backoff.reset()
+        except TargetGone as exc:
+            self._target_gone(None, exc)
+            return
         except ServerAway as exc:
             delay = self._backoff.next()
             self.log(f"server away ({exc}); retrying in {delay:g} s")
@@ -289,8 +297,36 @@ class AgentClient:
             self.stop.wait(delay)
         except AgentUnknown:
             self.agent_id = None
+        except TargetGone as exc:
+            self._target_gone(task["id"], exc)
         finally:
             self.current_task = None
+
+    def _target_gone(self, task_id: str | None, exc: TargetGone) -> None:
+        """Give the task (and one claimed ahead) back to the queue, wait for the device."""
+        self.log(f"device gone ({exc})" + (f" during task {task_id}" if task_id else ""))
+        ahead, self._next = self._next, None
+        if ahead is not None:
+            with contextlib.suppress(Exception):
+                claimed = ahead.result()
+                if claimed is not None:
+                    self.release(claimed["id"])
+        if task_id is not None:
+            with contextlib.suppress(ServerAway, AgentUnknown):
+                self.release(task_id)
+        wait = getattr(self.timer, "wait_until_back", None)
+        if wait is not None:
+            wait(self.stop, self.log)
+        else:
+            self.stop.wait(self._backoff.next())
+
+    def release(self, task_id: str) -> None:
+        """Hand a claimed task back: it is pending again for any agent of the device."""
+        response = self._request("POST", self._agent_path(f"tasks/{task_id}/release"))
+        if response.status_code == 200:
+            self.log(f"task {task_id} given back to the queue")
+        else:
+            self.log(f"task {task_id} not given back: {_detail(response)}")
 
     def _next_task(self) -> dict[str, Any] | None:
         if self._next is None:
@@ -326,7 +362,7 @@ class AgentClient:
                 self.post_results(
                     task["id"], {"kind": "error", "error": f"unknown task kind {kind!r}"}
                 )
-        except (ServerAway, AgentUnknown, AgentRejected):
+        except (ServerAway, AgentUnknown, AgentRejected, TargetGone):
             raise
         except Exception as exc:  # a runtime that cannot run the op: report it, keep serving
             message = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]

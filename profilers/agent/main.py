@@ -66,6 +66,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="where downloaded model files are kept (default: $HWNAS_AGENT_CACHE, else "
         "$HWNAS_HOME/agent-cache, else ~/.cache/hwnas-agent)",
     )
+    bridge = parser.add_argument_group(
+        "Android through adb (--via adb --backend litert)",
+        "Files are pushed to the phone and timed there by LiteRT's benchmark_model.",
+    )
+    bridge.add_argument("--via", choices=["adb"], help="time on a device attached to this host")
+    bridge.add_argument("--serial", help="the device's adb serial (default: the only device)")
+    bridge.add_argument("--adb", default="adb", help="the adb executable (default: adb)")
+    bridge.add_argument(
+        "--benchmark-binary",
+        default="/data/local/tmp/benchmark_model",
+        help="benchmark_model's path on the device (default: /data/local/tmp/benchmark_model)",
+    )
+    bridge.add_argument(
+        "--cpus",
+        help="taskset's hexadecimal CPU mask on the device, e.g. f0 for four big cores "
+        "(default: no pinning)",
+    )
+    bridge.add_argument(
+        "--runs-per-sample",
+        type=int,
+        default=10,
+        help="benchmark_model runs per invocation; the invocation's median is one sample",
+    )
+    bridge.add_argument(
+        "--op-profiling",
+        action="store_true",
+        help="benchmark_model's --enable_op_profiling: per-op times kept with each entry",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,13 +133,32 @@ def make_measurer(args: argparse.Namespace) -> dict[str, Any]:
     from profilers.timers import timer_class, timer_names
 
     protocol = measure_protocol(args)
+    cache = FileCache(args.cache or default_cache_dir())
+    if getattr(args, "via", None) == "adb":
+        from profilers.agent.adb import AdbDevice, BenchmarkModelTimer
+
+        if args.backend != "litert":
+            raise UsageError("--via adb times LiteRT files: use --backend litert")
+        try:
+            timer: Any = BenchmarkModelTimer(
+                AdbDevice(args.adb, args.serial),
+                binary=args.benchmark_binary,
+                cpus=args.cpus,
+                runs_per_sample=args.runs_per_sample,
+                op_profiling=args.op_profiling,
+                threads=args.threads,
+                protocol=protocol,
+            )
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        return {"timer": timer, "cache": cache}
     if args.backend in timer_names():
         cls = timer_class(args.backend)
         reason = cls.unavailable_reason()
         if reason:
             raise StartError(f"backend {args.backend!r} cannot run here: {reason}")
         timer = cls(threads=args.threads, protocol=protocol)
-        return {"timer": timer, "cache": FileCache(args.cache or default_cache_dir())}
+        return {"timer": timer, "cache": cache}
     try:
         from common.paths import model_cache_dir
         from profilers.base import BackendUnavailable, create_backend

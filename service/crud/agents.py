@@ -230,6 +230,18 @@ def claim_task(
     return Task.from_mapping(row) if row else None
 
 
+def release_task(engine: Engine, task_id: str, agent_id: str) -> bool:
+    """Give a task `agent_id` holds back to the queue (its device went away): pending again at
+    once, for any agent of the device, instead of after its lease. False if it did not hold it."""
+    stmt = (
+        update(TASKS)
+        .where(TASKS.c.id == task_id, TASKS.c.claimed_by == agent_id, TASKS.c.status == "claimed")
+        .values(status="pending", claimed_by=None, lease_expires_at=None)
+    )
+    with engine.begin() as connection:
+        return bool(connection.execute(stmt).rowcount)
+
+
 def finish_task(
     engine: Engine,
     task_id: str,

@@ -255,6 +255,23 @@ def _suffix(path: str) -> str:
 
 
 @router.post(
+    "/{agent_id}/tasks/{task_id}/release", response_model=ResultAck, responses=AGENT_ERRORS
+)
+def release(
+    agent_id: AgentId, task_id: TaskIdPath, principal: AgentKey, protocol: Speaks, store: StoreDep
+) -> ResultAck:
+    """Give a claimed task back (the agent's device went away mid-task): it is pending again
+    at once, for any agent of the device. Results already posted for it are kept. A task the
+    agent no longer holds (done, or claimed by another after its lease ran out) is left as is;
+    the answer says its status."""
+    agent = own_agent(store, principal, agent_id)
+    task = _task_of(store, agent, task_id)
+    queue.release_task(store.engine, task.id, agent.id)
+    current = queue.get_task(store.engine, task.id) or task
+    return ResultAck(task_id=task.id, status=current.status, added=0)  # type: ignore[arg-type]
+
+
+@router.post(
     "/{agent_id}/tasks/{task_id}/results", response_model=ResultAck, responses=AGENT_ERRORS
 )
 def post_results(
