@@ -10,15 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from lut.opspec import OpSpec
 from lut.store import LutStore
 from search.spaces.base import SearchSpace, SpaceDef, StageDef
 from search.spaces.grammar import SpaceParams
 from service.config import Settings
 from service.worker.context import StageContext
-from tests.service.fixtures import REPO, STARTUP_S
+from tests.service.fixtures import REPO, start_server
 
 # 2 searchable layers (2 candidates each, one a skip): 7 distinct ops to measure, so an agent
 # profiles the whole space in well under a minute with the quick protocol.
@@ -67,33 +65,7 @@ def start_agent(
 
 def serve_on(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
     """`hwnas serve` on a given port (a restart keeps the URL agents know); waits for /health."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "service.cli",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        cwd=REPO,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
-    wait_for(lambda: _healthy(port) or process.poll() is not None, STARTUP_S, "server start")
-    if process.poll() is not None:
-        raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
-    return process
-
-
-def _healthy(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
+    return start_server(env, log, port=port)[1]
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:

@@ -35,10 +35,11 @@ def service_env(home: Path, **overrides: str) -> dict[str, str]:
 
 
 def start_server(
-    env: dict[str, str], log: Path | None = None
+    env: dict[str, str], log: Path | None = None, port: int | None = None
 ) -> tuple[str, subprocess.Popen[bytes]]:
-    """Start `hwnas serve` with `env`; returns (base URL, process) once /health answers."""
-    port = free_port()
+    """Start `hwnas serve` with `env` (on `port`, or a free one); returns (base URL, process)
+    once /health answers."""
+    port = port or free_port()
     log = log or Path(env["HWNAS_HOME"]) / f"server-{port}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
