@@ -19,11 +19,7 @@ run resumes; `--max-wall-s` stops starting new architectures after that many sec
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -33,13 +29,11 @@ import torch
 from search_quality import train_cached
 
 from lut.store import arch_key
-from profilers.base import cpu_model
 from search.data import load_dataset
 from search.run import bind_space
 from search.spaces.complexity import total_macs
 
 NAME = "accuracy_span"
-REPO = Path(__file__).resolve().parent.parent
 SYNTHETIC = ("cluttered-mnist",)  # labelled as synthetic in every table
 
 
@@ -72,24 +66,13 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def git(*argv: str) -> str:
-    done = subprocess.run(["git", *argv], cwd=REPO, capture_output=True, text=True, check=False)
-    return done.stdout.strip()
-
-
-def meta(args: argparse.Namespace, started: float) -> dict[str, Any]:
+def meta(args: argparse.Namespace, started: float, fresh: int, cached: int) -> dict[str, Any]:
+    """What the run record (`_record`: commit, date, command, machine) does not say."""
     return {
-        "commit": git("rev-parse", "HEAD"),
-        # uncommitted changes to what the result depends on (others' edits elsewhere do not count)
-        "dirty": git("status", "--porcelain", "--", "search", "benchmarks/accuracy_span.py"),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
-        "command": [Path(sys.executable).name, *sys.argv],
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "machine": platform.machine(),
         "torch_threads": torch.get_num_threads(),
-        "load_average_1m": os.getloadavg()[0],
         "wall_s": time.perf_counter() - started,
+        "trainings_run": fresh,
+        "trainings_from_cache": cached,  # finished by earlier invocations (same settings)
         "smoke": bool(args.smoke),
     }
 
@@ -134,10 +117,9 @@ def markdown(payload: dict[str, Any]) -> list[str]:
         f"{p['space']}: {p['count_done']} random architectures (seed {p['arch_seed']}) trained "
         f"from scratch {p['child_epochs']} epochs, shifts up to {p['child_shift_px']} px, batch "
         f"{p['batch_size']}, training seed {p['seed']} (one run each); data split at seed 0.",
-        f"Commit {m['commit'][:10]}{' (+ uncommitted changes)' if m['dirty'] else ''}, "
-        f"{m['date']}, {m['cpu']} ({m['cores']} cores, {m['torch_threads']} torch thread), "
-        f"load {m['load_average_1m']:.1f}, {m['wall_s'] / 60:.0f} min.",
-        f"`{' '.join(m['command'])}`",
+        f"{m['torch_threads']} torch thread; {m['trainings_run']} trainings run by this "
+        f"invocation ({m['wall_s'] / 60:.0f} min), {m['trainings_from_cache']} read from "
+        "earlier invocations' cache (each one's wall time is in the JSON).",
         "",
         "| dataset | train / val / test | n | min | median | max | span | s.e. of one accuracy |",
         "|---|---|---|---|---|---|---|---|",
@@ -181,6 +163,7 @@ def main() -> None:
     spaces = {name: bind_space(args.space, data) for name, data in loaded.items()}
     first = spaces[args.datasets[0]]
     archs = [a.to_string() for a in first.iter_random(seed=args.arch_seed, count=args.count)]
+    counts = {"fresh": 0, "cached": 0}
     config = f"c{args.child_epochs}x{args.child_shift}b{args.batch_size}s{args.seed}"
     payload: dict[str, Any] = {
         "protocol": {
@@ -217,6 +200,7 @@ def main() -> None:
             if name in args.only_cached and not (done / "metrics.json").exists():
                 continue
             c.log(f"{i + 1}/{len(archs)} {name}")
+            counts["cached" if (done / "metrics.json").exists() else "fresh"] += 1
             metrics = train_cached(args, data, space, text, args.seed, done / "metrics.json")
             runs = payload["datasets"][name]["runs"]
             runs.append(metrics)
@@ -234,7 +218,7 @@ def main() -> None:
             both = [t for t in a if t in b]
             payload["spearman"] = spearman([a[t] for t in both], [b[t] for t in both])
             payload["spearman_n"] = len(both)
-        payload["meta"] = meta(args, started)
+        payload["meta"] = meta(args, started, counts["fresh"], counts["cached"])
         c.write_results(NAME, args, payload, markdown(payload))
 
 
