@@ -14,6 +14,7 @@ from lut.store import Device, LutStore
 from service.cli.common import (
     add_arch_inputs,
     add_tenant_argument,
+    make_backend,
     open_store,
     positive_int,
     print_json_line,
@@ -170,7 +171,6 @@ def run_measure(args: argparse.Namespace) -> int:
     from profilers.e2e import measure_in_rounds
     from profilers.in_network import lut_fingerprint
     from profilers.runner import use_lut_drift_reference
-    from service.cli.profile import make_backend
 
     networks = [_parse(t) for t in read_arch_inputs(args)]
     backend = make_backend(args.backend, args.threads, args.quick)

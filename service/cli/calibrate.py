@@ -7,6 +7,7 @@ from typing import Any
 
 from service.cli.common import (
     EnvironmentProblem,
+    make_backend,
     open_store,
     progress_bar,
     stdout,
@@ -41,7 +42,6 @@ def register(sub: Any) -> None:
 def run_calibrate(args: argparse.Namespace) -> int:
     from profilers.calibrate import NotTheDevice, calibrate_device
     from search.spaces.base import decode_string, space_from_string
-    from service.cli.profile import make_backend
 
     store = open_store()
     with user_errors():

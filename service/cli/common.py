@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -154,16 +154,43 @@ def choice_list(names: list[str]) -> str:
     return ", ".join(names)
 
 
-def command_arguments(module: Any, name: str, argv: list[str]) -> argparse.Namespace:
-    """`hwnas NAME ARGV` as that command's own parser (`module.register`) reads it, every
-    default set: how one command runs another without building its arguments by hand."""
-    parser = argparse.ArgumentParser(prog="hwnas")
-    module.register(parser.add_subparsers())
-    return parser.parse_args([name, *argv])
-
-
 def reference_note(fixed: FixedCosts) -> str:
     """How fixed costs print their drift reference, if they have one."""
     if fixed.reference_ms is None:
         return ""
     return f"; drift reference {fixed.reference_ms * 1000:.1f} µs (entries in its unit)"
+
+
+def make_backend(
+    name: str, threads: int, quick: bool = False, *, drift_reference: bool = False
+) -> Any:
+    from dataclasses import replace
+
+    from profilers.base import backend_names, create_backend
+    from profilers.protocol import QUICK, MeasureProtocol
+
+    if name not in backend_names():
+        raise UsageProblem(f"unknown backend {name!r}; valid: {choice_list(backend_names())}")
+    if threads < 1:
+        raise UsageProblem("--threads must be at least 1")
+    protocol = replace(QUICK if quick else MeasureProtocol(), drift_reference=drift_reference)
+    with user_errors():
+        return create_backend(
+            name, threads=threads, cache_dir=settings().cache_dir, protocol=protocol
+        )
+
+
+def progress_steps(
+    progress: Any, unit: str, status: Callable[[Any], str]
+) -> tuple[Callable[[int], None], Callable[[Any, int, int], None]]:
+    """A task that shows the fixed costs until the work starts, then counts `unit`s: the
+    `on_start` and per-step callbacks of the profilers."""
+    task = progress.add_task("fixed costs", total=None, status="")
+
+    def started(total: int) -> None:
+        progress.update(task, description=unit, total=total, completed=0)
+
+    def step(item: Any, index: int, total: int) -> None:
+        progress.update(task, completed=index, status=status(item))
+
+    return started, step

@@ -5,16 +5,20 @@ export the result with its model card."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
 from service.cli.common import (
     UsageProblem,
-    command_arguments,
+    make_backend,
     open_store,
+    progress_bar,
+    progress_steps,
     stderr,
     stdout,
+    user_errors,
 )
 
 
@@ -53,64 +57,127 @@ def register(sub: Any) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from profilers.calibrate import calibrate_device
-    from profilers.e2e import measure_network
-    from profilers.runner import use_lut_drift_reference
-    from search.spaces.base import decode_string, space_from_string
-    from service.cli import profile
-    from service.cli.arch import predict_architecture
-
     if not 1 <= args.count <= 1000:
         raise UsageProblem("-n must be between 1 and 1000")
-    stderr.print("[bold]1/4[/] profiling every op of the space (resumable)")
-    lut_args = ["--device", args.device, "--backend", args.backend, "--space", args.space]
-    quick = ["--quick"] if args.quick else []
-    new_lut = args.drift_reference and not _has_lut(args.device, args.backend)
-    reference = ["--drift-reference"] if new_lut else []
-    profile.run(command_arguments(profile, "profile", [*lut_args, *quick, *reference]))
-    stderr.print("[bold]2/4[/] calibrating the LUT on end-to-end runs")
+    space, device, backend = _profile(args)
     store = open_store()
-    device = store.resolve_device(args.device, args.backend)
-    backend = profile.make_backend(args.backend, 1, args.quick)
-    space = space_from_string(args.space)
-    fitted = calibrate_device(
-        store, device, backend, space, decode=decode_string, count=8, seed=1000
-    )
+    _calibrate(store, device, backend, space)
+    _predicted_vs_measured(store, device, backend, space, args.count)
+    return _search_and_export(store, device, space, args)
+
+
+def _profile(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """Step 1: every op of the space into the device's LUT (resumable); a new LUT with the
+    drift reference unless asked not to."""
+    from profilers.runner import profile_specs
+    from search.spaces.base import space_from_string
+
+    stderr.print("[bold]1/4[/] profiling every op of the space (resumable)")
+    with user_errors():
+        space = space_from_string(args.space)
+    reference = args.drift_reference and not _has_lut(args.device, args.backend)
+    backend = make_backend(args.backend, 1, args.quick, drift_reference=reference)
+    with progress_bar() as progress, user_errors():
+        started, measured = progress_steps(progress, "ops", lambda spec: spec.short())
+        report = profile_specs(
+            open_store(),
+            backend,
+            args.device,
+            space.distinct_opspecs(),
+            on_start=started,
+            on_measured=measured,
+        )
+    return space, report.device, backend
+
+
+def _calibrate(store: Any, device: Any, backend: Any, space: Any) -> None:
+    """Step 2: the LUT's correction fitted on 8 end-to-end runs."""
+    from profilers.calibrate import calibrate_device
+    from search.spaces.base import decode_string
+
+    stderr.print("[bold]2/4[/] calibrating the LUT on end-to-end runs")
+    with user_errors():
+        fitted = calibrate_device(
+            store, device, backend, space, decode=decode_string, count=8, seed=1000
+        )
     stderr.print(f"leave-one-out error of the calibration: {fitted.mape_loo:.1f}%")
+
+
+def _predicted_vs_measured(store: Any, device: Any, backend: Any, space: Any, count: int) -> None:
+    """Step 3: fresh random architectures, LUT-predicted beside measured, in the LUT's unit."""
+    from profilers.e2e import measure_network
+    from profilers.runner import use_lut_drift_reference
+    from search.cost import build_cost_model
+
     stderr.print("[bold]3/4[/] predicted vs measured on fresh random architectures")
-    use_lut_drift_reference(backend, device)  # measured in the LUT's unit
+    use_lut_drift_reference(backend, store.resolve_device(device.name, device.backend))
+    model = build_cost_model(store, store.resolve_device(device.name, device.backend), space)
     table = Table("arch", "predicted ms", "measured ms", "error")
     errors = []
-    for arch in space.iter_random(seed=2024, count=args.count):
-        predicted = predict_architecture(store, device, arch.to_string(), raw=False).latency_ms
+    for arch in space.iter_random(seed=2024, count=count):
+        choices = [s.candidates.index(c) for s, c in zip(space.layers, arch.choices, strict=True)]
+        predicted = model.cost(choices)
         measured = measure_network(backend, space, arch).median_ms
-        errors.append(abs(predicted - measured) / measured)
+        errors.append((predicted - measured) / measured)
         table.add_row(
-            arch.to_string()[:60] + "…",
-            f"{predicted:.4f}",
-            f"{measured:.4f}",
-            f"{(predicted - measured) / measured:+.1%}",
+            arch.to_string()[:60] + "…", f"{predicted:.4f}", f"{measured:.4f}", f"{errors[-1]:+.1%}"
         )
     stdout.print(table)
-    within = sum(e <= 0.10 for e in errors)
-    stdout.print(
-        f"mean absolute error {100 * sum(errors) / len(errors):.1f}%, "
-        f"{within}/{len(errors)} within ±10%"
-    )
-    from search.cost import build_cost_model
-    from service.cli import search
-    from service.cli.search import run_search_command
+    within = sum(abs(e) <= 0.10 for e in errors)
+    mean = 100 * sum(abs(e) for e in errors) / len(errors)
+    stdout.print(f"mean absolute error {mean:.1f}%, {within}/{len(errors)} within ±10%")
 
-    model = build_cost_model(store, device, space)
+
+def _search_and_export(store: Any, device: Any, space: Any, args: argparse.Namespace) -> int:
+    """Step 4: a hardcore search within a mid-range budget, its child trained and exported."""
+    from deploy.api import export_run
+    from search.cost import build_cost_model
+    from search.data import DatasetError, load_dataset
+    from search.request import build_requests
+    from search.run import check_request, run_search
+
+    model = build_cost_model(store, store.resolve_device(device.name, device.backend), space)
     budget = round(model.min_latency_ms + 0.5 * (model.max_latency_ms - model.min_latency_ms), 4)
     stderr.print(f"[bold]4/4[/] hardcore search on {args.dataset} within {budget} ms, then export")
-    search_args = [
-        *("--space", args.space, "--dataset", args.dataset, "--device", args.device),
-        *("--strategy", "hardcore", "--latency-ms", str(budget), "--epochs", str(args.epochs)),
-        *("--out", str(args.out)),
-        *(("--export", args.export) if args.export else ()),
-    ]
-    return run_search_command(command_arguments(search, "search", search_args))
+    document = {
+        "space": args.space,
+        "dataset": args.dataset,
+        "devices": [args.device],
+        "budgets": [budget],
+        "strategy": "hardcore",
+        "epochs": args.epochs,
+    }
+    out = Path(args.out)
+    try:
+        data = load_dataset(args.dataset, seed=0, resolution=space.resolution)
+    except DatasetError as exc:
+        raise UsageProblem(str(exc)) from None
+    with user_errors():
+        ((_, run_dir, request),) = build_requests(document, out)
+        check_request(request, store, data)
+    with progress_bar() as progress, user_errors():
+        task = progress.add_task("searching", total=None, status="")
+        metrics = run_search(
+            request, store, run_dir, data=data, on_event=lambda e: _advance(progress, task, e)
+        )
+    stdout.print(f"{run_dir}: {metrics['arch']}, test accuracy {metrics['test_accuracy']:.4f}")
+    if not args.export:
+        return 0
+    with user_errors():
+        result = export_run(run_dir, args.export.split(","))
+    for message in result["errors"].values():
+        stderr.print(f"hwnas: error: {message}")
+    stdout.print(f"model card: {run_dir / 'card.md'}")
+    return 1 if result["errors"] else 0
+
+
+def _advance(progress: Any, task: Any, event: dict[str, Any]) -> None:
+    if event.get("type") == "search":
+        progress.update(task, total=event["steps"], completed=event["step"])
+    elif event.get("type") == "train":
+        progress.update(
+            task, description="training", total=event["epochs"], completed=event["epoch"]
+        )
 
 
 def _has_lut(device: str, backend: str) -> bool:

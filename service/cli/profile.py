@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from typing import Any
 
 from service.cli.common import (
     UsageProblem,
     add_tenant_argument,
-    choice_list,
+    make_backend,
     open_store,
     progress_bar,
+    progress_steps,
     reference_note,
-    settings,
     stderr,
     user_errors,
 )
@@ -80,25 +79,6 @@ def register(sub: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def make_backend(
-    name: str, threads: int, quick: bool = False, *, drift_reference: bool = False
-) -> Any:
-    from dataclasses import replace
-
-    from profilers.base import backend_names, create_backend
-    from profilers.protocol import QUICK, MeasureProtocol
-
-    if name not in backend_names():
-        raise UsageProblem(f"unknown backend {name!r}; valid: {choice_list(backend_names())}")
-    if threads < 1:
-        raise UsageProblem("--threads must be at least 1")
-    protocol = replace(QUICK if quick else MeasureProtocol(), drift_reference=drift_reference)
-    with user_errors():
-        return create_backend(
-            name, threads=threads, cache_dir=settings().cache_dir, protocol=protocol
-        )
-
-
 def run(args: argparse.Namespace) -> int:
     from profilers.runner import profile_specs
     from search.spaces.base import space_from_string
@@ -125,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         f"{args.backend}, {args.threads} thread(s), into device [bold]{args.device}[/]"
     )
     with progress_bar() as progress, user_errors():
-        started, measured = _progress_steps(progress, "ops", lambda spec: spec.short())
+        started, measured = progress_steps(progress, "ops", lambda spec: spec.short())
         report = profile_specs(
             store,
             backend,
@@ -169,7 +149,7 @@ def run_in_network(args: argparse.Namespace, space: Any, backend: Any) -> int:
         f"{args.backend}, {args.threads} thread(s), into device [bold]{args.device}[/]"
     )
     with progress_bar() as progress, user_errors():
-        started, profiled = _progress_steps(
+        started, profiled = progress_steps(
             progress, "networks", lambda arch: arch.split(":")[-1][:40]
         )
         report = profile_in_network(
@@ -196,19 +176,3 @@ def run_in_network(args: argparse.Namespace, space: Any, backend: Any) -> int:
             "(`hwnas lut calibrate` prints each one's error)"
         )
     return 0
-
-
-def _progress_steps(
-    progress: Any, unit: str, status: Callable[[Any], str]
-) -> tuple[Callable[[int], None], Callable[[Any, int, int], None]]:
-    """A task that shows the fixed costs until the work starts, then counts `unit`s: the
-    `on_start` and per-step callbacks of the profilers."""
-    task = progress.add_task("fixed costs", total=None, status="")
-
-    def started(total: int) -> None:
-        progress.update(task, description=unit, total=total, completed=0)
-
-    def step(item: Any, index: int, total: int) -> None:
-        progress.update(task, completed=index, status=status(item))
-
-    return started, step
