@@ -93,7 +93,7 @@ def run_search(
     budgets = check_feasible(models, request.budgets_ms)
     out_dir.mkdir(parents=True, exist_ok=True)
     version = lut_version(models)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     emit({"type": "state", "state": "searching"})
     strategy_report: dict[str, Any] = {}
     strategy_class = get_strategy(request.settings.strategy)
@@ -126,7 +126,7 @@ def run_search(
             "arch_lr": search.arch_opt.param_groups[0]["lr"],
             **search.strategy.report(),
         }
-    search_wall = time.perf_counter() - start
+    search_wall, search_cpu = time.perf_counter() - start, time.process_time() - cpu_start
     return train_and_record(
         request,
         store,
@@ -136,6 +136,7 @@ def run_search(
         choices=choices,
         supernet=supernet,
         search_wall_s=search_wall,
+        search_cpu_s=search_cpu,
         strategy_report=strategy_report,
         data=data,
         emit=emit,
@@ -152,6 +153,7 @@ def train_and_record(
     choices: list[int],
     supernet: Supernet | None,
     search_wall_s: float,
+    search_cpu_s: float,
     strategy_report: dict[str, Any],
     data: Any,
     emit: EventFn,
@@ -189,6 +191,7 @@ def train_and_record(
         "params": sum(p.numel() for p in child.parameters()),
         "macs": total_macs(space.decode(arch)),
         "search_wall_s": search_wall_s,
+        "search_cpu_s": search_cpu_s,
         "train_wall_s": trained.wall_s,
         "child_epochs": trained.epochs,
         "inherit_weights": request.inherit_weights,

@@ -165,6 +165,21 @@ def _refuse(out_dir: Path, payload: dict[str, Any], phase: str, identity: str) -
         )
 
 
+class Clock:
+    """A phase's wall and CPU seconds, carried over from its checkpoint when it resumes (CPU
+    time is the process's: other work on a shared machine slows the wall clock, not it)."""
+
+    def __init__(self, wall_s: float = 0.0, cpu_s: float = 0.0) -> None:
+        self.before = (wall_s, cpu_s)
+        self.started = (time.perf_counter(), time.process_time())
+
+    def read(self) -> dict[str, float]:
+        return {
+            "wall_s": self.before[0] + time.perf_counter() - self.started[0],
+            "cpu_s": self.before[1] + time.process_time() - self.started[1],
+        }
+
+
 @dataclass
 class Progress:
     """The search's steps over all phases, for the progress stream."""
@@ -186,23 +201,22 @@ class WeightPhase:
     progress: Progress
     emit: EventFn
 
-    def run(self) -> float:
-        """Train (or resume training) the weights; returns the phase's wall time (s)."""
+    def run(self) -> dict[str, float]:
+        """Train (or resume training) the weights; returns the phase's `wall_s` and `cpu_s`."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         optimizer = _weight_optimizer(self.supernet, self.settings)
         per_epoch = steps_per_epoch(self.train, self.settings.batch_size)
         total = self.settings.epochs * per_epoch
-        step, wall = 0, 0.0
+        step, clock = 0, Clock()
         payload = load_checkpoint(self.out_dir)
         if payload is not None:
             _refuse(self.out_dir, payload, "weights", self.identity)
             self.supernet.load_state_dict(payload["supernet"])
             optimizer.load_state_dict(payload["weight_optimizer"])
-            step, wall = int(payload["step"]), float(payload["wall_s"])
+            step, clock = int(payload["step"]), Clock(payload["wall_s"], payload["cpu_s"])
             if step < total:
                 self.emit({"type": "resumed", "phase": "weights", "step": step})
         self.progress.done = step
-        start = time.perf_counter()
         while step < total:
             epoch, index = divmod(step, per_epoch)
             images, labels = seeded_batch(self.train, self.settings, epoch, index)
@@ -230,11 +244,12 @@ class WeightPhase:
                     }
                 )
             if step % self.settings.checkpoint_every == 0 or step == total:
-                elapsed = wall + time.perf_counter() - start
-                self._checkpoint(optimizer, step, elapsed)
-        return wall + time.perf_counter() - start
+                self._checkpoint(optimizer, step, clock.read())
+        return clock.read()
 
-    def _checkpoint(self, optimizer: torch.optim.Optimizer, step: int, wall_s: float) -> None:
+    def _checkpoint(
+        self, optimizer: torch.optim.Optimizer, step: int, times: dict[str, float]
+    ) -> None:
         save_checkpoint(
             self.out_dir,
             {
@@ -243,7 +258,7 @@ class WeightPhase:
                 "supernet": self.supernet.state_dict(),
                 "weight_optimizer": optimizer.state_dict(),
                 "step": step,
-                "wall_s": wall_s,
+                **times,
                 "saved_at": time.time(),
             },
         )
@@ -271,12 +286,12 @@ class ArchitecturePhase:
             self.supernet.arch_parameters(), lr=arch_lr, betas=(0.5, 0.999)
         )
 
-    def run(self) -> tuple[list[int], float]:
-        """The derived choices and the phase's wall time (s)."""
+    def run(self) -> tuple[list[int], dict[str, float]]:
+        """The derived choices, and the phase's `wall_s` and `cpu_s` (its derive included)."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         generator = torch.Generator().manual_seed(self.settings.seed + 1)
         params = self.supernet.arch_parameters()
-        step, wall = 0, 0.0
+        step, clock = 0, Clock()
         payload = load_checkpoint(self.out_dir)
         if payload is not None:
             _refuse(self.out_dir, payload, "architecture", self.identity)
@@ -286,11 +301,10 @@ class ArchitecturePhase:
             self.arch_opt.load_state_dict(payload["arch_optimizer"])
             generator.set_state(payload["generator"])
             self.strategy.load_state(payload["strategy"])
-            step, wall = int(payload["step"]), float(payload["wall_s"])
+            step, clock = int(payload["step"]), Clock(payload["wall_s"], payload["cpu_s"])
             truncate_history(self.out_dir / "history.jsonl", step)
             self.emit({"type": "resumed", "phase": "architecture", "step": step})
         self.progress.done += step
-        start = time.perf_counter()
         with (self.out_dir / "history.jsonl").open("a") as history:
             while step < self.steps:
                 self.strategy.on_epoch_start(step, self.steps)  # its schedule over the phase
@@ -307,10 +321,9 @@ class ArchitecturePhase:
                     self._emit_progress(step, details.loss)
                 if step % self.settings.checkpoint_every == 0 or step == self.steps:
                     history.flush()
-                    elapsed = wall + time.perf_counter() - start
-                    self._checkpoint(generator, step, elapsed)
+                    self._checkpoint(generator, step, clock.read())
         choices = self.strategy.derive()
-        return choices, wall + time.perf_counter() - start
+        return choices, clock.read()
 
     def _emit_progress(self, step: int, arch_loss: float) -> None:
         expected = {d: float(v.detach()) for d, v in self.strategy.expected_latencies().items()}
@@ -328,7 +341,7 @@ class ArchitecturePhase:
             }
         )
 
-    def _checkpoint(self, generator: torch.Generator, step: int, wall_s: float) -> None:
+    def _checkpoint(self, generator: torch.Generator, step: int, times: dict[str, float]) -> None:
         save_checkpoint(
             self.out_dir,
             {
@@ -340,7 +353,7 @@ class ArchitecturePhase:
                 "step": step,
                 "strategy": self.strategy.state(),
                 "strategy_name": self.strategy.name,
-                "wall_s": wall_s,
+                **times,
                 "saved_at": time.time(),
             },
         )
@@ -426,7 +439,7 @@ def run_shared_search(
     weights = _read_json(shared_dir / WEIGHTS_RECORD)
     if weights is not None and weights.get("identity") != weights_id:
         raise ValueError(f"{shared_dir} holds another request's supernet; start a new run")
-    weights_wall = WeightPhase(
+    weights_times = WeightPhase(
         supernet,
         LatencySampler(primary, low, high, settings.seed),
         settings,
@@ -439,7 +452,7 @@ def run_shared_search(
     if weights is None:
         weights = {
             "identity": weights_id,
-            "wall_s": weights_wall,
+            **weights_times,
             "steps": settings.epochs * per_epoch,
             "latency_range_ms": [low, high],
         }
@@ -447,6 +460,7 @@ def run_shared_search(
     shared_state = {k: v.detach().clone() for k, v in supernet.state_dict().items()}
     record = {
         "weights_wall_s": weights["wall_s"],
+        "weights_cpu_s": weights["cpu_s"],
         "weight_steps": weights["steps"],
         "latency_range_ms": weights["latency_range_ms"],
         "arch_steps": arch_steps,
@@ -509,6 +523,7 @@ def run_shared_search(
             choices=list(choice["choices"]),
             supernet=supernet,
             search_wall_s=float(choice["wall_s"]),
+            search_cpu_s=float(choice["cpu_s"]),
             strategy_report=dict(choice["strategy_report"]),
             data=data,
             emit=_tagged(emit, budget),
@@ -548,11 +563,11 @@ def _architecture(
         progress,
         emit,
     )
-    choices, wall = phase.run()
+    choices, times = phase.run()
     result = {
         "identity": identity,
         "choices": choices,
-        "wall_s": wall,
+        **times,
         "strategy_report": {"arch_lr": phase.arch_opt.param_groups[0]["lr"], **strategy.report()},
     }
     write_json_atomically(run_dir / DERIVED, result)
