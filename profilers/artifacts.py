@@ -44,14 +44,19 @@ class Artifact:
 
 
 def converter_version(fmt: str) -> str:
-    """What converts files of `fmt` here (read from package metadata; nothing is imported)."""
-    torch = importlib.metadata.version("torch")
-    if fmt == "onnx":
-        return f"torch {torch} TorchScript ONNX exporter, micro-models v{MICRO_MODEL_VERSION}"
-    if fmt == "tflite":
+    """What converts files of `fmt` here (read from package metadata; nothing is imported).
+    ValueError for an unknown format or a converter that is not installed."""
+    if fmt not in FORMATS:
+        raise ValueError(f"no converter for format {fmt!r}; valid: {', '.join(FORMATS)}")
+    try:
+        torch = importlib.metadata.version("torch")
+        if fmt == "onnx":
+            return f"torch {torch} TorchScript ONNX exporter, micro-models v{MICRO_MODEL_VERSION}"
         litert = importlib.metadata.version("litert-torch")
-        return f"litert-torch {litert}, torch {torch}, micro-models v{MICRO_MODEL_VERSION}"
-    raise ValueError(f"no converter for format {fmt!r}; valid: {', '.join(FORMATS)}")
+    except importlib.metadata.PackageNotFoundError as exc:
+        missing = f"{exc.name} is not installed"
+        raise ValueError(f"this server cannot convert {fmt} files: {missing}") from None
+    return f"litert-torch {litert}, torch {torch}, micro-models v{MICRO_MODEL_VERSION}"
 
 
 def convert(fmt: str, module: nn.Module, example: torch.Tensor, path: Path) -> None:
