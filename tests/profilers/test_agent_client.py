@@ -48,3 +48,35 @@ def test_poster_survives_a_failing_post_and_reports_it() -> None:
     poster.put("task-a", {"n": 0})
     assert poster.close(timeout=30)
     assert messages == ["results of task task-a not posted: RuntimeError: boom"]
+
+
+def test_the_agent_imports_only_what_its_distribution_ships() -> None:
+    """Everything the agent imports from this tree is listed in packaging/agent/pyproject.toml,
+    and nothing heavy (torch, SQLAlchemy, FastAPI, the search or the service) comes with it."""
+    import json
+    import subprocess
+    import sys
+    import tomllib
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    probe = (
+        "import json, sys, profilers.agent.main, profilers.agent.client, profilers.agent.adb, "
+        "profilers.agent.cache, profilers.fixed_costs, profilers.timers.ort, "
+        "profilers.timers.litert; print(json.dumps(sorted(sys.modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=repo, capture_output=True, text=True, check=True
+    )
+    loaded = json.loads(result.stdout)
+    heavy = ("torch", "sqlalchemy", "fastapi", "platformdirs", "search", "service", "deploy")
+    assert [m for m in loaded if m.split(".")[0] in heavy] == []
+    ours = {m for m in loaded if m.split(".")[0] in ("common", "lut", "profilers")}
+    config = tomllib.loads((repo / "packaging/agent/pyproject.toml").read_text())["tool"]
+    shipped = set(config["setuptools"]["py-modules"])
+    for package in config["setuptools"]["packages"]:
+        shipped |= {package} | {
+            f"{package}.{p.stem}" for p in (repo / package.replace(".", "/")).glob("*.py")
+        }
+    parents = {m.rsplit(".", 1)[0] for m in shipped if "." in m}  # their packages' __init__
+    assert ours - shipped - parents == set()

@@ -54,7 +54,8 @@ def test_the_thin_venv_holds_the_agent_and_its_runtimes_only(thin_venv: Path) ->
         assert found.returncode != 0 and "No module named" in found.stderr, module
     probe = (
         "import sys, onnxruntime, ai_edge_litert.interpreter, profilers.agent.main, "
-        "profilers.timers.ort, profilers.timers.litert; "
+        "profilers.timers.ort, profilers.timers.litert, profilers.agent.client, "
+        "profilers.agent.adb, profilers.fixed_costs; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('search', 'service', "
         "'deploy', 'torch')))"
     )
