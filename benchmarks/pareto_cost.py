@@ -212,7 +212,8 @@ def markdown(meta: dict[str, Any], results: list[dict[str, Any]]) -> list[str]:
             "",
             f"Shared search / one single search: **{s['ratio_wall']:.2f}×** wall, "
             f"**{s['ratio_cpu']:.2f}×** CPU (goal ≤ {GOAL:g}×: "
-            f"{'met' if max(s['ratio_wall'], s['ratio_cpu']) <= GOAL else 'not met'}); the "
+            f"{'met' if s['ratio_wall'] <= GOAL else 'not met'} in wall time, "
+            f"{'met' if s['ratio_cpu'] <= GOAL else 'not met'} in CPU time); the "
             f"{len(rows)} separate searches took {separate_share:.1f}×. "
             f"Load at the start: separate {loads}; "
             f"shared {one['load']:.1f}.",

@@ -41,7 +41,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,7 +77,7 @@ WEIGHTS_RECORD = "weights.json"
 BudgetRun = tuple[float | None, Path, SearchRequest]
 
 
-def shares_supernet(doc: dict[str, Any], requests: Sequence[BudgetRun]) -> bool:
+def shares_supernet(doc: Mapping[str, Any], requests: Sequence[BudgetRun]) -> bool:
     """Whether a request document's budgets train one supernet: several budgets, a supernet
     strategy (not a baseline), and `shared_supernet` not false."""
     if len(requests) < 2 or doc.get("shared_supernet", True) is False:
