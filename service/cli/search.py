@@ -136,6 +136,7 @@ def _request_from_args(args: argparse.Namespace) -> dict[str, Any]:
         request: dict[str, Any] = json.loads(path.read_text())
         if (request.get("warmup_epochs") or 0) >= request.get("epochs", 10):
             request["warmup_epochs"] = None  # an old run's default, then clamped silently
+        request.setdefault("shared_supernet", False)  # a run from before: one search a budget
         return request
     missing = [n for n in ("space", "dataset", "device") if getattr(args, n) in (None, [])]
     if missing:

@@ -407,3 +407,17 @@ def test_search_with_several_budgets_shares_one_supernet(tmp_path: Path) -> None
     assert (out / "pareto.md").exists() and (out / "pareto.png").exists()
     again = hwnas(home, "search", "--resume", str(out))
     assert "budget-3" in again.stdout and "resumed" not in again.stderr
+
+
+def test_resuming_a_run_from_before_shared_supernets_searches_each_budget(tmp_path: Path) -> None:
+    """A request.json written before budgets shared a supernet has no `shared_supernet`: its
+    run folders hold one search per budget, so resuming it goes on that way."""
+    import argparse
+
+    from service.cli.search import _request_from_args
+
+    old = {"space": SPACE, "devices": ["d"], "budgets": [1.0, 2.0], "epochs": 2}
+    (tmp_path / "request.json").write_text(json.dumps(old))
+    assert _request_from_args(argparse.Namespace(resume=tmp_path))["shared_supernet"] is False
+    (tmp_path / "request.json").write_text(json.dumps({**old, "shared_supernet": True}))
+    assert _request_from_args(argparse.Namespace(resume=tmp_path))["shared_supernet"] is True
