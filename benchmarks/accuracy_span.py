@@ -114,9 +114,10 @@ def markdown(payload: dict[str, Any]) -> list[str]:
     lines = [
         f"# {NAME}",
         "",
-        f"{p['space']}: {p['count_done']} random architectures (seed {p['arch_seed']}) trained "
-        f"from scratch {p['child_epochs']} epochs, shifts up to {p['child_shift_px']} px, batch "
-        f"{p['batch_size']}, training seed {p['seed']} (one run each); data split at seed 0.",
+        f"{p['space']}: {p['count_done']} random architectures drawn (seed {p['arch_seed']}), "
+        f"each dataset's n of them trained from scratch {p['child_epochs']} epochs, shifts up to "
+        f"{p['child_shift_px']} px, batch {p['batch_size']}, training seed {p['seed']} (one run "
+        "each); data split at seed 0.",
         f"{m['torch_threads']} torch thread; {m['trainings_run']} trainings run by this "
         f"invocation ({m['wall_s'] / 60:.0f} min), {m['trainings_from_cache']} read from "
         "earlier invocations' cache (each one's wall time is in the JSON).",
