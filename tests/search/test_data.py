@@ -72,7 +72,7 @@ def mnist() -> DatasetSplits:
 
 
 def test_builtin_names() -> None:
-    assert dataset_names() == ["digits", "mnist5k"]
+    assert dataset_names() == ["cluttered-mnist", "digits", "mnist5k"]
 
 
 def test_mnist5k_shape_classes_and_stratified_splits(mnist: DatasetSplits) -> None:
