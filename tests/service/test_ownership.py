@@ -15,6 +15,7 @@ import pytest
 
 from lut.measurement import Measurement
 from lut.store import LutStore
+from profilers.agent.wire import PROTOCOL_HEADER, PROTOCOL_VERSION
 from service.auth import authenticate
 from service.crud import agents as queue
 from service.crud.agent_tasks import create_model_task
@@ -51,6 +52,13 @@ def _hwnas(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _agent(server: Server, key: str) -> Any:
+    """A client speaking the agents' protocol version, as an agent does."""
+    client = server.client(key)
+    client.headers[PROTOCOL_HEADER] = str(PROTOCOL_VERSION)
+    return client
+
+
 def _register(client: Any, name: str, fingerprint: dict[str, Any] = FINGERPRINT) -> Any:
     return client.post("/agents/register", json={"name": name, "fingerprint": fingerprint})
 
@@ -80,7 +88,7 @@ def test_agents_of_two_tenants_and_the_operator_cannot_take_each_others_devices(
     assert imported.returncode == 0, imported.stderr
     key_a, key_b = server.key("agent", "lab-a"), server.key("agent", "lab-b")
     operator_key = server.key("agent")  # the admin's tenant, "default"
-    with server.client(key_a) as a, server.client(key_b) as b, server.client(operator_key) as op:
+    with _agent(server, key_a) as a, _agent(server, key_b) as b, _agent(server, operator_key) as op:
         # Tenant B's agent cannot register under it, with the same fingerprint or another one.
         for fingerprint in (FINGERPRINT, {**FINGERPRINT, "runtime_version": "9"}):
             refused = _register(b, "op-dev", fingerprint)
@@ -158,7 +166,7 @@ def test_a_model_goes_only_to_agents_serving_the_jobs_tenant(
         model.parent.mkdir(parents=True)
         model.write_bytes(b"not really onnx, but a file to hand out")
         operator_key, key_b = server.key("agent"), server.key("agent", "lab-b")
-        with server.client(operator_key) as op, server.client(key_b) as b:
+        with _agent(server, operator_key) as op, _agent(server, key_b) as b:
             op_agent = _register(op, "op-dev").json()["agent_id"]
             b_agent = _register(b, "b-dev").json()["agent_id"]
 
@@ -204,7 +212,7 @@ def test_a_model_goes_only_to_agents_serving_the_jobs_tenant(
                 beat = b.post(f"/agents/{b_agent}/heartbeat", json={})
                 assert beat.json()["pending_tasks"] == 0
                 # B's agent left under the operator's device from before ownership: refused.
-                with server.client(legacy_key) as old:
+                with _agent(server, legacy_key) as old:
                     for path in ("tasks/claim", "heartbeat", f"tasks/{task.id}/results"):
                         body = made_up if path.endswith("results") else {}
                         gone = old.post(f"/agents/{legacy}/{path}", json=body)
