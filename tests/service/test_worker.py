@@ -367,7 +367,8 @@ def test_a_job_with_several_budgets_shares_one_supernet_and_resumes(tmp_path: Pa
         assert created.status_code == 202, created.text
         job_id = created.json()["id"]
         running = _wait_for(client, job_id, lambda j: j["progress"].get("phase") == "architecture")
-        assert running["progress"]["budget_ms"] == 3.0
+        # whichever budget's phase the poll caught: a loaded machine may be past the first one
+        assert running["progress"]["budget_ms"] in (3.0, 6.0)
         os.kill(first.pid, signal.SIGKILL)
         first.wait()
         run_dir = home / "artifacts" / "jobs" / job_id
