@@ -1,3 +1,22 @@
-"""The service's fixtures: a real `hwnas serve` for every test module that asks for one."""
+"""The service's fixtures: a real `hwnas serve` for every test module that asks for one, on an
+SQLite file or, parametrised, on the real PostgreSQL server too."""
 
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.service.fixtures import Server, service_env, start_server, stop_process
 from tests.service.fixtures import service_server as service_server
+
+
+@pytest.fixture
+def server_on_db(db_url: str, tmp_path: Path) -> Iterator[Server]:
+    """A server on `db_url`: a real SQLite file and real PostgreSQL."""
+    overrides = {} if db_url.startswith("sqlite") else {"HWNAS_DATABASE_URL": db_url}
+    env = service_env(tmp_path / "home", **overrides)
+    base_url, process = start_server(env)
+    try:
+        yield Server(base_url, env, process)
+    finally:
+        stop_process(process)

@@ -36,7 +36,6 @@ from tests.service.fixtures import (
     Server,
     free_port,
     service_env,
-    start_server,
     stop_process,
 )
 
@@ -161,18 +160,6 @@ def _result(spec: OpSpec, samples: list[float]) -> dict[str, Any]:
         "kind": "measurements",
         "measurements": [{"opspec": spec.to_dict(), "measurement": {"samples_ms": samples}}],
     }
-
-
-@pytest.fixture
-def server_on_db(db_url: str, tmp_path: Path) -> Any:
-    """A server on `db_url`: a real SQLite file and real PostgreSQL."""
-    overrides = {} if db_url.startswith("sqlite") else {"HWNAS_DATABASE_URL": db_url}
-    env = service_env(tmp_path / "home", **overrides)
-    base_url, process = start_server(env)
-    try:
-        yield Server(base_url, env, process)
-    finally:
-        stop_process(process)
 
 
 def test_agents_post_only_asked_ops_of_their_own_device_and_idempotently(

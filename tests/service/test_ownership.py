@@ -22,7 +22,7 @@ from service.crud.agent_tasks import create_model_task
 from service.worker.agent_stages import measuring_stage, profiling_stage
 from service.worker.context import JobFailed
 from tests.service.agent_helpers import stage_context, tiny_space, wait_for
-from tests.service.fixtures import REPO, Server, service_env, start_server, stop_process
+from tests.service.fixtures import REPO, Server
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -30,14 +30,8 @@ FINGERPRINT = {"backend": "onnxruntime", "runtime_version": "1.0", "threads": 1}
 
 
 @pytest.fixture
-def server(db_url: str, tmp_path: Path) -> Any:
-    overrides = {} if db_url.startswith("sqlite") else {"HWNAS_DATABASE_URL": db_url}
-    env = service_env(tmp_path / "home", **overrides)
-    base_url, process = start_server(env)
-    try:
-        yield Server(base_url, env, process)
-    finally:
-        stop_process(process)
+def server(server_on_db: Server) -> Server:
+    return server_on_db
 
 
 def _store_of(server: Server) -> LutStore:
