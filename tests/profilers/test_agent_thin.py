@@ -10,7 +10,6 @@ import signal
 import statistics
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,8 @@ from profilers.runner import profile_specs
 from search.spaces.base import space_from_string
 from service.worker.agent_stages import profiling_stage
 from service.worker.context import StageContext
-from tests.service.fixtures import REPO, Server, service_env, start_server, stop_process
+from tests.service.fixtures import REPO, Server
+from tests.service.fixtures import service_server as service_server  # the server fixture
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 SPACE = "fbnet-tiny"
@@ -67,19 +67,10 @@ def test_the_thin_venv_holds_the_agent_and_its_runtimes_only(thin_venv: Path) ->
     assert usage.returncode == 0 and "--server" in usage.stdout
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    env = service_env(tmp_path / "home")
-    base_url, process = start_server(env)
-    try:
-        yield Server(base_url, env, process)
-    finally:
-        stop_process(process)
-
-
 def test_thin_agent_profiles_fbnet_tiny_like_local_profiling(
-    thin_venv: Path, server: Server, tmp_path: Path
+    thin_venv: Path, service_server: Server, tmp_path: Path
 ) -> None:
+    server = service_server
     """Both with the quick protocol and the LUT's drift reference (the local run measures in
     the agent LUT's unit), so the two runs, minutes apart on a shared machine, compare."""
     log = tmp_path / "agent.log"

@@ -178,17 +178,30 @@ def _submit_checkpointed_search(client: Any, tmp_path: Path, **epochs: int) -> s
     return str(client.post("/jobs", json=body).json()["id"])
 
 
-def test_killed_worker_job_is_finished_by_another_from_its_checkpoint(tmp_path: Path) -> None:
+def _short_lease_service(
+    tmp_path: Path,
+) -> tuple[Path, dict[str, str], Server, subprocess.Popen[bytes]]:
+    """A server on a synthetic LUT and one worker, with leases short enough that a killed
+    worker's job is claimed again within seconds: (home, env, server, worker)."""
     home = tmp_path / "home"
     env = service_env(
         home, HWNAS_LEASE_S="4", HWNAS_HEARTBEAT_S="1", HWNAS_POLL_S="0.5", OMP_NUM_THREADS="1"
     )
     seed_synthetic_lut(f"sqlite:///{home / 'hwnas.db'}", "cpu-synth", num_classes=3)
-    base_url, server = start_server(env)
-    first = start_worker(env, tmp_path / "worker1.log", "first")
+    base_url, process = start_server(env)
+    return (
+        home,
+        env,
+        Server(base_url, env, process),
+        start_worker(env, tmp_path / "worker1.log", "first"),
+    )
+
+
+def test_killed_worker_job_is_finished_by_another_from_its_checkpoint(tmp_path: Path) -> None:
+    home, env, server, first = _short_lease_service(tmp_path)
     second = None
     try:
-        client = Server(base_url, env, server).client(Server(base_url, env, server).key("user"))
+        client = server.client(server.key("user"))
         job_id = _submit_checkpointed_search(client, tmp_path, epochs=4, warmup_epochs=1)
         running = _wait_for(client, job_id, lambda j: (j["progress"].get("step") or 0) >= 20)
         assert running["state"] == "searching"
@@ -211,7 +224,7 @@ def test_killed_worker_job_is_finished_by_another_from_its_checkpoint(tmp_path: 
         assert ("resumed", {"type": "resumed", "step": step}) in events
         client.close()
     finally:
-        for process in (first, second, server):
+        for process in (first, second, server.process):
             if process is not None:
                 stop_process(process)
 
@@ -343,16 +356,10 @@ def test_a_job_with_several_budgets_shares_one_supernet_and_resumes(tmp_path: Pa
     """Budgets {primary: [b1, b2]}: one weight phase, then each budget's architecture phase and
     child; a worker killed in an architecture phase leaves the next one the shared weights and
     the finished phases, and the job's metrics list every budget and the Pareto rows."""
-    home = tmp_path / "home"
-    env = service_env(
-        home, HWNAS_LEASE_S="4", HWNAS_HEARTBEAT_S="1", HWNAS_POLL_S="0.5", OMP_NUM_THREADS="1"
-    )
-    seed_synthetic_lut(f"sqlite:///{home / 'hwnas.db'}", "cpu-synth", num_classes=3)
-    base_url, server = start_server(env)
-    first = start_worker(env, tmp_path / "worker1.log", "first")
+    home, env, server, first = _short_lease_service(tmp_path)
     second = None
     try:
-        client = Server(base_url, env, server).client(Server(base_url, env, server).key("user"))
+        client = server.client(server.key("user"))
         body = {
             "space": "fbnet-tiny",
             "dataset": _upload_squares(client, tmp_path),
@@ -393,6 +400,6 @@ def test_a_job_with_several_budgets_shares_one_supernet_and_resumes(tmp_path: Pa
         assert searched <= {"architecture"}  # the shared weights were kept, not trained again
         client.close()
     finally:
-        for process in (first, second, server):
+        for process in (first, second, server.process):
             if process is not None:
                 stop_process(process)
