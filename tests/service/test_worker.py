@@ -29,14 +29,17 @@ from tests.service.fixtures import (
 )
 
 JOB_TIMEOUT_S = 400
+FINISHED = ("done", "failed", "cancelled")
 
 
 def _wait_for(client: httpx.Client, job_id: str, done: Any, timeout: float = JOB_TIMEOUT_S) -> dict:
+    """Polls the job until `done(job)`; fails at once when the job finishes without it."""
     deadline = time.monotonic() + timeout
     while True:
         job = client.get(f"/jobs/{job_id}").json()
         if done(job):
             return job  # type: ignore[no-any-return]
+        assert job["state"] not in FINISHED, f"job finished before the condition: {job}"
         assert time.monotonic() < deadline, f"job never reached the condition: {job}"
         time.sleep(0.5)
 
@@ -369,6 +372,8 @@ def test_a_job_with_several_budgets_shares_one_supernet_and_resumes(tmp_path: Pa
             "child_epochs": 1,
             "batch_size": 8,
             "checkpoint_every": 2,
+            # long enough that the poll sees an architecture phase on a fast machine too
+            "arch_steps": 1500,
         }
         created = client.post("/jobs", json=body)
         assert created.status_code == 202, created.text
