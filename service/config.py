@@ -84,6 +84,16 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", max_length=255)
     port: int = Field(default=8000, ge=0, le=65535)
+    ray_address: str = Field(
+        default="",
+        max_length=500,
+        description="a Ray cluster (`auto`, `ray://head:10001`, `host:port`) that runs a job's "
+        "units (weight phase, each budget's search) as Ray tasks; empty: in the worker's process, "
+        "and nothing imports Ray",
+    )
+    ray_unit_cpus: float = Field(
+        default=1.0, gt=0, le=256, description="CPUs each Ray task of a job declares"
+    )
 
     @model_validator(mode="after")
     def _fill_defaults_and_check(self) -> Settings:
