@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from lut.opspec import OpSpec
-from lut.predictor import Calibration, features, fit_calibration
+from lut.predictor import Calibration, Features, features, fit_calibration
 from lut.store import Device, LutStore
 from profilers.e2e import measure_into_store
 from profilers.runner import use_lut_drift_reference
@@ -37,14 +37,27 @@ def fit_from_store(store: LutStore, device: Device, space: Any, decode: Decode) 
     `decode` gives an architecture string's OpSpecs (`search.spaces.base.decode_string`)."""
     if device.fixed_costs is None:
         raise ValueError(f"device {device.name!r} has no fixed costs: profile it first")
+    points = [
+        (feats, measured) for _, feats, measured in calibration_points(store, device, space, decode)
+    ]
+    calibration = fit_calibration(points, device.fixed_costs)
+    store.set_calibration(device, space.spec_string, calibration)
+    return calibration
+
+
+def calibration_points(
+    store: LutStore, device: Device, space: Any, decode: Decode
+) -> list[tuple[str, Features, float]]:
+    """(architecture, its LUT features, its measured median ms) for every end-to-end run of
+    `space` the device holds: what a calibration is fitted on, and what it is judged against."""
+    if device.fixed_costs is None:
+        raise ValueError(f"device {device.name!r} has no fixed costs: profile it first")
     points = []
     for text, measured in store.e2e_measurements(device, space.spec_string):
         specs = decode(text)
         lut = store.lookup(device, specs)
-        points.append((features(specs, lut, device.fixed_costs), measured.median_ms))
-    calibration = fit_calibration(points, device.fixed_costs)
-    store.set_calibration(device, space.spec_string, calibration)
-    return calibration
+        points.append((text, features(specs, lut, device.fixed_costs), measured.median_ms))
+    return points
 
 
 def calibrate_device(

@@ -14,7 +14,15 @@ from dataclasses import dataclass
 
 import torch
 
-from lut.predictor import Calibration, MissingEntries, network_constant_ms, op_cost_ms
+from lut.measurement import Measurement
+from lut.opspec import OpSpec
+from lut.predictor import (
+    Calibration,
+    MissingEntries,
+    needs_measurement,
+    network_constant_ms,
+    op_cost_ms,
+)
 from lut.store import Device, LutStore
 from search.spaces.base import SearchSpace
 
@@ -41,6 +49,10 @@ class LatencyCostModel:
         return self.constant_ms + sum(
             costs[i] for costs, i in zip(self.layer_costs, sample, strict=True)
         )
+
+    def layer_costs_of(self, sample: Sequence[int]) -> list[float]:
+        """Each layer's share of `cost(sample)` (the constant excluded): the per-layer breakdown."""
+        return [costs[i] for costs, i in zip(self.layer_costs, sample, strict=True)]
 
     def table(self, device: torch.device | str = "cpu") -> list[torch.Tensor]:
         return [torch.tensor(c, dtype=torch.float32, device=device) for c in self.layer_costs]
@@ -81,6 +93,25 @@ def build_cost_model(
         calibrated=calibration is not None,
         error_loo=_loo_fraction(calibration),
     )
+
+
+def candidate_medians(
+    store: LutStore, device: Device, space: SearchSpace
+) -> list[list[float | None]]:
+    """The LUT's median latency (ms) of every candidate of every searchable layer, None where the
+    device's LUT lacks the op and 0 for identities: a LUT's heatmap, layer by candidate."""
+    lut = store.lookup(device, space.distinct_opspecs())
+    return [
+        [_median_or_none(spec, lut) for spec in slot_specs]
+        for slot_specs in space.candidate_specs()
+    ]
+
+
+def _median_or_none(spec: OpSpec, lut: dict[str, Measurement]) -> float | None:
+    if not needs_measurement(spec):
+        return 0.0
+    entry = lut.get(spec.key)
+    return None if entry is None else entry.median_ms
 
 
 def _loo_fraction(calibration: Calibration | None) -> float | None:

@@ -93,7 +93,7 @@ async def list_all(
     return JobList(jobs=[job_public(r) for r in rows])
 
 
-async def _own_job(engine: Any, job_id: str, tenant: str) -> dict[str, Any]:
+async def own_job(engine: Any, job_id: str, tenant: str) -> dict[str, Any]:
     row = await run_in_threadpool(get_job, engine, job_id, tenant)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no job {job_id}")
@@ -102,7 +102,7 @@ async def _own_job(engine: Any, job_id: str, tenant: str) -> dict[str, Any]:
 
 @router.get("/{job_id}", response_model=JobPublic, responses=NOT_FOUND)
 async def get_one(job_id: ObjectId, principal: UserPrincipal, engine: ReadEngineDep) -> JobPublic:
-    return job_public(await _own_job(engine, job_id, principal.tenant))
+    return job_public(await own_job(engine, job_id, principal.tenant))
 
 
 @router.post(
@@ -115,7 +115,7 @@ async def cancel(job_id: ObjectId, principal: UserPrincipal, engine: EngineDep) 
     state = await run_in_threadpool(request_cancel, engine, job_id, principal.tenant)
     if state is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no job {job_id}")
-    row = await _own_job(engine, job_id, principal.tenant)
+    row = await own_job(engine, job_id, principal.tenant)
     if state in TERMINAL and state != "cancelled":
         raise HTTPException(status.HTTP_409_CONFLICT, detail=f"job {job_id} has already {state}")
     return job_public(row)
@@ -153,7 +153,7 @@ async def events(
         ),
     ] = None,
 ) -> StreamingResponse:
-    await _own_job(engine, job_id, principal.tenant)
+    await own_job(engine, job_id, principal.tenant)
     if last_event_id is not None:
         after = max(after, last_event_id)
     return StreamingResponse(
