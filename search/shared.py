@@ -394,6 +394,194 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return dict(json.loads(path.read_text())) if path.exists() else None
 
 
+@dataclass
+class SharedPlan:
+    """What every unit of a shared search derives the same way from its requests, data and LUT:
+    the weight phase and each budget's unit compute it on their own (on any node), so a unit's
+    arguments stay small."""
+
+    requests: Sequence[BudgetRun]
+    settings: SearchSettings
+    strategy_class: type[SearchStrategy]
+    space: Any
+    models: list[LatencyCostModel]
+    budget_sets: list[list[Budget]]
+    latency_range_ms: tuple[float, float]
+    per_epoch: int
+    arch_steps: int
+    weights_id: str
+
+    @property
+    def weight_steps(self) -> int:
+        return self.settings.epochs * self.per_epoch
+
+    def progress(self, budgets_before: int = 0) -> Progress:
+        """The steps over all phases; a budget's unit starts after the weight phase and the
+        architecture phases of the budgets listed before it."""
+        total = self.weight_steps + len(self.requests) * self.arch_steps
+        return Progress(total=total, done=self.weight_steps + budgets_before * self.arch_steps)
+
+
+def plan_shared_search(requests: Sequence[BudgetRun], store: LutStore, data: Any) -> SharedPlan:
+    """Check the requests (alike, feasible, known strategy options) and derive the plan."""
+    first = _check_alike(requests)
+    settings = first.settings
+    strategy_class = get_search_strategy(settings.strategy)
+    strategy_class.check_options(settings.strategy_options)
+    space = bind_space(first.space, data)
+    models = cost_models(store, space, first.devices)
+    budget_sets = [check_feasible(models, request.budgets_ms) for _, _, request in requests]
+    primary = models[0]
+    largest = max(float(b) for b, _, _ in requests if b is not None)
+    low, high = primary.min_latency_ms, min(largest, primary.max_latency_ms)
+    per_epoch = steps_per_epoch(data.train, settings.batch_size)
+    arch_steps = settings.arch_steps or default_arch_steps(settings, per_epoch, len(requests))
+    weights_id = _identity(
+        lut_version(models),
+        space.spec_string,
+        settings.epochs,
+        settings.batch_size,
+        settings.seed,
+        settings.weight_lr,
+        low,
+        high,
+    )
+    return SharedPlan(
+        requests,
+        settings,
+        strategy_class,
+        space,
+        models,
+        budget_sets,
+        (low, high),
+        per_epoch,
+        arch_steps,
+        weights_id,
+    )
+
+
+def train_shared_weights(
+    plan: SharedPlan, out: Path, *, data: Any, on_event: EventFn | None = None
+) -> dict[str, Any]:
+    """The weight phase under `out/supernet` (resumed, or skipped once finished); returns its
+    record (weights.json)."""
+    emit = on_event or (lambda event: None)
+    shared_dir = out / SHARED_DIR
+    emit({"type": "state", "state": "searching"})
+    weights = _read_json(shared_dir / WEIGHTS_RECORD)
+    if weights is not None and weights.get("identity") != plan.weights_id:
+        raise ValueError(f"{shared_dir} holds another request's supernet; start a new run")
+    if weights is not None:
+        return weights
+    torch.manual_seed(plan.settings.seed)
+    low, high = plan.latency_range_ms
+    times = WeightPhase(
+        Supernet(plan.space),
+        LatencySampler(plan.models[0], low, high, plan.settings.seed),
+        plan.settings,
+        data.train,
+        shared_dir,
+        plan.weights_id,
+        plan.progress(),
+        emit,
+    ).run()
+    weights = {
+        "identity": plan.weights_id,
+        **times,
+        "steps": plan.weight_steps,
+        "latency_range_ms": [low, high],
+    }
+    write_json_atomically(shared_dir / WEIGHTS_RECORD, weights)
+    return weights
+
+
+def search_budget(
+    plan: SharedPlan,
+    index: int,
+    store: LutStore,
+    out: Path,
+    *,
+    data: Any,
+    on_event: EventFn | None = None,
+) -> tuple[float | None, Path, dict[str, Any]]:
+    """Budget `index`'s unit after the weight phase: its architecture phase on the shared
+    weights (read from `out/supernet`) and its child; resumes or skips what a previous run of
+    the unit finished. Its events carry `budget_ms`. Seeded on its own, so it gives the same
+    result whichever process runs it and whatever ran before."""
+    budget, run_dir, request = plan.requests[index]
+    emit = _tagged(on_event or (lambda event: None), budget)
+    weights = _read_json(out / SHARED_DIR / WEIGHTS_RECORD)
+    if weights is None or weights.get("identity") != plan.weights_id:
+        raise ValueError(f"{out / SHARED_DIR} holds no finished supernet of this request")
+    settings = plan.settings
+    identity = _identity(
+        plan.weights_id,
+        settings.strategy,
+        settings.strategy_options,
+        settings.arch_lr,
+        plan.arch_steps,
+        request.devices,
+        [b.latency_ms for b in plan.budget_sets[index]],
+    )
+    finished = _read_json(run_dir / "metrics.json")
+    if finished is not None:
+        if finished.get("shared_supernet", {}).get("identity") != identity:
+            raise ValueError(f"{run_dir} holds another request's result; start a new run")
+        return budget, run_dir, finished
+    torch.manual_seed(settings.seed)
+    supernet = Supernet(plan.space)
+    shared_state = _shared_state(out / SHARED_DIR)
+    choice = _read_json(run_dir / DERIVED)
+    if choice is None or choice.get("identity") != identity:
+        choice = _architecture(
+            supernet,
+            shared_state,
+            plan.strategy_class,
+            plan.budget_sets[index],
+            settings,
+            data.val,
+            plan.arch_steps,
+            plan.per_epoch,
+            run_dir,
+            identity,
+            plan.progress(index),
+            emit,
+        )
+    supernet.load_state_dict(shared_state)  # the child inherits the shared weights
+    torch.manual_seed(settings.seed)  # each child's initialisation, whatever ran before
+    record = {
+        "weights_wall_s": weights["wall_s"],
+        "weights_cpu_s": weights["cpu_s"],
+        "weight_steps": weights["steps"],
+        "latency_range_ms": weights["latency_range_ms"],
+        "arch_steps": plan.arch_steps,
+        "budgets_ms": [b for b, _, _ in plan.requests],
+    }
+    metrics = train_and_record(
+        request,
+        store,
+        run_dir,
+        space=plan.space,
+        models=plan.models,
+        choices=list(choice["choices"]),
+        supernet=supernet,
+        search_wall_s=float(choice["wall_s"]),
+        search_cpu_s=float(choice["cpu_s"]),
+        strategy_report=dict(choice["strategy_report"]),
+        data=data,
+        emit=emit,
+        extra_metrics={"shared_supernet": {**record, "identity": choice["identity"]}},
+    )
+    return budget, run_dir, metrics
+
+
+def _shared_state(shared_dir: Path) -> dict[str, torch.Tensor]:
+    payload = load_checkpoint(shared_dir)
+    if payload is None:
+        raise ValueError(f"{shared_dir} holds no supernet checkpoint")
+    return dict(payload["supernet"])
+
+
 def run_shared_search(
     requests: Sequence[BudgetRun],
     store: LutStore,
@@ -403,134 +591,16 @@ def run_shared_search(
     on_event: EventFn | None = None,
 ) -> list[tuple[float | None, Path, dict[str, Any]]]:
     """Search every budget of `requests` (from `build_requests`) on one supernet under `out`
-    and train each budget's child; resumes whatever is unfinished. Returns (budget, run
-    directory, metrics) per budget, the metrics as `run_search` writes them plus a
-    `shared_supernet` record. Events carry `phase` (weights, architecture) and, for a budget's,
-    `budget_ms`."""
-    emit = on_event or (lambda event: None)
-    first = _check_alike(requests)
-    settings = first.settings
-    strategy_class = get_search_strategy(settings.strategy)
-    strategy_class.check_options(settings.strategy_options)
-    torch.manual_seed(settings.seed)
-    space = bind_space(first.space, data)
-    models = cost_models(store, space, first.devices)
-    budget_sets = [check_feasible(models, request.budgets_ms) for _, _, request in requests]
-    version = lut_version(models)
-    primary = models[0]
-    largest = max(float(b) for b, _, _ in requests if b is not None)
-    low, high = primary.min_latency_ms, min(largest, primary.max_latency_ms)
-    per_epoch = steps_per_epoch(data.train, settings.batch_size)
-    arch_steps = settings.arch_steps or default_arch_steps(settings, per_epoch, len(requests))
-    weights_id = _identity(
-        version,
-        space.spec_string,
-        settings.epochs,
-        settings.batch_size,
-        settings.seed,
-        settings.weight_lr,
-        low,
-        high,
-    )
-    progress = Progress(total=settings.epochs * per_epoch + len(requests) * arch_steps)
-    supernet = Supernet(space)
-    shared_dir = out / SHARED_DIR
-    emit({"type": "state", "state": "searching"})
-    weights = _read_json(shared_dir / WEIGHTS_RECORD)
-    if weights is not None and weights.get("identity") != weights_id:
-        raise ValueError(f"{shared_dir} holds another request's supernet; start a new run")
-    weights_times = WeightPhase(
-        supernet,
-        LatencySampler(primary, low, high, settings.seed),
-        settings,
-        data.train,
-        shared_dir,
-        weights_id,
-        progress,
-        emit,
-    ).run()
-    if weights is None:
-        weights = {
-            "identity": weights_id,
-            **weights_times,
-            "steps": settings.epochs * per_epoch,
-            "latency_range_ms": [low, high],
-        }
-        write_json_atomically(shared_dir / WEIGHTS_RECORD, weights)
-    shared_state = {k: v.detach().clone() for k, v in supernet.state_dict().items()}
-    record = {
-        "weights_wall_s": weights["wall_s"],
-        "weights_cpu_s": weights["cpu_s"],
-        "weight_steps": weights["steps"],
-        "latency_range_ms": weights["latency_range_ms"],
-        "arch_steps": arch_steps,
-        "budgets_ms": [b for b, _, _ in requests],
-    }
-
-    derived: list[dict[str, Any] | None] = []
-    for (budget, run_dir, _), budgets in zip(requests, budget_sets, strict=True):
-        identity = _identity(
-            weights_id,
-            settings.strategy,
-            settings.strategy_options,
-            settings.arch_lr,
-            arch_steps,
-            first.devices,
-            [b.latency_ms for b in budgets],
-        )
-        finished = _read_json(run_dir / "metrics.json")
-        if finished is not None:
-            if finished.get("shared_supernet", {}).get("identity") != identity:
-                raise ValueError(f"{run_dir} holds another request's result; start a new run")
-            progress.done += arch_steps
-            derived.append(None)
-            continue
-        cached = _read_json(run_dir / DERIVED)
-        if cached is None or cached.get("identity") != identity:
-            cached = _architecture(
-                supernet,
-                shared_state,
-                strategy_class,
-                budgets,
-                settings,
-                data.val,
-                arch_steps,
-                per_epoch,
-                run_dir,
-                identity,
-                progress,
-                _tagged(emit, budget),
-            )
-        else:
-            progress.done += arch_steps
-        derived.append(cached)
-
-    results = []
-    for (budget, run_dir, request), choice in zip(requests, derived, strict=True):
-        if choice is None:
-            results.append(
-                (budget, run_dir, dict(json.loads((run_dir / "metrics.json").read_text())))
-            )
-            continue
-        supernet.load_state_dict(shared_state)  # the child inherits the shared weights
-        torch.manual_seed(settings.seed)  # each child's initialisation, whatever ran before
-        metrics = train_and_record(
-            request,
-            store,
-            run_dir,
-            space=space,
-            models=models,
-            choices=list(choice["choices"]),
-            supernet=supernet,
-            search_wall_s=float(choice["wall_s"]),
-            search_cpu_s=float(choice["cpu_s"]),
-            strategy_report=dict(choice["strategy_report"]),
-            data=data,
-            emit=_tagged(emit, budget),
-            extra_metrics={"shared_supernet": {**record, "identity": choice["identity"]}},
-        )
-        results.append((budget, run_dir, metrics))
-    return results
+    and train each budget's child, in this process, one budget after the other; resumes
+    whatever is unfinished. Returns (budget, run directory, metrics) per budget, the metrics as
+    `run_search` writes them plus a `shared_supernet` record. Events carry `phase` (weights,
+    architecture) and, for a budget's, `budget_ms`."""
+    plan = plan_shared_search(requests, store, data)
+    train_shared_weights(plan, out, data=data, on_event=on_event)
+    return [
+        search_budget(plan, index, store, out, data=data, on_event=on_event)
+        for index in range(len(requests))
+    ]
 
 
 def _architecture(

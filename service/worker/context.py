@@ -33,5 +33,6 @@ class StageContext:
     devices: list[str]  # LUT device names (lut.store.Device.name)
     run_dir: Path  # run_search's outputs; export/ and card.* after exporting
     export_files: dict[str, str] = field(default_factory=dict)  # format -> path
+    worker_id: str = ""  # whose lease the job runs under
     emit: Callable[[dict[str, Any]], None] = lambda event: None  # appends a job event
     check_cancelled: Callable[[], None] = lambda: None  # raises JobCancelled

@@ -37,7 +37,11 @@ def searching(ctx: StageContext, plan: SearchPlan, data: Any) -> dict[str, Any]:
     With several budgets: one supernet for all of them (`search.shared`, unless the job asks
     for `shared_supernet: false`), each budget's result under `budget-<ms>/`, and pareto.json,
     .md and .png in the run directory; the job's metrics list every budget's metrics (with its
-    `budget_ms` and `run`) and the Pareto rows."""
+    `budget_ms` and `run`) and the Pareto rows.
+
+    With `HWNAS_RAY_ADDRESS` set the search's units run as Ray tasks (`_searching_on_ray`)."""
+    if ctx.settings.ray_address:
+        return _searching_on_ray(ctx, plan)
     if len(plan.requests) > 1:
         return _searching_budgets(ctx, plan, data)
     ((_, _, request),) = plan.requests
@@ -49,8 +53,6 @@ def searching(ctx: StageContext, plan: SearchPlan, data: Any) -> dict[str, Any]:
 
 
 def _searching_budgets(ctx: StageContext, plan: SearchPlan, data: Any) -> dict[str, Any]:
-    from search.pareto import write_pareto
-
     if shares_supernet(plan.document, plan.requests):
         results = run_shared_search(
             plan.requests, ctx.store, ctx.run_dir, data=data, on_event=ctx.emit
@@ -65,12 +67,54 @@ def _searching_budgets(ctx: StageContext, plan: SearchPlan, data: Any) -> dict[s
                 emit = _with_budget(ctx, budget)
                 metrics = run_search(request, ctx.store, run_dir, data=data, on_event=emit)
             results.append((budget, run_dir, metrics))
+    return _budgets_outcome(ctx, results)
+
+
+def _budgets_outcome(
+    ctx: StageContext, results: list[tuple[float | None, Path, dict[str, Any]]]
+) -> dict[str, Any]:
+    from search.pareto import write_pareto
+
     rows = write_pareto(ctx.run_dir, results)
     budgets = [
         {**metrics, "budget_ms": budget, "run": run_dir.name}
         for budget, run_dir, metrics in results
     ]
     return {"budgets": budgets, "pareto": rows}
+
+
+def _searching_on_ray(ctx: StageContext, plan: SearchPlan) -> dict[str, Any]:
+    """The weight phase as one Ray task, then every budget's unit as a task of its own, side by
+    side; the units write their events to the job's stream themselves (budget-tagged) and
+    their checkpoints and results to the artifact store. A failed unit fails the job with
+    every failed unit's name and reason."""
+    from service.worker.executors.ray_executor import UnitsFailed, run_units
+    from service.worker.units import JobSink, search_units
+
+    settings = ctx.settings
+    first, side_by_side = search_units(
+        plan.document,
+        plan.requests,
+        ctx.run_dir,
+        database_url=settings.database_url,
+        dataset=str(plan.document["dataset"]),
+        sink=JobSink(settings.database_url, ctx.job_id, ctx.worker_id),
+    )
+    units = [unit.name for unit in [*first, *side_by_side]]
+    ctx.emit({"type": "units", "executor": "ray", "units": units})
+    try:
+        results = run_units(
+            settings.ray_address,
+            first,
+            side_by_side,
+            cpus=settings.ray_unit_cpus,
+            check_cancelled=ctx.check_cancelled,
+        )
+    except UnitsFailed as exc:
+        raise JobFailed(f"{len(exc.failures)} of {len(units)} units failed: {exc}") from None
+    if len(plan.requests) == 1:
+        return results[0][2]
+    return _budgets_outcome(ctx, [(b, Path(run_dir), m) for b, run_dir, m in results])
 
 
 def _with_budget(ctx: StageContext, budget: float | None) -> Any:

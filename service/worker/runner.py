@@ -24,7 +24,6 @@ from service.crud.jobs import (
     claim_job,
     finish_job,
     get_job,
-    record_event,
     release_job,
     renew_lease,
     set_state,
@@ -32,7 +31,7 @@ from service.crud.jobs import (
 )
 from service.worker import pipeline
 from service.worker.context import JobCancelled, JobFailed, StageContext
-from service.worker.states import RUNNING
+from service.worker.events import job_emitter
 
 log = logging.getLogger("hwnas.worker")
 MAX_ATTEMPTS = 5  # a job that kills its workers this often fails instead of looping forever
@@ -70,24 +69,6 @@ def search_request(req: dict[str, Any], dataset: str, run_dir: Path) -> SearchRe
 
 def run_dir_of(settings: Settings, job_id: str) -> Path:
     return settings.artifacts_dir / "jobs" / job_id
-
-
-def progress_of(event: dict[str, Any]) -> dict[str, Any] | None:
-    kind = event.get("type")
-    # a job with several budgets: which phase (weights, architecture) and budget it is in
-    where: dict[str, Any] = {k: event[k] for k in ("phase", "budget_ms") if k in event}
-    if kind == "search":
-        keys = ("epoch", "epochs", "step", "steps", "loss", "accuracy", "expected_latency_ms")
-        progress = {k: event.get(k) for k in keys}
-        fraction = event["step"] / event["steps"]
-        return {"state": "searching", **progress, **where, "fraction": fraction}
-    if kind == "train":
-        progress = {k: event.get(k) for k in ("epoch", "epochs", "accuracy")}
-        fraction = event["epoch"] / event["epochs"]
-        return {"state": "training", **progress, **where, "fraction": fraction}
-    if kind == "trial":
-        return {"state": "searching", **{k: event.get(k) for k in ("trial", "trials", "accuracy")}}
-    return None
 
 
 @dataclass
@@ -230,6 +211,7 @@ class Worker:
             run_dir=run_dir_of(self.settings, job_id),
             export_files=dict(job["export_files"] or {}),
             check_cancelled=check_cancelled,
+            worker_id=self.worker_id,
         )
         ctx.emit = self._emitter(ctx)
         document = search_document(req, source)
@@ -253,16 +235,12 @@ class Worker:
         return str(path), f"{row['name']} ({row['id']})"
 
     def _emitter(self, ctx: StageContext) -> Any:
+        record = job_emitter(self.engine, ctx.job_id, self.worker_id)
+
         def emit(event: dict[str, Any]) -> None:
-            kind = event.get("type")
-            if kind == "state" and event.get("state") in RUNNING:
-                set_state(self.engine, ctx.job_id, self.worker_id, str(event["state"]))
-            else:
-                if kind == "done":  # the search's result, not the job's end
-                    event = {**event, "type": "search_done"}
-                if kind == "resumed":
-                    log.info("resuming job %s at step %s", ctx.job_id, event.get("step"))
-                record_event(self.engine, ctx.job_id, self.worker_id, event, progress_of(event))
+            if event.get("type") == "resumed":
+                log.info("resuming job %s at step %s", ctx.job_id, event.get("step"))
+            record(event)
             ctx.check_cancelled()
 
         return emit
