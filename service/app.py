@@ -22,6 +22,7 @@ from service.db import read_engine
 from service.errors import validation_failed
 from service.middleware import AllowHeader, FormBodyAsJson, RequestBodyGuard, UnexpectedErrors
 from service.uploads import sweep_stale_uploads
+from service.web.pages import mount_dashboard
 
 DESCRIPTION = """Hardware-aware NAS as a service: upload datasets, submit search jobs, follow their
 progress, download deployable models. Profiler agents register their hardware and measure ops.
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     streamed = set(STREAMED_BODIES)
     for router in ROUTERS:
         app.include_router(router)
+    mount_dashboard(app)  # the web pages (service/web): shells that read the routes above
 
     def is_streamed(scope: Scope) -> bool:
         return (scope["method"], scope["path"].rstrip("/")) in streamed
