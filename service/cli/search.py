@@ -10,9 +10,11 @@ from typing import Any
 
 from search.request import BOUNDS, DEFAULT_STRATEGY, DEFAULT_TRIALS, SearchSettings
 from service.cli.common import (
+    EnvironmentProblem,
     UsageProblem,
     open_store,
     progress_bar,
+    settings,
     stderr,
     stdout,
     user_errors,
@@ -205,7 +207,9 @@ def run_search_command(args: argparse.Namespace) -> int:
     (out / REQUEST_FILE).write_text(json.dumps(req, indent=1))
     from search.shared import shares_supernet
 
-    if shares_supernet(req, requests):
+    if settings().ray_address:
+        results = _run_on_ray(req, out)
+    elif shares_supernet(req, requests):
         results = _run_shared(requests, store, out, data)
     else:
         results = _run_each(requests, store, data)
@@ -273,6 +277,42 @@ def _run_shared(requests: list[Any], store: Any, out: Path, data: Any) -> list[A
         finally:
             for file in files.values():
                 file.close()
+
+
+def _run_on_ray(req: dict[str, Any], out: Path) -> list[Any]:
+    """The search's units as Ray tasks (HWNAS_RAY_ADDRESS), as a job's run: the weight phase,
+    then every budget side by side; each unit's events in its folder's events.jsonl. Paths are
+    absolute, since the tasks run in other directories (and on other machines, where `out` and
+    the dataset must be on a volume every node sees)."""
+    from search.request import build_requests
+    from service.worker.executors.ray_executor import ClusterUnavailable, UnitsFailed, run_units
+    from service.worker.units import FileSink, search_units
+
+    out = out.resolve()
+    dataset = Path(req["dataset"])
+    document = {**req, "dataset": str(dataset.resolve()) if dataset.exists() else req["dataset"]}
+    config = settings()
+    first, side_by_side = search_units(
+        document,
+        build_requests(document, out),
+        out,
+        database_url=config.database_url,
+        dataset=document["dataset"],
+        sink=FileSink(),
+    )
+    names = ", ".join(unit.name for unit in [*first, *side_by_side])
+    stdout.print(f"on Ray ({config.ray_address}): {names}; progress in each one's events.jsonl")
+    try:
+        results = run_units(
+            config.ray_address,
+            first,
+            side_by_side,
+            cpus=config.ray_unit_cpus,
+            check_cancelled=lambda: None,
+        )
+    except (UnitsFailed, ClusterUnavailable) as exc:
+        raise EnvironmentProblem(str(exc)) from None
+    return [(budget, Path(run_dir), metrics) for budget, run_dir, metrics in results]
 
 
 # request-document keys -> the flags that set them, for messages from search.request

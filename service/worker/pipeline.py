@@ -88,7 +88,7 @@ def _searching_on_ray(ctx: StageContext, plan: SearchPlan) -> dict[str, Any]:
     side; the units write their events to the job's stream themselves (budget-tagged) and
     their checkpoints and results to the artifact store. A failed unit fails the job with
     every failed unit's name and reason."""
-    from service.worker.executors.ray_executor import UnitsFailed, run_units
+    from service.worker.executors.ray_executor import ClusterUnavailable, UnitsFailed, run_units
     from service.worker.units import JobSink, search_units
 
     settings = ctx.settings
@@ -112,6 +112,8 @@ def _searching_on_ray(ctx: StageContext, plan: SearchPlan) -> dict[str, Any]:
         )
     except UnitsFailed as exc:
         raise JobFailed(f"{len(exc.failures)} of {len(units)} units failed: {exc}") from None
+    except ClusterUnavailable as exc:
+        raise JobFailed(str(exc)) from None
     if len(plan.requests) == 1:
         return results[0][2]
     return _budgets_outcome(ctx, [(b, Path(run_dir), m) for b, run_dir, m in results])

@@ -27,10 +27,22 @@ class UnitsFailed(Exception):
         super().__init__("; ".join(f"{name}: {why}" for name, why in failures.items()))
 
 
+class ClusterUnavailable(Exception):
+    """The Ray cluster at the configured address could not be joined."""
+
+
 def connect(address: str) -> None:
     """Join the cluster at `address` once per process (`auto`, `ray://host:10001`, `host:port`)."""
-    if not ray.is_initialized():
+    if ray.is_initialized():
+        return
+    try:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()
+        raise ClusterUnavailable(
+            f"cannot join the Ray cluster at {address} (HWNAS_RAY_ADDRESS): "
+            f"{first[0] if first else type(exc).__name__}"
+        ) from None
 
 
 def run_units(
