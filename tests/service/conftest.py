@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.service.fixtures import Server, service_env, start_server, stop_process
+from tests.service.fixtures import (
+    Server,
+    seed_synthetic_lut,
+    service_env,
+    start_server,
+    stop_process,
+)
 from tests.service.fixtures import service_server as service_server
 
 
@@ -15,6 +21,21 @@ def server_on_db(db_url: str, tmp_path: Path) -> Iterator[Server]:
     """A server on `db_url`: a real SQLite file and real PostgreSQL."""
     overrides = {} if db_url.startswith("sqlite") else {"HWNAS_DATABASE_URL": db_url}
     env = service_env(tmp_path / "home", **overrides)
+    base_url, process = start_server(env)
+    try:
+        yield Server(base_url, env, process)
+    finally:
+        stop_process(process)
+
+
+@pytest.fixture
+def server_with_lut(tmp_path: Path) -> Iterator[Server]:
+    """A server (no workers) whose SQLite database holds the synthetic LUT of `cpu-synth`,
+    profiled for 1-channel, 3-class inputs."""
+    home = tmp_path / "home"
+    home.mkdir()
+    seed_synthetic_lut(f"sqlite:///{home / 'hwnas.db'}", "cpu-synth", num_classes=3)
+    env = service_env(home)
     base_url, process = start_server(env)
     try:
         yield Server(base_url, env, process)
