@@ -45,9 +45,40 @@
     return row;
   }
 
+  const curves = new Map(); // progress key → {steps, latency}: the expected latency over the steps
+  let curvesPending = null;
+
+  function addToCurve(key, data) {
+    const value = Object.values(data.expected_latency_ms || {})[0] ?? data.path_latency_ms;
+    if (value === undefined || value === null) return;
+    if (!curves.has(key)) curves.set(key, { steps: [], latency: [] });
+    const curve = curves.get(key);
+    curve.steps.push(data.step);
+    curve.latency.push(value);
+  }
+
+  function drawCurves() { // at most twice a second, however fast the events come
+    if (!curvesPending) curvesPending = setTimeout(drawCurvesNow, 500);
+  }
+
+  function drawCurvesNow() {
+    curvesPending = null;
+    const traces = [...curves.entries()].map(([key, c]) => ({
+      x: c.steps, y: c.latency, mode: "lines+markers", name: key === "shared weights"
+        ? "sampled path (shared weights)" : `budget ${fmt(key)} ms`,
+    }));
+    Plotly.react(document.getElementById("progress-plot"), traces, {
+      xaxis: { title: { text: "step" } }, yaxis: { title: { text: "expected latency, primary device (ms)" } },
+      height: 300, margin: { t: 20 },
+    }, PLOT);
+  }
+
   function onSearch(data) {
     const budget = data.budget_ms ?? budgetOfPrimary();
-    const row = progressRow(data.phase === "weights" ? "shared weights" : budget ?? "—");
+    const key = data.phase === "weights" ? "shared weights" : budget ?? "—";
+    addToCurve(key, data);
+    drawCurves();
+    const row = progressRow(key);
     const expected = Object.entries(data.expected_latency_ms || {}).map(([d, v]) => `${d}: ${fmt(v)}`).join(", ");
     const bar = el("progress", { max: data.steps, value: data.step, "aria-label": `step ${data.step} of ${data.steps}` });
     const cells = [data.phase === "weights" ? "all (shared)" : fmt(budget), data.phase || "search",
@@ -77,7 +108,7 @@
     logEvent(type, data, id);
     if (type === "state") {
       setState(data.state);
-      if (data.state === "training" || TERMINAL.has(data.state)) refresh();
+      if (data.state === "training" || TERMINAL.has(data.state)) refresh().catch(report);
     } else if (type === "search") {
       onSearch(data);
     }
@@ -177,7 +208,8 @@
       showarrow: false, textangle: -90, xanchor: "right", yanchor: "top", font: { size: 11 } }));
     const target = document.getElementById("pareto");
     Plotly.react(target, traces, {
-      xaxis: { title: { text: "latency (ms)" } }, yaxis: { title: { text: "test accuracy (%)" } },
+      xaxis: { title: { text: "latency (ms)" }, rangemode: "tozero" },
+      yaxis: { title: { text: "test accuracy (%)" } },
       shapes, annotations, height: 380, margin: { t: 20 },
     }, PLOT);
     target.dataset.points = String(rows.length);

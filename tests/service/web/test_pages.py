@@ -15,6 +15,7 @@ from tests.service.fixtures import Server, write_npz
 from tests.service.web.conftest import DEVICE, DEVICE_SPACE
 
 JOB_TIMEOUT_MS = 400_000
+MISSING_JOB = "0" * 32
 
 
 def log_in(page: Any, server: Server, key: str, path: str = "/") -> None:
@@ -75,7 +76,8 @@ def test_upload_submit_watch_and_download(
     assert len(dataset_id) == 32
     exported = submit_job(page, dataset_id, "3", ("onnx",))
     several = submit_job(page, dataset_id, "2, 3", ())
-    page.wait_for_selector(f"#job-{several}")
+    # the list follows the jobs' states live (event stream, else its refresh)
+    page.wait_for_selector(f"#job-{exported} td[data-state]:not([data-state=queued])")
     page.screenshot(path=str(artifacts_dir / "jobs.png"), full_page=True)
 
     wait_until_done(page, dashboard_server, exported)
@@ -123,7 +125,9 @@ UNFOCUSABLE = """() => [...document.querySelectorAll('a[href], button, input, se
   .filter(e => e.tabIndex < 0 || e.disabled).map(e => e.outerHTML)"""
 
 
-@pytest.mark.parametrize("path", ["/", "/ui/devices", f"/ui/devices/{DEVICE}"])
+@pytest.mark.parametrize(
+    "path", ["/", f"/ui/jobs/{MISSING_JOB}", "/ui/devices", f"/ui/devices/{DEVICE}"]
+)
 def test_controls_have_labels_and_take_the_keyboard(
     dashboard_server: Server, page: Any, path: str
 ) -> None:
@@ -140,6 +144,12 @@ def test_controls_have_labels_and_take_the_keyboard(
             page.evaluate("document.activeElement.id || document.activeElement.textContent")
         )
     assert {"Skip to content", "Jobs", "Devices", "api-key", "Use key"} <= reached
+
+
+def test_a_missing_job_is_a_message(dashboard_server: Server, page: Any) -> None:
+    log_in(page, dashboard_server, dashboard_server.key("user", "lab"), f"/ui/jobs/{MISSING_JOB}")
+    page.wait_for_selector("#message.error")
+    assert f"no job {MISSING_JOB}" in page.text_content("#message")
 
 
 def test_the_pages_need_no_key_but_their_data_does(dashboard_server: Server) -> None:
