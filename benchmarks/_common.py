@@ -43,6 +43,11 @@ SPACE = "fbnet-tiny"
 CALIBRATION_SEED = 1000
 
 
+def dataset_of(args: argparse.Namespace) -> str:
+    """The benchmark's dataset: its `--dataset` where it has one, else mnist5k."""
+    return str(getattr(args, "dataset", None) or DATASET)
+
+
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
@@ -118,7 +123,7 @@ def open_bench(args: argparse.Namespace) -> Bench:
     backend = create_backend(
         BACKEND, threads=1, cache_dir=args.workdir / "cache", protocol=protocol
     )
-    data = load_dataset(DATASET, seed=0, resolution=28)
+    data = load_dataset(dataset_of(args), seed=0, resolution=28)
     return Bench(store, backend, data, args.workdir, args.calibration)
 
 
@@ -235,7 +240,7 @@ def child_request(
     """One search's request: the search settings, and the child's epochs and shift."""
     return SearchRequest(
         space=space_text,
-        dataset=DATASET,
+        dataset=dataset_of(args),
         devices=(DEVICE,),
         budgets_ms=(budget_ms,),
         settings=settings(args, strategy),
@@ -385,6 +390,8 @@ def run_dir(args: argparse.Namespace, name: str, budget_ms: float | None, method
     )
     if getattr(args, "child_shift", 0):
         config += f"x{args.child_shift}"
+    if dataset_of(args) != DATASET:
+        config = f"{dataset_of(args)}-{config}"
     budget = "any-budget" if budget_ms is None else f"{budget_ms:.6f}ms"
     return args.workdir / "runs" / name / config / budget / method
 
@@ -401,7 +408,7 @@ def meta(args: argparse.Namespace) -> dict[str, Any]:
         "date": time.strftime("%Y-%m-%d"),
         "torch_threads": torch.get_num_threads(),
         "backend": f"{BACKEND}, 1 thread",
-        "dataset": DATASET,
+        "dataset": dataset_of(args),
         "smoke": bool(args.smoke),
         "drift_reference": bool(args.drift_reference),
         "argv": sys.argv[1:],

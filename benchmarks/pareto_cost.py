@@ -86,7 +86,7 @@ def shared(
         name, options = c.strategy_of(strategy)
         doc = {
             "space": c.SPACE,
-            "dataset": c.DATASET,
+            "dataset": c.dataset_of(args),
             "devices": [c.DEVICE],
             "budgets": budgets,
             "strategy": name,

@@ -1,14 +1,14 @@
-"""search_quality_power: what can search_quality's claim detect on this task?
+"""search_quality_power: what can search_quality's verdict detect on its task?
 
-search_quality judges "hardcore and fbnet at least match both baselines at every budget, and beat
-them at two of three" on mean test accuracies over a few seeds. Each accuracy is one trained
-network scored on mnist5k's 1,000 test images, so it carries the test split's binomial noise and
-the training's seed-to-seed noise. This script takes that noise from finished multi-seed runs
-(the per-seed spread of every method at every budget, pooled) and simulates the claim: the two
-searches truly ahead of two equal baselines by δ percentage points at every budget, every
-accuracy drawn around its true mean with the pooled spread, the claim judged as search_quality
-judges it. It prints how often the claim holds for each δ and number of seeds: the chance that a
-real advantage of δ shows, and (δ = 0) the chance that none shows anyway.
+search_quality judges "hardcore beats random and MobileNetV2 by more than two standard errors of
+the per-seed paired difference at two of three budgets". Each accuracy is one trained network
+scored on the test split, so it carries the split's binomial noise and the training's
+seed-to-seed noise. This script takes that noise from a finished multi-seed run (the per-seed
+spread of every method at every budget, pooled) and simulates the verdict: hardcore truly ahead
+of two baselines by δ percentage points at every budget, every accuracy drawn around its true
+mean with the pooled spread, independently (where seeds share noise, pairing by seed lowers the
+spread of the differences, and the rates are then conservative). It prints how often the verdict holds for each δ and
+number of seeds: the chance that a real advantage of δ shows, and (δ = 0) that none shows anyway.
 
     python benchmarks/search_quality_power.py
 
@@ -30,8 +30,9 @@ import numpy as np
 from _record import run_markdown, with_run
 
 RESULTS = Path(__file__).resolve().parent / "results"
-DEFAULT_RUNS = "search_quality"  # the current multi-seed result (every seed under per_seed)
+DEFAULT_RUNS = "search_quality"  # the current multi-seed result
 BUDGETS = 3
+BASELINES = 2
 BEATS_NEEDED = 2
 
 
@@ -49,17 +50,19 @@ def seed_spreads(stem: str) -> list[dict[str, Any]]:
     """Per method and budget of one run: the per-seed accuracies' standard deviation (pp)."""
     path = RESULTS / f"{stem}.json"
     try:
-        per_seed = json.loads(path.read_text())["per_seed"]
+        results = json.loads(path.read_text())["results"]
     except (OSError, KeyError, ValueError) as exc:
-        raise SystemExit(f"search_quality_power: {path}: not a multi-seed run ({exc})") from None
+        raise SystemExit(f"search_quality_power: {path}: no per-seed results ({exc})") from None
     out = []
-    seeds = list(per_seed.values())
-    for i in range(len(seeds[0])):
-        for method in seeds[0][i]["rows"]:
-            accs = [s[i]["rows"][method]["test_accuracy"] for s in seeds if method in s[i]["rows"]]
-            if len(accs) > 1:
-                sd = 100 * statistics.stdev(accs)
-                out.append({"run": stem, "budget": i, "method": method, "n": len(accs), "sd": sd})
+    for r in results:
+        if len(r["per_seed"]) > 1:
+            sd = 100 * statistics.stdev(r["per_seed"])
+            n = len(r["per_seed"])
+            out.append(
+                {"run": stem, "budget_ms": r["budget_ms"], "method": r["method"], "n": n, "sd": sd}
+            )
+    if not out:
+        raise SystemExit(f"search_quality_power: {path}: no method ran more than one seed")
     return out
 
 
@@ -70,32 +73,41 @@ def pooled_sd(spreads: list[dict[str, Any]]) -> float:
 
 
 def claim_rate(delta: float, sd: float, seeds: int, trials: int, rng: Any) -> float:
-    """How often the claim holds when both searches are truly `delta` pp ahead of two equal
-    baselines at every budget, each mean over `seeds` accuracies of spread `sd`."""
-    noise = sd / math.sqrt(seeds)
-    base = rng.normal(0.0, noise, size=(trials, BUDGETS, 2)).max(axis=2)
-    holds = np.ones(trials, dtype=bool)
-    for _ in ("hardcore", "fbnet"):
-        margin = delta + rng.normal(0.0, noise, size=(trials, BUDGETS)) - base
-        holds &= (margin >= 0).all(axis=1) & ((margin > 0).sum(axis=1) >= BEATS_NEEDED)
-    return float(holds.mean())
+    """How often the verdict holds when hardcore is truly `delta` pp ahead of both baselines at
+    every budget, each accuracy of spread `sd`, over `seeds` paired seeds."""
+    if seeds < 2:
+        return 0.0  # no standard error from one seed
+    ours = rng.normal(delta, sd, size=(trials, BUDGETS, 1, seeds))
+    theirs = rng.normal(0.0, sd, size=(trials, BUDGETS, BASELINES, seeds))
+    diffs = ours - theirs
+    mean = diffs.mean(axis=3)
+    se = diffs.std(axis=3, ddof=1) / math.sqrt(seeds)
+    beats = (mean > 2 * se).all(axis=2)
+    return float((beats.sum(axis=1) >= BEATS_NEEDED).mean())
 
 
-def binomial_sd(accuracy: float = 0.975, images: int = 1000) -> float:
+def run_accuracy(stem: str) -> tuple[float, int]:
+    """A run's mean test accuracy over every result, and its test split's size."""
+    payload = json.loads((RESULTS / f"{stem}.json").read_text())
+    accuracies = [a for r in payload["results"] for a in r["per_seed"]]
+    return statistics.fmean(accuracies), int(payload["test_images"])
+
+
+def binomial_sd(accuracy: float, images: int) -> float:
     return 100 * math.sqrt(accuracy * (1 - accuracy) / images)
 
 
 def markdown(payload: dict[str, Any]) -> list[str]:
     sd, seeds = payload["pooled_sd_pp"], payload["seeds"]
     lines = [
-        "# search_quality_power — what the search_quality claim can detect",
+        "# search_quality_power — what the search_quality verdict can detect",
         "",
         f"Per-seed spread of one method's test accuracy at one budget, pooled over "
         f"{payload['cells']} method × budget cells of {', '.join(payload['runs'])}: "
-        f"**{sd:.2f} pp** (the 1,000-image test split alone: {payload['binomial_sd_pp']:.2f} pp "
-        f"at 97.5%). Chance that the claim holds when hardcore and fbnet are both truly δ pp "
-        f"ahead of two equal baselines at all three budgets (judged on means over the seeds, "
-        f"{payload['trials']} simulated runs per cell):",
+        f"**{sd:.2f} pp** (the {payload['test_images']:,}-image test split alone: "
+        f"{payload['binomial_sd_pp']:.2f} pp at {payload['mean_accuracy']:.1%}). Chance that the "
+        "verdict holds when hardcore is truly δ pp ahead of both baselines at all three budgets "
+        f"(paired differences over the seeds, {payload['trials']} simulated runs per cell):",
         "",
         "| δ (pp) | " + " | ".join(f"{n} seeds" for n in seeds) + " |",
         "|---|" + "---|" * len(seeds),
@@ -111,6 +123,7 @@ def main() -> None:
     runs = [s for s in args.runs.split(",") if s]
     spreads = [s for stem in runs for s in seed_spreads(stem)]
     sd = pooled_sd(spreads)
+    accuracy, images = run_accuracy(runs[0])
     seeds = [int(n) for n in args.seeds.split(",")]
     rng = np.random.default_rng(0)
     table = [
@@ -124,7 +137,9 @@ def main() -> None:
         "runs": runs,
         "cells": len(spreads),
         "pooled_sd_pp": sd,
-        "binomial_sd_pp": binomial_sd(),
+        "test_images": images,
+        "mean_accuracy": accuracy,
+        "binomial_sd_pp": binomial_sd(accuracy, images),
         "seeds": seeds,
         "trials": args.trials,
         "table": table,

@@ -1,0 +1,212 @@
+"""supernet_ranking: does the shared supernet rank architectures as training them alone does?
+
+A weight-sharing search can only find a good network if the accuracy a path reaches with the
+supernet's inherited weights orders architectures as their stand-alone training does ("Evaluating
+the Search Phase of NAS": often it does not, and the search is then no better than random). This
+trains the shared weights exactly as a multi-budget job does (`search.shared.WeightPhase`: one
+path a step, drawn by `LatencySampler` over the space's whole latency range of this machine's
+onnxruntime LUT) on `--dataset` (cluttered-mnist, synthetic), and after each of `--eval-epochs`
+gives every architecture of accuracy_span its inherited weights, re-estimates BatchNorm on 20
+training batches (as SPOS and OFA do) and measures its test accuracy. Kendall τ (tau-b) and
+Spearman ρ against the stand-alone test accuracies recorded in accuracy_span's result.
+
+    python benchmarks/supernet_ranking.py
+
+Writes benchmarks/results/supernet_ranking.json and .md (supernet_ranking_smoke.* with --smoke).
+The weight phase checkpoints in `--workdir`, so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import _common as c
+import torch
+from scipy.stats import kendalltau, spearmanr
+
+from search.cost import LatencyCostModel
+from search.data import load_dataset
+from search.request import SearchSettings
+from search.run import bind_space
+from search.shared import LatencySampler, Progress, WeightPhase
+from search.spaces.base import SearchSpace
+from search.supernet import Supernet
+from search.train import evaluate, recalibrate_batchnorm, steps_per_epoch
+
+NAME = "supernet_ranking"
+SPAN_RESULT = c.RESULTS / "accuracy_span.json"
+IDENTITY = "supernet-ranking"  # the checkpoint's owner; extending --eval-epochs resumes it
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", default="cluttered-mnist")
+    p.add_argument("--eval-epochs", default="2,4,8", help="weight-phase epochs to rank after")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0, help="seeds the weight phase")
+    p.add_argument("--calibration", type=int, default=20, help="end-to-end runs (LUT workdir)")
+    p.add_argument("--lut-workdir", type=Path, default=Path("/tmp/hwnas-search-bench"))
+    p.add_argument("--workdir", type=Path, default=Path("/tmp/hwnas-supernet-ranking"))
+    p.add_argument("--tag", default="", help="suffix of the result files")
+    p.add_argument("--smoke", action="store_true", help="1 epoch, the first 4 architectures")
+    args = p.parse_args()
+    args.eval_epochs = sorted({int(e) for e in args.eval_epochs.split(",") if e})
+    if args.smoke:
+        args.eval_epochs = [1]
+        args.workdir = args.workdir.with_name(args.workdir.name + "-smoke")
+    return args
+
+
+def standalone_accuracies(dataset: str, smoke: bool) -> dict[str, float]:
+    """Architecture → stand-alone test accuracy, from accuracy_span's current result."""
+    runs = json.loads(SPAN_RESULT.read_text())["datasets"][dataset]["runs"]
+    accuracies = {r["arch"]: float(r["test_accuracy"]) for r in runs}
+    if len(accuracies) < 4:
+        raise SystemExit(f"accuracy_span has {len(accuracies)} architectures on {dataset}")
+    return dict(list(accuracies.items())[:4]) if smoke else accuracies
+
+
+def cost_model(args: argparse.Namespace, space_text: str) -> LatencyCostModel:
+    """The space's calibrated onnxruntime cost model from the search benchmarks' LUT workdir."""
+    bench_args = argparse.Namespace(
+        workdir=args.lut_workdir,
+        smoke=False,
+        drift_reference=False,
+        calibration=args.calibration,
+    )
+    args.lut_workdir.mkdir(parents=True, exist_ok=True)
+    return c.prepare_space(c.open_bench(bench_args), space_text)[1]
+
+
+def inherited_accuracy(
+    supernet: Supernet, space: SearchSpace, arch: str, data: Any, batch_size: int
+) -> float:
+    """Test accuracy of `arch` with the supernet's weights, BatchNorm re-estimated."""
+    child = space.build(space.architecture(arch.split(":", 1)[1].split("-")))
+    child.load_state_dict(supernet.child_state_dict(c.choices_of(space, arch)))
+    recalibrate_batchnorm(child, data.train, batch_size)
+    return evaluate(child, data.test)[0]
+
+
+def correlations(inherited: dict[str, float], standalone: dict[str, float]) -> dict[str, float]:
+    archs = list(standalone)
+    a, b = [inherited[x] for x in archs], [standalone[x] for x in archs]
+    return {
+        "kendall_tau": float(kendalltau(a, b).statistic),
+        "spearman_rho": float(spearmanr(a, b).statistic),
+    }
+
+
+def markdown(payload: dict[str, Any]) -> list[str]:
+    p = payload["protocol"]
+    lines = [
+        f"# {NAME}",
+        "",
+        f"{p['space']} on {p['dataset']}"
+        + (" (synthetic)" if p["dataset"] == "cluttered-mnist" else "")
+        + f": the shared weights trained as a multi-budget job trains them (one path a step over "
+        f"[{p['latency_range_ms'][0]:.3f}, {p['latency_range_ms'][1]:.3f}] ms, batch "
+        f"{p['batch_size']}, seed {p['seed']}); each of the {p['architectures']} architectures of "
+        "accuracy_span evaluated on the test split with its inherited weights (BatchNorm "
+        "re-estimated on 20 training batches), against its stand-alone test accuracy "
+        f"({p['standalone_protocol']}).",
+        "",
+        "| weight-phase epochs | Kendall τ | Spearman ρ | inherited accuracy: min / median / max "
+        "| weight phase CPU |",
+        "|---|---|---|---|---|",
+    ]
+    for row in payload["rankings"]:
+        acc = sorted(row["inherited"].values())
+        lines.append(
+            f"| {row['epochs']} | **{row['kendall_tau']:.2f}** | {row['spearman_rho']:.2f} | "
+            f"{acc[0]:.1%} / {statistics.median(acc):.1%} / {acc[-1]:.1%} | "
+            f"{row['weights_cpu_s'] / 60:.1f} min |"
+        )
+    last = payload["rankings"][-1]["inherited"]
+    lines += ["", "| architecture | stand-alone | inherited (last row) |", "|---|---|---|"]
+    for arch, acc in sorted(payload["standalone"].items(), key=lambda kv: -kv[1]):
+        lines.append(f"| `{arch.split(':', 1)[1]}` | {acc:.2%} | {last[arch]:.2%} |")
+    return lines
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(1)  # the other core is someone else's
+    standalone = standalone_accuracies(args.dataset, args.smoke)
+    space_text = next(iter(standalone)).split(":", 1)[0]
+    model = cost_model(args, space_text)
+    data = load_dataset(args.dataset, seed=0, resolution=28)
+    space = bind_space(space_text, data)
+    if space.spec_string != model.space:
+        raise SystemExit(f"the LUT's space {model.space} is not the dataset's {space.spec_string}")
+    torch.manual_seed(args.seed)
+    supernet = Supernet(space)
+    sampler = LatencySampler(model, model.min_latency_ms, model.max_latency_ms, args.seed)
+    span_protocol = json.loads(SPAN_RESULT.read_text())["protocol"]
+    rankings: list[dict[str, Any]] = []
+    for epochs in args.eval_epochs:
+        settings = SearchSettings(
+            "hardcore",
+            epochs=epochs,
+            warmup_epochs=0,
+            batch_size=args.batch_size,
+            seed=args.seed,
+        )
+        total = epochs * steps_per_epoch(data.train, args.batch_size)
+        c.log(f"weight phase to epoch {epochs} ({total} steps)")
+        times = WeightPhase(
+            supernet,
+            sampler,
+            settings,
+            data.train,
+            args.workdir / "supernet",
+            IDENTITY,
+            Progress(total=total),
+            lambda event: None,
+        ).run()
+        started = time.process_time()
+        inherited = {
+            arch: inherited_accuracy(supernet, space, arch, data, args.batch_size)
+            for arch in standalone
+        }
+        row = {
+            "epochs": epochs,
+            "weights_wall_s": times["wall_s"],
+            "weights_cpu_s": times["cpu_s"],
+            "evaluate_cpu_s": time.process_time() - started,
+            **correlations(inherited, standalone),
+            "inherited": inherited,
+        }
+        rankings.append(row)
+        c.log(f"epoch {epochs}: Kendall tau {row['kendall_tau']:.3f}")
+        payload = {
+            "protocol": {
+                "space": space.spec_string,
+                "dataset": args.dataset,
+                "synthetic": args.dataset == "cluttered-mnist",
+                "architectures": len(standalone),
+                "batch_size": args.batch_size,
+                "seed": args.seed,
+                "latency_range_ms": [sampler.low_ms, sampler.high_ms],
+                "standalone_protocol": (
+                    f"{span_protocol['child_epochs']} epochs, shifts up to "
+                    f"{span_protocol['child_shift_px']} px, batch {span_protocol['batch_size']}, "
+                    f"seed {span_protocol['seed']}, from accuracy_span"
+                ),
+            },
+            "standalone": standalone,
+            "rankings": rankings,
+            "meta": {"torch_threads": torch.get_num_threads(), "smoke": bool(args.smoke)},
+        }
+        c.write_results(
+            NAME, argparse.Namespace(smoke=args.smoke, tag=args.tag), payload, markdown(payload)
+        )
+
+
+if __name__ == "__main__":
+    main()
