@@ -63,8 +63,9 @@
 
   function drawCurvesNow() {
     curvesPending = null;
+    // copies: Plotly.react redraws a trace only when its arrays are new ones
     const traces = [...curves.entries()].map(([key, c]) => ({
-      x: c.steps, y: c.latency, mode: "lines+markers", name: key === "shared weights"
+      x: [...c.steps], y: [...c.latency], mode: "lines+markers", name: key === "shared weights"
         ? "sampled path (shared weights)" : `budget ${fmt(key)} ms`,
     }));
     Plotly.react(document.getElementById("progress-plot"), traces, {
