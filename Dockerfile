@@ -1,4 +1,4 @@
-# hwnas: the API, a worker or a profiler agent (the command decides). CPU build of torch.
+# hwnas: the API, a worker, a Ray node or a profiler agent (the command decides). CPU build of torch.
 FROM python:3.11-slim
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 HWNAS_HOME=/data
 WORKDIR /app
@@ -10,7 +10,7 @@ COPY search search
 COPY deploy deploy
 COPY service service
 RUN pip install "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu \
-    && pip install .
+    && pip install ".[ray]"
 RUN useradd --create-home --uid 1000 hwnas && mkdir -p /data /artifacts \
     && chown hwnas /data /artifacts
 USER hwnas

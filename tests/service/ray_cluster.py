@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,13 +28,14 @@ class RayCluster:
     """The cluster's address and its two nodes' process groups."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root
+        self.root = root  # the nodes' logs
+        self.temp = short_temp_dir()  # the nodes' sessions, sockets among them
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.groups: dict[str, int] = {}
 
     def _start(self, name: str, *args: str) -> None:
-        temp = self.root / name
+        temp = self.temp / name
         temp.mkdir(parents=True, exist_ok=True)
         log = (self.root / f"{name}.log").open("ab")
         command = [
@@ -64,10 +67,13 @@ class RayCluster:
             )
         self.groups[name] = process.pid
 
-    def start(self) -> None:
+    def start(self, second_node: bool = True) -> None:
+        """The head, and the second node unless `second_node` is false; returns once the
+        cluster reports every node's CPU."""
         self._start("head", "--head", "--port", str(self.port), "--include-dashboard", "false")
-        self._start("second", "--address", self.address)
-        self.wait_for_cpus(2)
+        if second_node:
+            self._start("second", "--address", self.address)
+        self.wait_for_cpus(2 if second_node else 1)
 
     def wait_for_cpus(self, cpus: int) -> None:
         """Until the cluster reports `cpus` CPUs (both nodes joined), asked from a process of its
@@ -87,29 +93,26 @@ class RayCluster:
             raise RuntimeError(f"the cluster never had {cpus} CPUs: {result.stderr[-2000:]}")
 
     def belongs_to(self, name: str, pid: int) -> bool:
-        """Whether process `pid` is one of node `name`'s: in its process group, or started by
-        one that is (Ray's workers lead groups of their own, under the node's raylet)."""
+        """Whether process `pid` is one of node `name`'s."""
         group = self.groups.get(name)
-        while pid > 1 and group is not None:
-            stat = _stat(pid)
-            if stat is None:
-                return False
-            if stat[2] == group:
-                return True
-            pid = stat[1]
-        return False
+        return group is not None and in_group_tree(group, pid)
 
     def kill(self, name: str) -> None:
         """Every process of node `name`, at once (SIGKILL: a node lost, not shut down)."""
-        members = [pid for pid in _pids() if self.belongs_to(name, pid)]
-        self.groups.pop(name, None)
-        for pid in members:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        group = self.groups.pop(name, None)
+        if group is not None:
+            kill_group_tree(group)
 
     def stop(self) -> None:
         for name in list(self.groups):
             self.kill(name)
+        shutil.rmtree(self.temp, ignore_errors=True)
+
+
+def short_temp_dir() -> Path:
+    """A new directory under /tmp with a short path: a Ray node's socket paths, under its
+    temporary directory, must fit AF_UNIX's 107 bytes (a pytest tmp_path is too long)."""
+    return Path(tempfile.mkdtemp(prefix="hwnas-ray-", dir="/tmp"))
 
 
 def _node_env() -> dict[str, str]:
@@ -130,6 +133,27 @@ def _stat(pid: int) -> tuple[str, int, int] | None:
 
 def _pids() -> list[int]:
     return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+
+
+def in_group_tree(group: int, pid: int) -> bool:
+    """Whether `pid` is in process group `group`, or was started by a process that is (Ray's
+    workers lead groups of their own, under their node's raylet)."""
+    while pid > 1:
+        stat = _stat(pid)
+        if stat is None:
+            return False
+        if stat[2] == group:
+            return True
+        pid = stat[1]
+    return False
+
+
+def kill_group_tree(group: int) -> None:
+    """SIGKILL every process of `in_group_tree(group, ...)` (a Ray node started in a session of
+    its own: all of it, and nothing else)."""
+    for pid in [pid for pid in _pids() if in_group_tree(group, pid)]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def pid_alive(pid: int) -> bool:

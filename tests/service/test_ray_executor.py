@@ -6,6 +6,7 @@ API and are run by real `hwnas worker` processes."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -172,6 +173,32 @@ def test_cancelling_a_running_job_ends_its_tasks(ray_cluster: RayCluster, servic
         assert worker.wait(timeout=60) == 0
     finally:
         stop_process(worker)
+
+
+def test_hwnas_search_runs_its_budgets_on_the_cluster(
+    ray_cluster: RayCluster, tmp_path: Path
+) -> None:
+    env = service_env(tmp_path / "home", HWNAS_RAY_ADDRESS=ray_cluster.address, OMP_NUM_THREADS="1")
+    seed_synthetic_lut(f"sqlite:///{tmp_path / 'home' / 'hwnas.db'}", "cpu-synth", num_classes=3)
+    write_npz(tmp_path / "squares.npz")
+    flags = (
+        "--space fbnet-tiny --device cpu-synth --epochs 1 --child-epochs 1 --batch-size 16 "
+        "--dataset squares.npz --latency-ms 3,6 --arch-steps 10 --out runs"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "service.cli", "search", *flags.split()],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "on Ray" in result.stdout and "weights, budget-3, budget-6" in result.stdout
+    for unit in ("supernet", "budget-3", "budget-6"):
+        events = (tmp_path / "runs" / unit / "events.jsonl").read_text()
+        assert '"unit_finished"' in events
+    assert len(json.loads((tmp_path / "runs" / "pareto.json").read_text())) == 2
 
 
 def test_a_lost_node_s_unit_resumes_from_its_checkpoint(

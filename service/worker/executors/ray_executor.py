@@ -7,6 +7,8 @@ still running; a task that fails for good fails its unit, and the others finish 
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -35,6 +37,8 @@ def connect(address: str) -> None:
     """Join the cluster at `address` once per process (`auto`, `ray://host:10001`, `host:port`)."""
     if ray.is_initialized():
         return
+    # ray.init makes SIGTERM exit the process; the job worker's own handler hands its job back
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -43,6 +47,11 @@ def connect(address: str) -> None:
             f"cannot join the Ray cluster at {address} (HWNAS_RAY_ADDRESS): "
             f"{first[0] if first else type(exc).__name__}"
         ) from None
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            for sig, handler in handlers.items():
+                if handler is not None:  # None: not installed from Python, nothing to restore
+                    signal.signal(sig, handler)
 
 
 def run_units(
