@@ -194,11 +194,9 @@ def _declare_input_range(prepared: Any, top: float) -> None:
     import torch
 
     placeholder = next(node for node in prepared.graph.nodes if node.op == "placeholder")
-    observers = [
-        user.target
-        for user in placeholder.users
-        if user.op == "call_module" and str(user.target).startswith("activation_post_process")
-    ]
+    observers = [str(node.target) for node in _input_consumers(placeholder)]
+    if not observers:  # the quantiser left the input float (a micro-model starting with a mean)
+        return
     if len(observers) != 1:
         raise ExportFailed(f"tflite-int8: expected one observer of the input, found {observers}")
     observer = getattr(prepared, str(observers[0]))
@@ -206,8 +204,24 @@ def _declare_input_range(prepared: Any, top: float) -> None:
     observer.max_val = torch.tensor(float(top))
 
 
+_LAYOUT_OPS = ("permute", "view", "reshape", "contiguous", "clone")
+
+
+def _input_consumers(placeholder: Any) -> list[Any]:
+    """The observers that see the graph's input, through the layout ops an NHWC wrapper puts
+    in front of the module (a permute to NCHW)."""
+    found, pending = [], list(placeholder.users)
+    while pending:
+        node = pending.pop()
+        if node.op == "call_module" and str(node.target).startswith("activation_post_process"):
+            found.append(node)
+        elif node.op == "call_function" and any(op in str(node.target) for op in _LAYOUT_OPS):
+            pending.extend(node.users)
+    return found
+
+
 def _layout(tensor: Any, nhwc: bool) -> Any:
-    return tensor.permute(0, 2, 3, 1).contiguous() if nhwc else tensor
+    return tensor.permute(0, 2, 3, 1).contiguous() if nhwc and tensor.dim() == 4 else tensor
 
 
 def _channel_layout(
@@ -218,7 +232,7 @@ def _channel_layout(
     file casts uint8 pixels first."""
     module = job.module if quantised else job.graph_module()
     example = job.float_example() if quantised else job.example()
-    if not job.nhwc:
+    if not job.nhwc or example.dim() != 4:
         return module, example
     import torch
 

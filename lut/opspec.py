@@ -139,3 +139,12 @@ def make_divisible(value: float, divisor: int = 8) -> int:
     """Round channels to a multiple of `divisor`, never more than 10% below `value` (MobileNet)."""
     rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
     return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+def with_dtype(spec: OpSpec, dtype: str | None) -> OpSpec:
+    """`spec` as a LUT of `dtype` keys it (None: as it is). An int8 device (the mcu backend)
+    stores int8 specs, so its entries never share a key with an fp32 LUT's, while search asks
+    every LUT with the space's specs."""
+    if dtype is None or spec.dtype == dtype:
+        return spec
+    return dataclasses.replace(spec, dtype=dtype)

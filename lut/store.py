@@ -27,7 +27,7 @@ from lut.db import (
 )
 from lut.measurement import Measurement
 from lut.migrate import migrate
-from lut.opspec import OpSpec
+from lut.opspec import OpSpec, with_dtype
 from lut.predictor import IN_NETWORK_TIMING, Calibration, FixedCosts, needs_measurement
 
 
@@ -75,6 +75,15 @@ class Device:
     @property
     def label(self) -> str:
         return f"{self.name} ({self.backend} {self.fingerprint.get('runtime_version', '?')})"
+
+    @property
+    def opspec_dtype(self) -> str | None:
+        """The dtype this device's LUT keys its specs with (None: the specs' own)."""
+        value = self.fingerprint.get("opspec_dtype")
+        return str(value) if value else None
+
+    def lut_spec(self, spec: OpSpec) -> OpSpec:
+        return with_dtype(spec, self.opspec_dtype)
 
     @classmethod
     def from_row(cls, row: DeviceRow) -> Device:
@@ -307,7 +316,10 @@ class LutStore:
         created_at: datetime | None = None,
         connection: Connection | None = None,
     ) -> int:
-        rows = [measurement_values(device.id, s, m, profiler_version, created_at) for s, m in items]
+        rows = [
+            measurement_values(device.id, device.lut_spec(s), m, profiler_version, created_at)
+            for s, m in items
+        ]
         return self.insert_measurement_rows(rows, replace=replace, connection=connection)
 
     def insert_measurement_rows(
@@ -349,12 +361,16 @@ class LutStore:
     def entries(
         self, device: Device, specs: Sequence[OpSpec] | None = None
     ) -> dict[str, StoredMeasurement]:
+        """op key → stored entry; an int8 device's entries under the keys of the specs asked
+        with (see `Device.lut_spec`)."""
         query = select(MeasurementRow).where(MeasurementRow.device_id == device.id)
+        asked: dict[str, str] = {}
         if specs is not None:
-            query = query.where(MeasurementRow.op_key.in_({s.key for s in specs}))
+            asked = {device.lut_spec(s).key: s.key for s in specs}
+            query = query.where(MeasurementRow.op_key.in_(set(asked)))
         with Session(self.engine) as session:
             return {
-                row.op_key: StoredMeasurement(
+                asked.get(row.op_key, row.op_key): StoredMeasurement(
                     OpSpec.from_dict(row.opspec),
                     measurement_from_row(row),
                     row.profiler_version,
@@ -366,7 +382,9 @@ class LutStore:
     def missing(self, device: Device, specs: Sequence[OpSpec]) -> list[OpSpec]:
         """Coverage: the specs (that need measuring) this device's LUT does not hold yet."""
         have = self.measured_keys(device)
-        return [s for s in _unique(specs) if needs_measurement(s) and s.key not in have]
+        return [
+            s for s in _unique(specs) if needs_measurement(s) and device.lut_spec(s).key not in have
+        ]
 
     # -- end-to-end measurements and calibrations ---------------------------------------
     def add_e2e(

@@ -2,6 +2,7 @@
 
 from profilers.backends import (  # noqa: F401  (imported for their @register_backend side effect)
     litert_backend,
+    mcu_backend,
     onnxruntime_backend,
     tensorrt_backend,
     torch_backend,

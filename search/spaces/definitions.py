@@ -136,3 +136,27 @@ def mbv3_tiny() -> SpaceDef:
         stem_activation="hswish",
         head_activation="hswish",
     )
+
+
+# MCUNet-like (Lin et al., 2020): MBConv k3/5/7 x e3/4/6 + skip, for microcontrollers, where
+# resolution and width (`mcunet@r64_w0.35`, `mcunet@r96_w0.5`) set the SRAM a network needs.
+MCUNET_BLOCKS = tuple(f"ir_k{k}_e{e}" for k in (3, 5, 7) for e in (3, 4, 6))
+MCUNET_CANDIDATES = (*MCUNET_BLOCKS, "skip")
+
+
+@register_space("mcunet")
+def mcunet() -> SpaceDef:
+    stages = [(24, 2, 2), (40, 3, 2), (80, 3, 2), (96, 3, 1), (160, 3, 2), (320, 1, 1)]
+    fixed_first = StageDef(16, 1, 1, ("ir_k3_e1",), searchable=False)
+    searched = [
+        StageDef(c, n, s, MCUNET_CANDIDATES, first_candidates=MCUNET_BLOCKS) for c, n, s in stages
+    ]
+    return SpaceDef(
+        name="mcunet",
+        description="MCUNet-like: 15 searchable MBConv k3/5/7 x e3/4/6 + skip, 96x96, width 0.5",
+        stem_channels=32,
+        stem_stride=2,
+        stages=(fixed_first, *searched),
+        head_channels=320,
+        defaults=SpaceParams(resolution=96, width_mult=0.5, in_channels=3, num_classes=10),
+    )

@@ -23,6 +23,10 @@ from service.cli.common import (
     stdout,
     user_errors,
 )
+from service.cli.mcu_options import add_mcu_arguments, backend_options
+
+# What the mcu backend's measurements add to a JSON line: the emulated board's counts and bytes.
+MCU_FIELDS = ("instructions", "arena_bytes", "flash_bytes", "clock_mhz", "estimate")
 
 
 def register(sub: Any) -> None:
@@ -68,6 +72,7 @@ def register(sub: Any) -> None:
         "(default 1)",
     )
     p.add_argument("--json", action="store_true", help="one JSON object per architecture")
+    add_mcu_arguments(p)
     add_tenant_argument(p)
     p.set_defaults(handler=run_measure)
 
@@ -173,7 +178,7 @@ def run_measure(args: argparse.Namespace) -> int:
     from profilers.runner import use_lut_drift_reference
 
     networks = [_parse(t) for t in read_arch_inputs(args)]
-    backend = make_backend(args.backend, args.threads, args.quick)
+    backend = make_backend(args.backend, args.threads, args.quick, options=backend_options(args))
     store = open_store() if args.device else None
     device = None
     if store is not None:
@@ -238,6 +243,7 @@ def _measured_row(
         "latency_ms": m.median_ms,
         "backend": backend.name,
         "threads": backend.threads,
+        **{k: m.extra[k] for k in MCU_FIELDS if k in m.extra},
         **m.to_dict(samples=False),
     }
     if as_json:

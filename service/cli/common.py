@@ -162,7 +162,12 @@ def reference_note(fixed: FixedCosts) -> str:
 
 
 def make_backend(
-    name: str, threads: int, quick: bool = False, *, drift_reference: bool = False
+    name: str,
+    threads: int,
+    quick: bool = False,
+    *,
+    drift_reference: bool = False,
+    options: dict[str, Any] | None = None,
 ) -> Any:
     from dataclasses import replace
 
@@ -176,7 +181,11 @@ def make_backend(
     protocol = replace(QUICK if quick else MeasureProtocol(), drift_reference=drift_reference)
     with user_errors():
         return create_backend(
-            name, threads=threads, cache_dir=settings().cache_dir, protocol=protocol
+            name,
+            threads=threads,
+            cache_dir=settings().cache_dir,
+            protocol=protocol,
+            **(options or {}),
         )
 
 

@@ -16,6 +16,7 @@ from service.cli.common import (
     stderr,
     user_errors,
 )
+from service.cli.mcu_options import add_mcu_arguments, backend_options
 
 
 def register(sub: Any) -> None:
@@ -75,6 +76,7 @@ def register(sub: Any) -> None:
         help="with --in-network: every candidate of every layer runs in N networks, each time "
         "beside other neighbours (default 4: 36 networks for fbnet)",
     )
+    add_mcu_arguments(parser)
     add_tenant_argument(parser)
     parser.set_defaults(handler=run)
 
@@ -94,7 +96,11 @@ def run(args: argparse.Namespace) -> int:
     with user_errors():
         space = space_from_string(args.space)
     backend = make_backend(
-        args.backend, args.threads, args.quick, drift_reference=args.drift_reference
+        args.backend,
+        args.threads,
+        args.quick,
+        drift_reference=args.drift_reference,
+        options=backend_options(args),
     )
     if args.in_network:
         return run_in_network(args, space, backend)

@@ -1,0 +1,170 @@
+"""MCU backend: each OpSpec (or network) converted to a full-integer int8 TFLite model (the
+`tflite-int8` exporter, calibrated on fixed random images) and run by the profiling firmware
+(TFLite Micro + CMSIS-NN) on QEMU's Cortex-M board. Counts are instructions, turned into
+milliseconds with a declared clock: an emulator estimate, not a board's cycles."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+from lut.measurement import Measurement
+from lut.opspec import OpSpec
+from profilers.base import PROFILER_VERSION, ProfilerBackend, register_backend
+from profilers.export import check_cache_key, check_eval_mode, ensure_cached, op_model
+from profilers.mcu import toolchain
+from profilers.mcu.build import Firmware, ensure_firmware
+from profilers.mcu.emulator import run_model
+from profilers.mcu.protocol import FirmwareReport
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn as nn
+
+CALIBRATION_IMAGES = 8
+ESTIMATE = "emulator estimate: instructions / declared clock"
+
+
+@register_backend("mcu")
+class McuBackend(ProfilerBackend):
+    """`device` names the core (m4, m7); `clock_mhz` (default: the core's) turns instructions into
+    milliseconds. Every run is deterministic, so `invokes` (default 2) only checks that: the
+    first Invoke() is the warm-up, the others the samples."""
+
+    layout = "NHWC"
+    default_device = "m4"
+    opspec_dtype: ClassVar[str] = "int8"
+
+    def __init__(self, *, clock_mhz: float | None = None, invokes: int = 2, **kwargs: Any) -> None:
+        kwargs["precision"] = "int8"
+        super().__init__(**kwargs)
+        if self.threads != 1:
+            raise ValueError(f"the mcu backend runs one thread, not {self.threads}")
+        if invokes < 2:
+            raise ValueError(f"invokes must be at least 2 (one warm-up), got {invokes}")
+        self.core = toolchain.get_core(self.device)
+        self.clock_mhz = float(clock_mhz or self.core.clock_mhz)
+        if self.clock_mhz <= 0:
+            raise ValueError(f"clock_mhz must be > 0, got {clock_mhz}")
+        self.invokes = invokes
+        self.conversions = 0
+        self._firmware: Firmware | None = None
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        if importlib.util.find_spec("litert_torch") is None:
+            return "the Python package 'litert-torch' is not installed"
+        return toolchain.unavailable_reason()
+
+    @property
+    def firmware(self) -> Firmware:
+        """The core's profiling firmware, built (minutes, once per fingerprint) on first use."""
+        if self._firmware is None:
+            self._firmware = ensure_firmware(self.core)
+        return self._firmware
+
+    def runtime_version(self) -> str:
+        return f"TFLite Micro {toolchain.tflm_commit()} + CMSIS-NN"
+
+    def provider(self) -> str:
+        return "cmsis_nn"
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The core, its declared clock, SRAM and flash, and what built and ran the firmware."""
+        built = self.firmware.fingerprint
+        return {
+            "backend": self.name,
+            "runtime_version": self.runtime_version(),
+            "provider": self.provider(),
+            "threads": 1,
+            "precision": "int8",
+            "opspec_dtype": self.opspec_dtype,
+            "core": self.core.cpu,
+            "clock_mhz": self.clock_mhz,
+            "sram_bytes": self.core.sram_bytes,
+            "flash_bytes": self.core.flash_bytes,
+            "tflm_commit": built["tflm_commit"],
+            "kernels": built["kernels"],
+            "compiler": built["compiler"],
+            "firmware": built["firmware_sources"],
+            "emulator": f"{toolchain.emulator_version()}, {self.core.board}, -icount shift=0",
+            "estimate": ESTIMATE,
+            "profiler_version": PROFILER_VERSION,
+        }
+
+    def measure_op(self, spec: OpSpec) -> Measurement:
+        module, example = op_model(spec)
+        return self._measure(module, example, spec.key)
+
+    def measure_module(
+        self, module: nn.Module, example: torch.Tensor, *, cache_key: str
+    ) -> Measurement:
+        check_eval_mode(module)
+        return self._measure(module, example, check_cache_key(cache_key))
+
+    def measure_file(self, path: Path, example: Any = None) -> Measurement:
+        """Run an existing int8 .tflite file (an exported network) on the emulated board."""
+        return self.measurement(self.run_file(Path(path)), converted=False)
+
+    def run_file(self, path: Path, *, print_output: bool = False) -> FirmwareReport:
+        return run_model(
+            self.core,
+            self.firmware.elf,
+            Path(path).read_bytes(),
+            invokes=self.invokes,
+            print_output=print_output,
+        )
+
+    def measurement(self, report: FirmwareReport, *, converted: bool) -> Measurement:
+        """Milliseconds at the declared clock from the ticks of every Invoke() but the first;
+        instructions, arena and flash bytes and per-op instructions in `extra`."""
+        per_tick = self.core.instructions_per_tick
+        instructions = [ticks * per_tick for ticks in report.invoke_ticks]
+        samples = [count / (self.clock_mhz * 1e3) for count in instructions[1:]]
+        flash = report.model_bytes + self.firmware.info["sections"]["text"]
+        extra = {
+            "instructions": instructions[-1],
+            "arena_bytes": report.arena_used_bytes,
+            "model_bytes": report.model_bytes,
+            "flash_bytes": flash,
+            "clock_mhz": self.clock_mhz,
+            "op_instructions": [[tag, ticks * per_tick] for tag, ticks in report.op_ticks],
+            "estimate": ESTIMATE,
+            "converted": converted,
+        }
+        return Measurement.from_samples(
+            samples, warmup=1, peak_memory_bytes=report.arena_used_bytes, extra=extra
+        )
+
+    def int8_model(self, module: nn.Module, example: torch.Tensor, key: str) -> tuple[Path, bool]:
+        """`<key>.int8.tflite` in the cache, converted now if it is not there."""
+        path = self.cache_dir / f"{key}.int8.tflite"
+        converted = ensure_cached(path, lambda tmp: convert_int8(module, example, tmp))
+        self.conversions += converted
+        return path, converted
+
+    def _measure(self, module: nn.Module, example: torch.Tensor, key: str) -> Measurement:
+        path, converted = self.int8_model(module, example, key)
+        return self.measurement(self.run_file(path), converted=converted)
+
+
+def convert_int8(module: nn.Module, example: torch.Tensor, path: Path) -> None:
+    """Full-integer TFLite with channel-last input and output, calibrated on fixed random images
+    in [0, 1) shaped like `example` (the op's cost does not depend on their values)."""
+    import numpy as np
+
+    from deploy.exporters import export_tflite_int8
+    from deploy.formats import ExportJob
+
+    shape = tuple(int(d) for d in example.shape[1:])
+    rng = np.random.default_rng(0)
+    calibration = rng.random((CALIBRATION_IMAGES, *shape), dtype=np.float32)
+    job = ExportJob(
+        module=module.eval(),
+        input_shape=cast("tuple[int, int, int]", shape),
+        calibration=calibration,
+        out_dir=path.parent,
+        nhwc=True,
+    )
+    export_tflite_int8(job, path)

@@ -1,0 +1,52 @@
+"""Runs the profiling firmware on QEMU's Cortex-M boards with `-icount shift=0` (virtual time is
+the instruction count, so every run of a model gives the same counts), the job placed in the
+board's PSRAM by QEMU's generic loader and the report read from semihosting."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+
+from profilers.mcu.protocol import (
+    JOB_ADDRESS,
+    FirmwareError,
+    FirmwareReport,
+    job_image,
+    parse_report,
+)
+from profilers.mcu.toolchain import EMULATOR, Core
+
+RUN_TIMEOUT_S = 600
+
+
+def emulator_command(core: Core, elf: Path, job: Path) -> list[str]:
+    return [
+        EMULATOR,
+        "-M", core.board,
+        "-nographic", "-monitor", "none", "-serial", "none",
+        "-semihosting-config", "enable=on,target=native",
+        "-icount", "shift=0",
+        "-kernel", str(elf),
+        "-device", f"loader,file={job},addr={JOB_ADDRESS:#x},force-raw=on",
+    ]  # fmt: skip
+
+
+def run_model(
+    core: Core, elf: Path, model: bytes, *, invokes: int = 2, print_output: bool = False
+) -> FirmwareReport:
+    """Run `model` (.tflite bytes) `invokes` times on the emulated board; FirmwareError with the
+    firmware's own words if it could not."""
+    with tempfile.TemporaryDirectory(prefix="hwnas-mcu-") as scratch:
+        job = Path(scratch) / "job.bin"
+        job.write_bytes(job_image(model, invokes=invokes, print_output=print_output))
+        try:
+            done = subprocess.run(
+                emulator_command(core, elf, job),
+                capture_output=True,
+                text=True,
+                timeout=RUN_TIMEOUT_S,
+            )
+        except subprocess.TimeoutExpired:
+            raise FirmwareError(f"the emulator ran past {RUN_TIMEOUT_S} s") from None
+    return parse_report(done.stdout + done.stderr)

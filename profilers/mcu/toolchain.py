@@ -1,0 +1,104 @@
+"""Where the MCU build finds its parts: the offline TFLM kit (HWNAS_TFLM_KIT), extracted sources
+(HWNAS_TFLM_SOURCES), the Arm GNU toolchain and QEMU, and the cores the firmware is built for."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_KIT = REPO_ROOT.parent / "shared" / "vendor" / "tflm"
+HOST_TOOLS = ("arm-none-eabi-gcc", "arm-none-eabi-g++", "arm-none-eabi-size", "make", "patch")
+EMULATOR = "qemu-system-arm"
+
+
+@dataclass(frozen=True)
+class Core:
+    """One Cortex-M core: the compiler's name for it, the QEMU board that emulates it, the
+    SysTick clock of that board (instructions per tick under `-icount shift=0`), and the part
+    it stands for: default clock, SRAM and flash (an STM32F4-class M4, an STM32F7-class M7)."""
+
+    name: str
+    cpu: str
+    board: str
+    instructions_per_tick: int
+    clock_mhz: float
+    sram_bytes: int
+    flash_bytes: int
+
+
+CORES = {
+    "m4": Core("m4", "cortex-m4", "mps2-an386", 40, 100.0, 256 * 1024, 1024 * 1024),
+    "m7": Core("m7", "cortex-m7", "mps2-an500", 40, 216.0, 512 * 1024, 2048 * 1024),
+}
+
+
+def get_core(name: str) -> Core:
+    if name not in CORES:
+        raise ValueError(f"unknown MCU core {name!r}; valid: {', '.join(CORES)}")
+    return CORES[name]
+
+
+def kit_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """HWNAS_TFLM_KIT, or the kit beside the repository (`../shared/vendor/tflm`)."""
+    env = os.environ if environ is None else environ
+    return Path(env.get("HWNAS_TFLM_KIT") or DEFAULT_KIT).expanduser()
+
+
+def sources_override(environ: Mapping[str, str] | None = None) -> Path | None:
+    """HWNAS_TFLM_SOURCES: a folder holding an already extracted `tflite-micro/` (from the kit's
+    setup.sh), used instead of extracting the kit into the cache."""
+    env = os.environ if environ is None else environ
+    value = env.get("HWNAS_TFLM_SOURCES")
+    return Path(value).expanduser() if value else None
+
+
+def unavailable_reason() -> str | None:
+    """None if the firmware can be built and run here, else one line saying what is missing."""
+    missing = [tool for tool in (*HOST_TOOLS, EMULATOR) if shutil.which(tool) is None]
+    if missing:
+        return (
+            f"missing {', '.join(missing)} (apt-get install gcc-arm-none-eabi "
+            "libnewlib-arm-none-eabi qemu-system-arm make patch)"
+        )
+    override = sources_override()
+    if override is not None:
+        if not (override / "tflite-micro").is_dir():
+            return f"HWNAS_TFLM_SOURCES={override} has no tflite-micro/ folder"
+        return None
+    if not (kit_dir() / "setup.sh").is_file():
+        return f"no TFLM kit at {kit_dir()} (set HWNAS_TFLM_KIT or HWNAS_TFLM_SOURCES)"
+    return None
+
+
+@lru_cache(maxsize=1)
+def compiler_version() -> str:
+    """The first line of `arm-none-eabi-gcc --version`, e.g. '... 12.2.1 20221205'."""
+    out = subprocess.run(
+        ["arm-none-eabi-gcc", "--version"], capture_output=True, text=True, check=True
+    )
+    return out.stdout.splitlines()[0].strip()
+
+
+@lru_cache(maxsize=1)
+def emulator_version() -> str:
+    out = subprocess.run([EMULATOR, "--version"], capture_output=True, text=True, check=True)
+    return out.stdout.splitlines()[0].strip()
+
+
+def tflm_commit(environ: Mapping[str, str] | None = None) -> str:
+    """The TFLM commit the kit pins (read from its tarball's name), or the override's folder."""
+    override = sources_override(environ)
+    if override is not None:
+        return f"sources at {override}"
+    for tarball in sorted((kit_dir(environ) / "tarballs").glob("tflite-micro-*.tar.gz")):
+        found = re.fullmatch(r"tflite-micro-([0-9a-f]+)\.tar\.gz", tarball.name)
+        if found:
+            return found.group(1)
+    raise ValueError(f"no tflite-micro tarball in the TFLM kit at {kit_dir(environ)}")
