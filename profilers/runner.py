@@ -31,7 +31,11 @@ def measure_fixed_costs(
 ) -> FixedCosts:
     """`profilers.fixed_costs.measure_fixed_costs` with the backend's own conversions of the
     probe models."""
-    return fixed_costs.measure_fixed_costs(_BackendProbes(backend), drift_reference=drift_reference)
+    return fixed_costs.measure_fixed_costs(
+        _BackendProbes(backend),
+        drift_reference=drift_reference,
+        max_io_mb=getattr(backend, "max_probe_io_mb", None),
+    )
 
 
 class _BackendProbes:

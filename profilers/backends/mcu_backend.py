@@ -35,6 +35,9 @@ class McuBackend(ProfilerBackend):
     layout = "NHWC"
     default_device = "m4"
     opspec_dtype: ClassVar[str] = "int8"
+    # Fixed-cost probes up to this much I/O (MB as fp32): the larger `add` probes' tensors
+    # exceed the firmware's 4 MiB arena.
+    max_probe_io_mb: ClassVar[float] = 1.0
 
     def __init__(self, *, clock_mhz: float | None = None, invokes: int = 2, **kwargs: Any) -> None:
         kwargs["precision"] = "int8"

@@ -96,3 +96,16 @@ def test_lut_keys_int8_specs_and_finds_them_by_the_spaces_specs(
     assert int8_key != CONV.key
     assert set(store.lookup(mcu, [CONV])) == {CONV.key}
     assert store.missing(mcu, [CONV, LINEAR]) == [LINEAR]
+
+
+def test_profiling_into_a_lut_measures_fixed_costs_on_small_probes(
+    backend: McuBackend, sqlite_url: str
+) -> None:
+    from profilers.runner import profile_specs
+
+    store = LutStore(sqlite_url)
+    report = profile_specs(store, backend, "m4-lut", [CONV, LINEAR])
+    fixed = report.device.fixed_costs
+    assert fixed is not None and fixed.call_overhead_ms >= 0
+    assert len(report.measured) == 2
+    assert set(store.lookup(report.device, [CONV, LINEAR])) == {CONV.key, LINEAR.key}
