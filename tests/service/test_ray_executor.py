@@ -117,7 +117,7 @@ def _pareto(job: dict[str, Any]) -> list[dict[str, Any]]:
 def test_three_budgets_run_as_tasks_with_the_embedded_runners_pareto_table(
     ray_cluster: RayCluster, service: Service
 ) -> None:
-    body = {"budgets": {"cpu-synth": [3.0, 4.0, 6.0]}, "arch_steps": 20}
+    body = {"budgets": {"cpu-synth": [3.0, 4.0, 6.0]}, "arch_steps": 12}
     on_ray = service.submit(**body)
     worker = service.worker("ray", ray_cluster.address)
     try:
@@ -205,7 +205,7 @@ def test_a_lost_node_s_unit_resumes_from_its_checkpoint(
     ray_cluster: RayCluster, service: Service
 ) -> None:
     """Runs last in this module: the second node stays stopped."""
-    job_id = service.submit(budgets={"cpu-synth": [3.0, 6.0]}, arch_steps=300)
+    job_id = service.submit(budgets={"cpu-synth": [3.0, 6.0]}, arch_steps=150)
     worker = service.worker("ray", ray_cluster.address)
 
     def second_node_checkpointed(events: list[dict[str, Any]]) -> bool:
