@@ -57,6 +57,7 @@ def export_architecture(
             real_labels=False,
         )
         for name, path in files.items()
+        if get_format(name).verifiable
     }
     return files, errors, checks
 

@@ -70,6 +70,7 @@ class Format:
     export: Callable[[ExportJob, Path], None]
     needs: tuple[str, ...] = ()  # formats whose files it starts from
     exact: bool = True  # fp32: logits must match PyTorch; else only the accuracy may drop
+    verifiable: bool = True  # a model file a runtime here loads (c-array is C source)
 
 
 _REGISTRY: dict[str, Format] = {}
@@ -83,12 +84,15 @@ def register_format(
     int8: bool = False,
     needs: tuple[str, ...] = (),
     exact: bool | None = None,
+    verifiable: bool = True,
 ) -> Callable[[Callable[[ExportJob, Path], None]], Callable[[ExportJob, Path], None]]:
     def decorator(export: Callable[[ExportJob, Path], None]) -> Callable[[ExportJob, Path], None]:
         if name in _REGISTRY:
             raise ValueError(f"export format {name!r} is registered twice")
         is_exact = not int8 if exact is None else exact
-        _REGISTRY[name] = Format(name, file_name, runtime, int8, export, needs, is_exact)
+        _REGISTRY[name] = Format(
+            name, file_name, runtime, int8, export, needs, is_exact, verifiable
+        )
         return export
 
     return decorator
@@ -146,4 +150,4 @@ def _error_chain(exc: BaseException) -> list[BaseException]:
 
 
 def _load_exporters() -> None:
-    import deploy.exporters  # noqa: F401  (registers the built-in formats)
+    from deploy import c_array, exporters  # noqa: F401  (register the built-in formats)

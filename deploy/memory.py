@@ -66,6 +66,18 @@ def tensor_lifetimes(path: Path) -> tuple[list[Buffer], int]:
     return buffers, len(ops)
 
 
+def tflite_operators(path: Path) -> list[str]:
+    """The builtin operators a .tflite file uses (CONV_2D, ADD, ...), each once, in order."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    with silenced():
+        interpreter = Interpreter(
+            model_path=str(path),
+            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        )
+    return list(dict.fromkeys(str(op["op_name"]) for op in interpreter._get_ops_details()))
+
+
 def live_peak(buffers: list[Buffer], op_count: int) -> int:
     return max(
         (sum(b.size for b in buffers if b.first <= step <= b.last) for step in range(op_count)),

@@ -145,7 +145,9 @@ def check_files(
     quick: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Verify and measure each file whose checks.json entry is missing or stale (or all of them
-    with `force`); returns the entries of `files`. Entries of files no longer on disk go."""
+    with `force`); returns the entries of `files`. Entries of files no longer on disk go.
+    Formats that are not model files (c-array's C source) are left out."""
+    files = {name: file for name, file in files.items() if get_format(name).verifiable}
     path = run.export_dir / CHECKS_FILE
     checks = {k: v for k, v in read_json_or_empty(path).items() if k in produced_files(run.run_dir)}
     for name, file in files.items():

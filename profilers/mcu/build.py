@@ -160,21 +160,10 @@ def _build_library(core: Core, target: Path, jobs: int) -> None:
 
 
 def _link_firmware(core: Core, library: Path, target: Path) -> None:
-    lib = json.loads((library / "library.json").read_text())
     with _scratch_for(target) as scratch:
-        main, startup = scratch / "profiler_main.o", scratch / "startup.o"
-        cxx, cc = lib["cxxflags"].split(), lib["ccflags"].split()
-        _run(["arm-none-eabi-g++", *cxx, "-O2", "-c", str(FIRMWARE_SOURCES / "profiler_main.cc"),
-              "-o", str(main)], "firmware compile")  # fmt: skip
-        _run(["arm-none-eabi-gcc", *cc, "-O2", "-c", str(FIRMWARE_SOURCES / "startup.c"),
-              "-o", str(startup)], "firmware compile")  # fmt: skip
-        elf = scratch / "firmware.elf"
-        _run(["arm-none-eabi-g++", f"-mcpu={core.cpu}", "-mthumb", "-mfloat-abi=soft",
-              "--specs=rdimon.specs", "-T", str(FIRMWARE_SOURCES / "mps2.ld"), "-Wl,--gc-sections",
-              "-o", str(elf), str(main), str(startup), str(library / "libtflm.a"), "-lm"],
-             "firmware link")  # fmt: skip
-        main.unlink()
-        startup.unlink()
+        sources = [FIRMWARE_SOURCES / "profiler_main.cc", FIRMWARE_SOURCES / "startup.c"]
+        elf = _compile_and_link(core, library, sources, scratch / "firmware.elf")
+        lib = json.loads((library / "library.json").read_text())
         info = {
             "fingerprint": firmware_fingerprint(core),
             "library_build_seconds": lib["build_seconds"],
@@ -183,6 +172,38 @@ def _link_firmware(core: Core, library: Path, target: Path) -> None:
             "sections": _section_sizes(elf),
         }
         write_json_atomically(scratch / "firmware.json", info)
+
+
+def build_program(core: Core, sources: list[Path], elf: Path) -> Path:
+    """An MCU project's sources (a `c-array` export's model_data.cc and main.cc, say) compiled
+    with the firmware's flags and linked against the core's TFLM library and the firmware's
+    start-up code and memory layout, so it runs on the same emulated board."""
+    reason = unavailable_reason()
+    if reason:
+        raise ValueError(f"cannot build for the MCU: {reason}")
+    library = _ensure_library(core, os.cpu_count() or 1)
+    startup = FIRMWARE_SOURCES / "startup.c"
+    return _compile_and_link(core, library, [*sources, startup], elf)
+
+
+def _compile_and_link(core: Core, library: Path, sources: list[Path], elf: Path) -> Path:
+    """Each source compiled with the library's flags (-O2; its folder on the include path),
+    then linked with --gc-sections against libtflm.a and the firmware's linker script."""
+    lib = json.loads((library / "library.json").read_text())
+    objects = []
+    with tempfile.TemporaryDirectory(prefix="hwnas-mcu-obj-") as scratch:
+        for index, source in enumerate(sources):
+            obj = Path(scratch) / f"{index}-{source.stem}.o"
+            cxx = source.suffix in (".cc", ".cpp")
+            tool = "arm-none-eabi-g++" if cxx else "arm-none-eabi-gcc"
+            flags = (lib["cxxflags"] if cxx else lib["ccflags"]).split()
+            _run([tool, *flags, f"-I{source.parent}", "-O2", "-c", str(source), "-o", str(obj)],
+                 f"compile {source.name}")  # fmt: skip
+            objects.append(str(obj))
+        _run(["arm-none-eabi-g++", f"-mcpu={core.cpu}", "-mthumb", "-mfloat-abi=soft",
+              "--specs=rdimon.specs", "-T", str(FIRMWARE_SOURCES / "mps2.ld"), "-Wl,--gc-sections",
+              "-o", str(elf), *objects, str(library / "libtflm.a"), "-lm"], "link")  # fmt: skip
+    return elf
 
 
 def _tflm_tree() -> Path:

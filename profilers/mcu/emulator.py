@@ -20,7 +20,11 @@ from profilers.mcu.toolchain import EMULATOR, Core
 RUN_TIMEOUT_S = 600
 
 
-def emulator_command(core: Core, elf: Path, job: Path) -> list[str]:
+def emulator_command(core: Core, elf: Path, job: Path | None = None) -> list[str]:
+    """QEMU's command line for `elf` on the core's board, with `job` loaded into its PSRAM."""
+    loader = (
+        [] if job is None else ["-device", f"loader,file={job},addr={JOB_ADDRESS:#x},force-raw=on"]
+    )
     return [
         EMULATOR,
         "-M", core.board,
@@ -28,7 +32,7 @@ def emulator_command(core: Core, elf: Path, job: Path) -> list[str]:
         "-semihosting-config", "enable=on,target=native",
         "-icount", "shift=0",
         "-kernel", str(elf),
-        "-device", f"loader,file={job},addr={JOB_ADDRESS:#x},force-raw=on",
+        *loader,
     ]  # fmt: skip
 
 
@@ -50,3 +54,16 @@ def run_model(
         except subprocess.TimeoutExpired:
             raise FirmwareError(f"the emulator ran past {RUN_TIMEOUT_S} s") from None
     return parse_report(done.stdout + done.stderr)
+
+
+def run_program(core: Core, elf: Path) -> str:
+    """What a program (no job) printed over semihosting; RuntimeError if it did not exit 0."""
+    try:
+        done = subprocess.run(
+            emulator_command(core, elf), capture_output=True, text=True, timeout=RUN_TIMEOUT_S
+        )
+    except subprocess.TimeoutExpired:
+        raise FirmwareError(f"the emulator ran past {RUN_TIMEOUT_S} s") from None
+    if done.returncode != 0:
+        raise FirmwareError(f"{elf.name} exited with {done.returncode}: {done.stdout.strip()}")
+    return done.stdout

@@ -82,7 +82,7 @@ def test_every_space_exports_to_onnx_and_tflite_matching_pytorch(
 @pytest.mark.slow
 def test_run_export_produces_verified_files_and_a_card(exported_run: tuple[Path, dict]) -> None:
     run_dir, result = exported_run
-    assert set(result["files"]) == {"onnx", "tflite", "onnx-int8", "tflite-int8"}
+    assert set(result["files"]) == {"onnx", "tflite", "onnx-int8", "tflite-int8", "c-array"}
     assert set(result["errors"]) <= {"tensorrt"}
     card = json.loads((run_dir / "card.json").read_text())
     for name in ("onnx", "tflite"):  # fp32: logits match PyTorch on the real test split
