@@ -29,6 +29,7 @@ class RayCluster:
 
     def __init__(self, root: Path) -> None:
         self.root = root  # the nodes' logs
+        root.mkdir(parents=True, exist_ok=True)
         self.temp = short_temp_dir()  # the nodes' sessions, sockets among them
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"

@@ -201,6 +201,22 @@ def test_hwnas_search_runs_its_budgets_on_the_cluster(
     assert len(json.loads((tmp_path / "runs" / "pareto.json").read_text())) == 2
 
 
+def test_a_unit_that_fails_fails_the_job_naming_it(
+    ray_cluster: RayCluster, service: Service
+) -> None:
+    """The weight phase finds the first budget infeasible: the job fails with one line naming
+    the unit and its reason."""
+    job_id = service.submit(budgets={"cpu-synth": [0.001, 3.0]}, arch_steps=5)
+    worker = service.worker("ray", ray_cluster.address)
+    try:
+        job = service.finished(job_id)
+    finally:
+        stop_process(worker)
+    assert job["state"] == "failed"
+    assert job["error"].startswith("1 of 3 units failed: weights: ")
+    assert "infeasible" in job["error"] and "\n" not in job["error"]
+
+
 def test_a_lost_node_s_unit_resumes_from_its_checkpoint(
     ray_cluster: RayCluster, service: Service
 ) -> None:
