@@ -58,15 +58,12 @@ def _searching_budgets(ctx: StageContext, plan: SearchPlan, data: Any) -> dict[s
             plan.requests, ctx.store, ctx.run_dir, data=data, on_event=ctx.emit
         )
     else:
+        from service.worker.units import search_once
+
         results = []
         for budget, run_dir, request in plan.requests:
-            metrics_file = run_dir / "metrics.json"
-            if metrics_file.exists():  # a previous attempt's
-                metrics = dict(json.loads(metrics_file.read_text()))
-            else:
-                emit = _with_budget(ctx, budget)
-                metrics = run_search(request, ctx.store, run_dir, data=data, on_event=emit)
-            results.append((budget, run_dir, metrics))
+            emit = _with_budget(ctx, budget)
+            results.append((budget, run_dir, search_once(request, ctx.store, run_dir, data, emit)))
     return _budgets_outcome(ctx, results)
 
 

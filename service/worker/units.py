@@ -126,15 +126,11 @@ def _run_kind(
     unit: SearchUnit, requests: list[BudgetRun], store: Any, data: Any, emit: EventFn
 ) -> UnitResult | None:
     from search import shared
-    from search.run import run_search
 
     out = Path(unit.out)
     if unit.kind == "search" and unit.index is not None:
         budget, run_dir, request = requests[unit.index]
-        finished = run_dir / "metrics.json"
-        if finished.exists():  # a previous attempt's
-            return budget, str(run_dir), dict(json.loads(finished.read_text()))
-        return budget, str(run_dir), run_search(request, store, run_dir, data=data, on_event=emit)
+        return budget, str(run_dir), search_once(request, store, run_dir, data, emit)
     plan = shared.plan_shared_search(requests, store, data)
     if unit.index is None:
         shared.train_shared_weights(plan, out, data=data, on_event=emit)
@@ -143,6 +139,19 @@ def _run_kind(
         plan, unit.index, store, out, data=data, on_event=emit
     )
     return budget, str(run_dir), metrics
+
+
+def search_once(
+    request: Any, store: Any, run_dir: Path, data: Any, emit: EventFn
+) -> dict[str, Any]:
+    """One budget's whole search into `run_dir` (resumed from its checkpoint), or the metrics
+    a previous attempt finished with."""
+    from search.run import run_search
+
+    finished = run_dir / "metrics.json"
+    if finished.exists():
+        return dict(json.loads(finished.read_text()))
+    return run_search(request, store, run_dir, data=data, on_event=emit)
 
 
 def _count_attempt(folder: Path) -> int:
