@@ -163,6 +163,36 @@ def seed_synthetic_lut(
         store.close()
 
 
+def seed_end_to_end_runs(
+    url: str, name: str, space: str, count: int = 6
+) -> list[tuple[str, float, float]]:
+    """End-to-end runs of `count` random architectures standing in for a device's (1.2x the LUT
+    sum plus 0.1 ms) and the calibration fitted on them; (arch, predicted, measured) per run."""
+    from lut.measurement import Measurement
+    from lut.predictor import predict
+    from lut.store import LutStore
+    from profilers.calibrate import fit_from_store
+    from search.spaces.base import decode_string, space_from_string
+
+    store = LutStore(url)
+    try:
+        device = store.resolve_device(name)
+        bound = space_from_string(space)
+        runs = []
+        for arch in bound.iter_random(0, count):
+            text = arch.to_string()
+            specs = decode_string(text)
+            predicted = predict(specs, store.lookup(device, specs), device.fixed_costs).latency_ms
+            measured = 1.2 * predicted + 0.1
+            timed = Measurement.from_samples([measured] * 5, warmup=0)
+            store.add_e2e(device, text, bound.spec_string, timed)
+            runs.append((text, predicted, measured))
+        fit_from_store(store, device, bound, decode_string)
+        return runs
+    finally:
+        store.close()
+
+
 def write_npz(path: Path, samples: int = 240, classes: int = 3, seed: int = 0) -> Path:
     """A small learnable dataset: 12×12 grey images whose class is where a bright square sits."""
     import numpy as np

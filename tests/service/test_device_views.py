@@ -9,37 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lut.measurement import Measurement
-from lut.predictor import predict
-from lut.store import LutStore
-from profilers.calibrate import fit_from_store
-from search.spaces.base import decode_string, space_from_string
-from tests.service.fixtures import Server
+from search.spaces.base import space_from_string
+from tests.service.fixtures import Server, seed_end_to_end_runs
 
 SPACE = "fbnet-tiny@c1_n3"
-
-
-def _add_end_to_end_runs(home: Path, count: int = 6) -> list[tuple[str, float, float]]:
-    """Times standing in for a device's end-to-end runs (1.2x the LUT sum plus 0.1 ms), and a
-    calibration fitted on them; returns (arch, predicted, measured) per run."""
-    store = LutStore(f"sqlite:///{home / 'hwnas.db'}")
-    try:
-        device = store.resolve_device("cpu-synth")
-        space = space_from_string(SPACE)
-        runs = []
-        for arch in space.iter_random(0, count):
-            text = arch.to_string()
-            specs = decode_string(text)
-            predicted = predict(specs, store.lookup(device, specs), device.fixed_costs).latency_ms
-            measured = 1.2 * predicted + 0.1
-            store.add_e2e(
-                device, text, space.spec_string, Measurement.from_samples([measured] * 5, warmup=0)
-            )
-            runs.append((text, predicted, measured))
-        fit_from_store(store, device, space, decode_string)
-        return runs
-    finally:
-        store.close()
 
 
 def test_heatmap_of_a_lut(server_with_lut: Server) -> None:
@@ -72,7 +45,8 @@ def test_calibration_runs_predicted_against_measured(server_with_lut: Server) ->
     with server_with_lut.client(server_with_lut.key("user", "lab")) as client:
         before = client.get("/devices/cpu-synth/calibration", params={"space": SPACE}).json()
         assert before["runs"] == [] and before["calibration"] is None
-        runs = _add_end_to_end_runs(Path(server_with_lut.env["HWNAS_HOME"]))
+        home = Path(server_with_lut.env["HWNAS_HOME"])
+        runs = seed_end_to_end_runs(f"sqlite:///{home / 'hwnas.db'}", "cpu-synth", SPACE)
         view = client.get("/devices/cpu-synth/calibration", params={"space": SPACE}).json()
     assert [r["arch"] for r in view["runs"]] == [arch for arch, _, _ in runs]
     for shown, (_, predicted, measured) in zip(view["runs"], runs, strict=True):

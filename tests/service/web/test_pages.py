@@ -11,11 +11,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.service.fixtures import Server, write_npz
+from tests.service.fixtures import Server, seed_end_to_end_runs, write_npz
 from tests.service.web.conftest import DEVICE, DEVICE_SPACE
 
 JOB_TIMEOUT_MS = 400_000
 MISSING_JOB = "0" * 32
+FINAL_EVENT = """#event-log li:has-text('state: {"type":"state","state":"done"}')"""
 
 
 def log_in(page: Any, server: Server, key: str, path: str = "/") -> None:
@@ -81,7 +82,8 @@ def test_upload_submit_watch_and_download(
     page.screenshot(path=str(artifacts_dir / "jobs.png"), full_page=True)
 
     wait_until_done(page, dashboard_server, exported)
-    page.wait_for_selector("#pareto .scatterlayer .point")
+    page.wait_for_selector("#card-files")  # the page draws the card last
+    page.wait_for_selector(FINAL_EVENT, state="attached")  # the events are replayed
     assert page.locator("#pareto .scatterlayer .point").count() == 1  # one budget, not measured
     assert page.locator("#pareto .shapelayer path").count() == 1  # the budget's line
     layers = page.locator("#layers-table tbody tr").count()
@@ -96,14 +98,20 @@ def test_upload_submit_watch_and_download(
     page.screenshot(path=str(artifacts_dir / "job.png"), full_page=True)
 
     wait_until_done(page, dashboard_server, several)
-    page.wait_for_selector("#pareto .scatterlayer .point")
+    page.wait_for_selector("#downloads li:has-text('offers no files')")  # drawn last
+    page.wait_for_selector(FINAL_EVENT, state="attached")  # the events are replayed
     assert page.locator("#pareto .scatterlayer .point").count() == 2  # one per budget
     assert page.locator("#pareto .shapelayer path").count() == 2
     assert page.locator("#progress-table tbody tr").count() == 3  # shared weights, 2 budgets
     page.screenshot(path=str(artifacts_dir / "job-two-budgets.png"), full_page=True)
 
 
-def test_a_devices_heatmap(dashboard_server: Server, page: Any, artifacts_dir: Path) -> None:
+def test_a_devices_heatmap_and_calibration(
+    dashboard_server: Server, page: Any, artifacts_dir: Path
+) -> None:
+    # after the job tests: a calibration changes the predictions of later searches
+    home = Path(dashboard_server.env["HWNAS_HOME"])
+    runs = seed_end_to_end_runs(f"sqlite:///{home / 'hwnas.db'}", DEVICE, DEVICE_SPACE)
     log_in(page, dashboard_server, dashboard_server.key("user", "lab"), "/ui/devices")
     page.wait_for_selector(f"#devices-table a:text('{DEVICE}')")
     page.screenshot(path=str(artifacts_dir / "devices.png"), full_page=True)
@@ -114,7 +122,10 @@ def test_a_devices_heatmap(dashboard_server: Server, page: Any, artifacts_dir: P
     page.wait_for_selector("#heatmap .heatmaplayer")
     assert page.get_attribute("#heatmap", "data-layers") == "8"
     assert "0 candidate op(s) missing" in page.text_content("#heatmap-note")
-    assert "No end-to-end runs" in page.text_content("#calibration-note")
+    page.wait_for_selector("#calibration .scatterlayer .point")
+    # the LUT sum and the calibrated prediction of every run (the diagonal has no markers)
+    assert page.locator("#calibration .scatterlayer .point").count() == 2 * len(runs)
+    assert f"over {len(runs)} runs" in page.text_content("#calibration-note")
     page.screenshot(path=str(artifacts_dir / "device.png"), full_page=True)
 
 
