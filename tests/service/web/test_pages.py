@@ -106,6 +106,17 @@ def test_upload_submit_watch_and_download(
     page.screenshot(path=str(artifacts_dir / "job-two-budgets.png"), full_page=True)
 
 
+def test_cancel_from_the_jobs_list(dashboard_server: Server, page: Any) -> None:
+    key = dashboard_server.key("user", "lab")
+    body = {"space": "fbnet-tiny", "dataset": "digits", "devices": [DEVICE], "epochs": 40}
+    with dashboard_server.client(key) as client:
+        job_id = client.post("/jobs", json={**body, "budgets": {DEVICE: 3.0}}).json()["id"]
+    log_in(page, dashboard_server, key)
+    page.click(f"#job-{job_id} button:text('Cancel')")
+    page.wait_for_selector(f"#job-{job_id} td[data-state=cancelled]", timeout=120_000)
+    assert "Cancelling job" in page.text_content("#message")
+
+
 def test_a_devices_heatmap_and_calibration(
     dashboard_server: Server, page: Any, artifacts_dir: Path
 ) -> None:
