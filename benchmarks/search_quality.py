@@ -253,13 +253,14 @@ def paired(results: list[dict[str, Any]], budget: float, a: str, b: str) -> dict
 
 def verdict(results: list[dict[str, Any]], budgets: list[float]) -> dict[str, Any]:
     """Whether hardcore beats both baselines by > 2 standard errors of the paired per-seed
-    difference at `BEATS_NEEDED` budgets, and measures within `MEASURED_LIMIT` of every budget."""
+    difference at `BEATS_NEEDED` budgets (random alone where no MobileNetV2 width fits), and
+    measures within `MEASURED_LIMIT` of every budget."""
     per_budget = []
     for budget in budgets:
         versus = {b: paired(results, budget, "hardcore", b) for b in ("random", "mobilenetv2")}
-        beats = all(
-            v is not None and v["se"] is not None and v["mean"] > 2 * v["se"]
-            for v in versus.values()
+        ran = [v for v in versus.values() if v is not None]  # no MobileNetV2 width may fit
+        beats = versus["random"] is not None and all(
+            v["se"] is not None and v["mean"] > 2 * v["se"] for v in ran
         )
         per_budget.append({"budget_ms": budget, "versus": versus, "beats_both": beats})
     hardcore = [r for r in results if r["method"] == "hardcore"]

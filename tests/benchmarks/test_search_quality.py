@@ -74,3 +74,13 @@ def test_results_list_per_budget_and_method_in_seed_order() -> None:
         ("random", [0], [0.5]),
     ]
     assert out[0]["measured_over_budget_max"] == pytest.approx(1.1)
+
+
+def test_a_budget_no_mobilenetv2_width_fits_is_judged_against_random() -> None:
+    results = [
+        _result(1.0, "hardcore", [0.80, 0.82, 0.84]),
+        _result(1.0, "random", [0.70, 0.72, 0.74]),
+    ]
+    v = search_quality.verdict(results, [1.0])
+    assert v["per_budget"][0]["versus"]["mobilenetv2"] is None
+    assert v["per_budget"][0]["beats_both"] is True
