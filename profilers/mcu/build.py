@@ -91,20 +91,29 @@ def _keyed_dir(kind: str, core: Core, fingerprint: dict[str, Any]) -> Path:
     return mcu_dir() / kind / f"{core.name}-{digest}"
 
 
-def ensure_firmware(core: Core, *, jobs: int | None = None) -> Firmware:
+TRANSPORTS = ("semihosting", "serial")
+
+
+def ensure_firmware(
+    core: Core, *, transport: str = "semihosting", jobs: int | None = None
+) -> Firmware:
     """The cached firmware for `core`, built now (under file locks, so concurrent processes build
     it once) if this fingerprint was never built: the TFLM library first (minutes, once per
     library fingerprint), then the firmware's own two files linked against it (seconds).
+    `transport`: "semihosting" (QEMU loads the job, one job per run) or "serial" (jobs arrive
+    over the UART, one after another: QEMU's `-serial pty`, or a board's serial line).
     ValueError if it cannot be built here."""
+    if transport not in TRANSPORTS:
+        raise ValueError(f"unknown transport {transport!r}; valid: {', '.join(TRANSPORTS)}")
     reason = unavailable_reason()
     if reason:
         raise ValueError(f"cannot build the MCU firmware: {reason}")
     jobs = jobs or os.cpu_count() or 1
     library = _ensure_library(core, jobs)
-    target = _keyed_dir("firmware", core, firmware_fingerprint(core))
+    target = _keyed_dir("firmware", core, {**firmware_fingerprint(core), "transport": transport})
     with _locked(target.with_name(target.name + ".lock")):
         if not (target / "firmware.json").is_file():
-            _link_firmware(core, library, target)
+            _link_firmware(core, library, target, transport)
     return Firmware(target / "firmware.elf", json.loads((target / "firmware.json").read_text()))
 
 
@@ -159,13 +168,18 @@ def _build_library(core: Core, target: Path, jobs: int) -> None:
         write_json_atomically(scratch / "library.json", info)
 
 
-def _link_firmware(core: Core, library: Path, target: Path) -> None:
+def _link_firmware(core: Core, library: Path, target: Path, transport: str) -> None:
     with _scratch_for(target) as scratch:
         sources = [FIRMWARE_SOURCES / "profiler_main.cc", FIRMWARE_SOURCES / "startup.c"]
-        elf = _compile_and_link(core, library, sources, scratch / "firmware.elf")
+        defines: tuple[str, ...] = ()
+        if transport == "serial":
+            sources.append(FIRMWARE_SOURCES / "serial.c")
+            defines = ("-DHWNAS_SERIAL",)
+        elf = _compile_and_link(core, library, sources, scratch / "firmware.elf", defines)
         lib = json.loads((library / "library.json").read_text())
         info = {
             "fingerprint": firmware_fingerprint(core),
+            "transport": transport,
             "library_build_seconds": lib["build_seconds"],
             "library_build_jobs": lib["build_jobs"],
             "compiled_sources": lib["compiled_sources"],
@@ -186,7 +200,9 @@ def build_program(core: Core, sources: list[Path], elf: Path) -> Path:
     return _compile_and_link(core, library, [*sources, startup], elf)
 
 
-def _compile_and_link(core: Core, library: Path, sources: list[Path], elf: Path) -> Path:
+def _compile_and_link(
+    core: Core, library: Path, sources: list[Path], elf: Path, defines: tuple[str, ...] = ()
+) -> Path:
     """Each source compiled with the library's flags (-O2; its folder on the include path),
     then linked with --gc-sections against libtflm.a and the firmware's linker script."""
     lib = json.loads((library / "library.json").read_text())
@@ -197,7 +213,7 @@ def _compile_and_link(core: Core, library: Path, sources: list[Path], elf: Path)
             cxx = source.suffix in (".cc", ".cpp")
             tool = "arm-none-eabi-g++" if cxx else "arm-none-eabi-gcc"
             flags = (lib["cxxflags"] if cxx else lib["ccflags"]).split()
-            _run([tool, *flags, f"-I{source.parent}", "-O2", "-c", str(source), "-o", str(obj)],
+            _run([tool, *flags, *defines, f"-I{source.parent}", "-O2", "-c", str(source), "-o", str(obj)],
                  f"compile {source.name}")  # fmt: skip
             objects.append(str(obj))
         _run(["arm-none-eabi-g++", f"-mcpu={core.cpu}", "-mthumb", "-mfloat-abi=soft",

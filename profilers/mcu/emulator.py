@@ -4,8 +4,11 @@ board's PSRAM by QEMU's generic loader and the report read from semihosting."""
 
 from __future__ import annotations
 
+import contextlib
+import re
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from profilers.mcu.protocol import (
@@ -67,3 +70,28 @@ def run_program(core: Core, elf: Path) -> str:
     if done.returncode != 0:
         raise FirmwareError(f"{elf.name} exited with {done.returncode}: {done.stdout.strip()}")
     return done.stdout
+
+
+@contextlib.contextmanager
+def emulated_serial_board(core: Core, elf: Path) -> Iterator[str]:
+    """QEMU running `elf` (the serial build) with its UART on a pseudo-terminal; yields the pty's
+    path for `SerialBoard`, and stops QEMU afterwards."""
+    command = [
+        EMULATOR, "-M", core.board, "-nographic", "-monitor", "none", "-serial", "pty",
+        "-semihosting-config", "enable=on,target=native", "-icount", "shift=0",
+        "-kernel", str(elf),
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()  # "char device redirected to /dev/pts/N (label ...)"
+        found = re.search(r"(/dev/pts/\d+)", first)
+        if found is None:
+            raise FirmwareError(f"QEMU gave no pseudo-terminal: {first.strip() or 'no output'}")
+        yield found.group(1)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()

@@ -1,7 +1,10 @@
 // hwnas profiling firmware: runs a .tflite model that the host placed in memory at run time
-// (QEMU's generic loader, or a board's serial loader) through TFLite Micro with the CMSIS-NN
-// kernels and prints, one line each, the arena TFLM used, every Invoke()'s SysTick count and
-// every operator's count in the last Invoke(). The line format is `profilers/mcu/protocol.py`.
+// through TFLite Micro with the CMSIS-NN kernels and reports, one line each, the arena TFLM used,
+// every Invoke()'s SysTick count and every operator's count in the last Invoke(). The job and
+// the line format are `profilers/mcu/protocol.py`. Built two ways: with semihosting, the job is
+// placed by QEMU's generic loader and the lines go to the host's stdout; with HWNAS_SERIAL, the
+// job arrives over the UART (serial.c) and the lines go back over it, one job after another.
+#include <cstdarg>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -13,6 +16,25 @@
 
 extern "C" void hwnas_counter_start(void);
 extern "C" uint64_t hwnas_counter_read(void);
+#ifdef HWNAS_SERIAL
+extern "C" void hwnas_serial_init(void);
+extern "C" void hwnas_serial_write(const char* text);
+extern "C" void hwnas_serial_read(uint8_t* into, uint32_t count);
+#endif
+
+// One report line (or part of one) to the host, over the build's transport.
+static void Emit(const char* format, ...) {
+  char text[192];
+  va_list args;
+  va_start(args, format);
+  vsnprintf(text, sizeof(text), format, args);
+  va_end(args);
+#ifdef HWNAS_SERIAL
+  hwnas_serial_write(text);
+#else
+  fputs(text, stdout);
+#endif
+}
 
 // The board's 16 MiB PSRAM: the job (header + model, up to 8 MiB) in its lower half, the tensor
 // arena (4 MiB: AllocateTensors() aborted with an 8 MiB one) in its upper half, so a model whose
@@ -48,7 +70,7 @@ class OpCounter : public tflite::MicroProfilerInterface {
   void Reset() { count_ = 0; }
   void Print() const {
     for (uint32_t i = 0; i < count_; ++i) {
-      printf("hwnas op %lu %s %llu\n", (unsigned long)i, tags_[i], (unsigned long long)ticks_[i]);
+      Emit("hwnas op %lu %s %llu\n", (unsigned long)i, tags_[i], (unsigned long long)ticks_[i]);
     }
   }
 
@@ -96,25 +118,27 @@ static void FillInput(TfLiteTensor* input) {
 }
 
 static void PrintOutput(const TfLiteTensor* output) {
-  printf("hwnas output %u ", (unsigned)output->bytes);
-  for (size_t i = 0; i < output->bytes; ++i) printf("%02x", output->data.uint8[i]);
-  printf("\n");
+  Emit("hwnas output %u ", (unsigned)output->bytes);
+  for (size_t i = 0; i < output->bytes; ++i) Emit("%02x", output->data.uint8[i]);
+  Emit("\n");
 }
 
 static int RunJob(const JobHeader* job) {
   const uint8_t* model_data = reinterpret_cast<const uint8_t*>(job) + 16;
   const tflite::Model* model = tflite::GetModel(model_data);
   static tflite::MicroMutableOpResolver<24> resolver;
-  AddKernels(resolver);
+  static bool registered = false;
+  if (!registered) AddKernels(resolver);
+  registered = true;
   static OpCounter counter;
   tflite::MicroInterpreter interpreter(model, resolver, tensor_arena, HWNAS_ARENA_BYTES, nullptr,
                                        &counter);
   if (interpreter.AllocateTensors() != kTfLiteOk) {
-    printf("hwnas error AllocateTensors failed\n");
+    Emit("hwnas error AllocateTensors failed\n");
     return 3;
   }
   TfLiteTensor* input = interpreter.input(0);
-  printf("hwnas model %lu arena_used %u input %u\n", (unsigned long)job->model_bytes,
+  Emit("hwnas model %lu arena_used %u input %u\n", (unsigned long)job->model_bytes,
          (unsigned)interpreter.arena_used_bytes(), (unsigned)input->bytes);
   for (uint32_t n = 0; n < job->invokes; ++n) {
     FillInput(input);
@@ -123,24 +147,44 @@ static int RunJob(const JobHeader* job) {
     TfLiteStatus status = interpreter.Invoke();
     uint64_t ticks = hwnas_counter_read();
     if (status != kTfLiteOk) {
-      printf("hwnas error Invoke failed\n");
+      Emit("hwnas error Invoke failed\n");
       return 4;
     }
-    printf("hwnas invoke %lu %llu\n", (unsigned long)n, (unsigned long long)ticks);
+    Emit("hwnas invoke %lu %llu\n", (unsigned long)n, (unsigned long long)ticks);
   }
   counter.Print();
   if (job->flags & 1u) PrintOutput(interpreter.output(0));
   return 0;
 }
 
+#ifdef HWNAS_SERIAL
+// Serve jobs from the serial line, one after another: "hwnas ready", then per job the header
+// and the model bytes in, the report lines and "hwnas done RC" out.
 int main() {
-  printf("hwnas firmware 1 arena %u\n", (unsigned)HWNAS_ARENA_BYTES);
+  hwnas_serial_init();
+  JobHeader* job = reinterpret_cast<JobHeader*>(HWNAS_JOB_ADDRESS);
+  for (;;) {
+    Emit("hwnas ready arena %u\n", (unsigned)HWNAS_ARENA_BYTES);
+    hwnas_serial_read(reinterpret_cast<uint8_t*>(job), 16);
+    if (job->magic != HWNAS_JOB_MAGIC || job->invokes == 0 ||
+        job->model_bytes > HWNAS_ARENA_ADDRESS - HWNAS_JOB_ADDRESS - 16) {
+      Emit("hwnas error bad job header\n");
+      continue;
+    }
+    hwnas_serial_read(reinterpret_cast<uint8_t*>(job) + 16, job->model_bytes);
+    Emit("hwnas done %d\n", RunJob(job));
+  }
+}
+#else
+int main() {
+  Emit("hwnas firmware 1 arena %u\n", (unsigned)HWNAS_ARENA_BYTES);
   const JobHeader* job = reinterpret_cast<const JobHeader*>(HWNAS_JOB_ADDRESS);
   if (job->magic != HWNAS_JOB_MAGIC || job->invokes == 0) {
-    printf("hwnas error no job at 0x%08lx\n", (unsigned long)HWNAS_JOB_ADDRESS);
+    Emit("hwnas error no job at 0x%08lx\n", (unsigned long)HWNAS_JOB_ADDRESS);
     return 2;
   }
   int rc = RunJob(job);
-  printf("hwnas done %d\n", rc);
+  Emit("hwnas done %d\n", rc);
   return rc;
 }
+#endif
