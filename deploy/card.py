@@ -13,6 +13,7 @@ from deploy.card_input import input_lines
 from deploy.checks import CHECKS_FILE, TARGETS_FILE, fresh_entry, read_json_or_empty
 from deploy.child import Child, read_json
 from deploy.contract import input_contract, read_inputs
+from deploy.formats import get_format
 from deploy.memory import tflite_memory
 
 FP32_OF = {"onnx-int8": "onnx", "tflite-int8": "tflite"}
@@ -49,7 +50,7 @@ def build_card(run_dir: Path, child: Child, files: dict[str, Path]) -> dict[str,
             "measured_on_target": _targets(export_dir),
         },
         "memory": _memory(files, fresh),
-        "stale": sorted(set(files) - set(fresh)),
+        "stale": sorted(n for n in set(files) - set(fresh) if get_format(n).verifiable),
         "errors": read_json_or_empty(export_dir / ERRORS_FILE),
         "host": {"machine": platform.machine(), "cpu": _cpu()},
     }
