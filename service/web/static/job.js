@@ -118,7 +118,11 @@
   function followEvents() {
     if (stream) stream.abort();
     stream = new AbortController();
+    const mine = stream;
     events(`/jobs/${jobId}/events?after=${lastEvent}`, onEvent, stream.signal)
+      .then(() => { // a stream cut before the job's end (a restarted server) is picked up again
+        if (stream === mine && !TERMINAL.has(root.dataset.state)) setTimeout(followEvents, 3000);
+      })
       .catch((error) => { if (error.name !== "AbortError") report(error); });
   }
 
