@@ -5,6 +5,7 @@ dashboard's job page draws, from the job's run directory and the devices' LUTs."
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from lut.predictor import MissingEntries
 from lut.store import DeviceNotFound, LutStore
 from search.cost import build_cost_model
-from search.spaces.base import parse_architecture, space_from_string
+from search.spaces.base import SearchSpace, parse_architecture, space_from_string
 from service.api.deps import ObjectId, ReadEngineDep, UserPrincipal
 from service.api.routes.jobs import own_job
 from service.schemas.views import (
@@ -45,35 +46,38 @@ def _budget_of(result: dict[str, Any]) -> float | None:
 
 
 def budget_layers(store: LutStore, result: dict[str, Any]) -> BudgetLayers:
-    """The result's architecture with each layer's share of each device's predicted latency."""
+    """The result's architecture with each layer's share of each device's predicted latency;
+    a device whose LUT no longer gives one is named in `errors` with the reason."""
     space, arch = parse_architecture(result["arch"])
-    sample = [slot.candidates.index(t) for slot, t in zip(space.layers, arch.choices, strict=True)]
     devices, errors = [], {}
     for name in result.get("predicted_latency_ms") or {}:
         calibrated = bool((result.get("calibrated") or {}).get(name, True))
         try:
-            model = build_cost_model(
-                store, store.resolve_device(name), space, calibrated=calibrated
-            )
+            devices.append(device_layers(store, name, space, arch.choices, calibrated))
         except (DeviceNotFound, MissingEntries, ValueError) as exc:
             errors[name] = str(exc).splitlines()[0]
-            continue
-        shares = model.layer_costs_of(sample)
-        layers = [
-            LayerLatency(layer=slot.label, choice=token, predicted_ms=share)
-            for slot, token, share in zip(space.layers, arch.choices, shares, strict=True)
-        ]
-        devices.append(
-            DeviceLayers(
-                device=name,
-                calibrated=model.calibrated,
-                constant_ms=model.constant_ms,
-                total_ms=model.cost(sample),
-                layers=layers,
-            )
-        )
     return BudgetLayers(
         budget_ms=_budget_of(result), arch=arch.to_string(), devices=devices, errors=errors
+    )
+
+
+def device_layers(
+    store: LutStore, name: str, space: SearchSpace, choices: Sequence[str], calibrated: bool
+) -> DeviceLayers:
+    """Each layer's share of the device's predicted latency: the search's own per-choice costs
+    (with the calibration when the job's prediction used one)."""
+    model = build_cost_model(store, store.resolve_device(name), space, calibrated=calibrated)
+    sample = [slot.candidates.index(t) for slot, t in zip(space.layers, choices, strict=True)]
+    shares = model.layer_costs_of(sample)
+    return DeviceLayers(
+        device=name,
+        calibrated=model.calibrated,
+        constant_ms=model.constant_ms,
+        total_ms=model.cost(sample),
+        layers=[
+            LayerLatency(layer=slot.label, choice=token, predicted_ms=share)
+            for slot, token, share in zip(space.layers, choices, shares, strict=True)
+        ],
     )
 
 
