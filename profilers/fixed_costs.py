@@ -68,15 +68,12 @@ class ProbeTimer(Protocol):
         ...
 
 
-def measure_fixed_costs(
-    timer: ProbeTimer, *, drift_reference: bool | None = None, max_io_mb: float | None = None
-) -> FixedCosts:
+def measure_fixed_costs(timer: ProbeTimer, *, drift_reference: bool | None = None) -> FixedCosts:
     """Per-call overhead: whole runs of `add` models from ~4 KB to ~10 MB of I/O give a + b·MB
     (the smallest is an almost empty model). Between-block cost: a chain of depthwise 1x1 convs
     against the op alone (adds would be folded together by graph optimisers). With
     `drift_reference` (default: the timer's protocol says), the reference is timed first and
-    becomes the new LUT's unit. `max_io_mb` leaves out the probes with more I/O (a
-    microcontroller's arena holds only the smaller ones)."""
+    becomes the new LUT's unit."""
     import numpy as np
 
     reference_ms = None
@@ -86,7 +83,7 @@ def measure_fixed_costs(
     if drift_reference:  # a new LUT's unit: the reference's latency now
         reference_ms = timer.measure_drift_reference()
         timer.use_drift_reference(reference_ms)
-    probes = [p for p in overhead_probes() if max_io_mb is None or io_megabytes(p) <= max_io_mb]
+    probes = overhead_probes()
     sizes = np.array([io_megabytes(p) for p in probes])
     times = np.array([timer.measure_network(p.key).median_ms for p in probes])
     # The slope over all probes, weighted by relative error, is the cost per MB of I/O.

@@ -30,12 +30,11 @@ def measure_fixed_costs(
     backend: ProfilerBackend, *, drift_reference: bool | None = None
 ) -> FixedCosts:
     """`profilers.fixed_costs.measure_fixed_costs` with the backend's own conversions of the
-    probe models."""
-    return fixed_costs.measure_fixed_costs(
-        _BackendProbes(backend),
-        drift_reference=drift_reference,
-        max_io_mb=getattr(backend, "max_probe_io_mb", None),
-    )
+    probe models, or the backend's `measure_own_fixed_costs()` where it has one (mcu)."""
+    own = getattr(backend, "measure_own_fixed_costs", None)
+    if own is not None:  # a backend whose counts have no per-call I/O cost says what they hold
+        return own()  # type: ignore[no-any-return]
+    return fixed_costs.measure_fixed_costs(_BackendProbes(backend), drift_reference=drift_reference)
 
 
 class _BackendProbes:

@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from lut.measurement import Measurement
 from lut.opspec import OpSpec
+from lut.predictor import FixedCosts
 from profilers.base import PROFILER_VERSION, ProfilerBackend, register_backend
 from profilers.export import check_cache_key, check_eval_mode, ensure_cached, op_model
+from profilers.fixed_costs import overhead_probes
 from profilers.mcu import toolchain
 from profilers.mcu.build import Firmware, ensure_firmware
 from profilers.mcu.emulator import run_model
@@ -35,9 +37,6 @@ class McuBackend(ProfilerBackend):
     layout = "NHWC"
     default_device = "m4"
     opspec_dtype: ClassVar[str] = "int8"
-    # Fixed-cost probes up to this much I/O (MB as fp32): the larger `add` probes' tensors
-    # exceed the firmware's 4 MiB arena.
-    max_probe_io_mb: ClassVar[float] = 1.0
 
     def __init__(self, *, clock_mhz: float | None = None, invokes: int = 2, **kwargs: Any) -> None:
         kwargs["precision"] = "int8"
@@ -96,6 +95,19 @@ class McuBackend(ProfilerBackend):
             "profiler_version": PROFILER_VERSION,
         }
 
+    def measure_own_fixed_costs(self) -> FixedCosts:
+        """A count has no I/O transfer in it, so the `add` probes' fit (built for host runtimes'
+        per-call cost) would take their real work for overhead. What an entry holds beyond its
+        ops is the interpreter's own work in Invoke(): the smallest probe's count less its
+        operators' counts. Nothing between blocks: a network's count is its ops' and that."""
+        measured = self.measure_op(overhead_probes()[0])
+        in_ops = sum(count for _, count in measured.extra["op_instructions"])
+        outside = max(measured.extra["instructions"] - in_ops, 0)
+        return FixedCosts(call_overhead_ms=self._ms(outside), per_mb_ms=0.0)
+
+    def _ms(self, instructions: float) -> float:
+        return instructions / (self.clock_mhz * 1e3)
+
     def measure_op(self, spec: OpSpec) -> Measurement:
         module, example = op_model(spec)
         return self._measure(module, example, spec.key)
@@ -124,7 +136,7 @@ class McuBackend(ProfilerBackend):
         instructions, arena and flash bytes and per-op instructions in `extra`."""
         per_tick = self.core.instructions_per_tick
         instructions = [ticks * per_tick for ticks in report.invoke_ticks]
-        samples = [count / (self.clock_mhz * 1e3) for count in instructions[1:]]
+        samples = [self._ms(count) for count in instructions[1:]]
         flash = report.model_bytes + self.firmware.info["sections"]["text"]
         extra = {
             "instructions": instructions[-1],
