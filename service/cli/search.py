@@ -285,7 +285,7 @@ def _run_on_ray(req: dict[str, Any], out: Path) -> list[Any]:
     absolute, since the tasks run in other directories (and on other machines, where `out` and
     the dataset must be on a volume every node sees)."""
     from search.request import build_requests
-    from service.worker.executors.ray_executor import ClusterUnavailable, UnitsFailed, run_units
+    from service.worker.executors import ClusterUnavailable, UnitsFailed, run_on_ray
     from service.worker.units import FileSink, search_units
 
     out = out.resolve()
@@ -303,7 +303,7 @@ def _run_on_ray(req: dict[str, Any], out: Path) -> list[Any]:
     names = ", ".join(unit.name for unit in [*first, *side_by_side])
     stdout.print(f"on Ray ({config.ray_address}): {names}; progress in each one's events.jsonl")
     try:
-        results = run_units(
+        results = run_on_ray(
             config.ray_address,
             first,
             side_by_side,

@@ -85,7 +85,7 @@ def _searching_on_ray(ctx: StageContext, plan: SearchPlan) -> dict[str, Any]:
     side; the units write their events to the job's stream themselves (budget-tagged) and
     their checkpoints and results to the artifact store. A failed unit fails the job with
     every failed unit's name and reason."""
-    from service.worker.executors.ray_executor import ClusterUnavailable, UnitsFailed, run_units
+    from service.worker.executors import ClusterUnavailable, UnitsFailed, run_on_ray
     from service.worker.units import JobSink, search_units
 
     settings = ctx.settings
@@ -100,7 +100,7 @@ def _searching_on_ray(ctx: StageContext, plan: SearchPlan) -> dict[str, Any]:
     units = [unit.name for unit in [*first, *side_by_side]]
     ctx.emit({"type": "units", "executor": "ray", "units": units})
     try:
-        results = run_units(
+        results = run_on_ray(
             settings.ray_address,
             first,
             side_by_side,

@@ -94,8 +94,10 @@ class Service:
         return job
 
 
-@pytest.fixture
-def service(tmp_path: Path) -> Iterator[Service]:
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """One server for the module's jobs (each test submits its own)."""
+    tmp_path = tmp_path_factory.mktemp("service")
     database = f"sqlite:///{tmp_path / 'hwnas.db'}"
     env = service_env(tmp_path / "home", HWNAS_DATABASE_URL=database)
     seed_synthetic_lut(database, "cpu-synth", in_channels=1, num_classes=3)
@@ -294,3 +296,12 @@ def test_nothing_imports_ray_without_its_address(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_missing_ray_installation_is_one_readable_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from service.worker.executors import ClusterUnavailable, run_on_ray
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    monkeypatch.delitem(sys.modules, "service.worker.executors.ray_executor", raising=False)
+    with pytest.raises(ClusterUnavailable, match=r"pip install 'hwnas\[ray\]'"):
+        run_on_ray("auto", [], [], cpus=1, check_cancelled=lambda: None)

@@ -14,23 +14,12 @@ from typing import Any
 
 import ray
 
+from service.worker.executors import ClusterUnavailable, UnitsFailed
 from service.worker.units import SearchUnit, UnitResult, run_unit
 
 # how often Ray runs a unit again after its worker process or node died (each run resumes)
 MAX_RETRIES = 3
 WAIT_S = 0.5  # between checks of the caller's cancel flag
-
-
-class UnitsFailed(Exception):
-    """Units that failed for good: unit name → one-line reason."""
-
-    def __init__(self, failures: dict[str, str]) -> None:
-        self.failures = failures
-        super().__init__("; ".join(f"{name}: {why}" for name, why in failures.items()))
-
-
-class ClusterUnavailable(Exception):
-    """The Ray cluster at the configured address could not be joined."""
 
 
 def connect(address: str) -> None:
