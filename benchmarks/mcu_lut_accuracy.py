@@ -28,9 +28,11 @@ from _record import run_markdown, with_run
 from scipy.stats import kendalltau
 
 from deploy.memory import tflite_memory
+from lut.predictor import FixedCosts, predict
 from lut.store import arch_key
 from profilers.backends.mcu_backend import McuBackend
 from profilers.e2e import example_input
+from profilers.runner import measure_fixed_costs
 from search.spaces.base import space_from_string
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -47,10 +49,14 @@ def main() -> None:
     started = time.perf_counter()
     firmware = backend.firmware
     setup_s = time.perf_counter() - started
-    spaces = [measure_space(backend, name, args) for name in args.spaces.split(",")]
+    started = time.perf_counter()
+    fixed = measure_fixed_costs(backend)
+    fixed_s = time.perf_counter() - started
+    spaces = [measure_space(backend, name, args, fixed) for name in args.spaces.split(",")]
     result = with_run(
         {
             "firmware": {**firmware.info, "setup_seconds_this_run": round(setup_s, 1)},
+            "fixed_costs": {**fixed.to_dict(), "seconds": round(fixed_s, 1)},
             "fingerprint": backend.fingerprint(),
             "spaces": spaces,
         }
@@ -61,12 +67,15 @@ def main() -> None:
     print(markdown(result))
 
 
-def measure_space(backend: McuBackend, name: str, args: argparse.Namespace) -> dict[str, Any]:
+def measure_space(
+    backend: McuBackend, name: str, args: argparse.Namespace, fixed: FixedCosts
+) -> dict[str, Any]:
     space = space_from_string(name)
     archs = list(space.iter_random(seed=args.seed, count=args.archs))
     specs = {s.key: s for a in archs for s in space.decode(a) if not s.is_identity}
     started = time.perf_counter()
-    lut = {key: backend.measure_op(spec).extra["instructions"] for key, spec in specs.items()}
+    entries = {key: backend.measure_op(spec) for key, spec in specs.items()}
+    lut = {key: m.extra["instructions"] for key, m in entries.items()}
     lut_s = time.perf_counter() - started
     rows = []
     for arch in archs:
@@ -79,6 +88,8 @@ def measure_space(backend: McuBackend, name: str, args: argparse.Namespace) -> d
                 "arch": arch.to_string(),
                 "measured_instructions": measured.extra["instructions"],
                 "predicted_instructions": sum(lut[s.key] for s in ops),
+                "measured_ms": measured.median_ms,
+                "predicted_ms": predict(space.decode(arch), entries, fixed).latency_ms,
                 "measured_arena_bytes": measured.extra["arena_bytes"],
                 "greedy_arena_bytes": predicted_arena["arena_greedy_bytes"],
                 "model_bytes": measured.extra["model_bytes"],
@@ -89,12 +100,12 @@ def measure_space(backend: McuBackend, name: str, args: argparse.Namespace) -> d
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    ratios = [r["predicted_instructions"] / r["measured_instructions"] for r in rows]
+    ratios = [r["predicted_ms"] / r["measured_ms"] for r in rows]
+    raw = [r["predicted_instructions"] / r["measured_instructions"] for r in rows]
     arena = [r["greedy_arena_bytes"] / r["measured_arena_bytes"] for r in rows]
-    tau = kendalltau(
-        [r["predicted_instructions"] for r in rows], [r["measured_instructions"] for r in rows]
-    ).statistic
+    tau = kendalltau([r["predicted_ms"] for r in rows], [r["measured_ms"] for r in rows]).statistic
     return {
+        "median_ratio_raw_sum_to_measured": round(statistics.median(raw), 4),
         "median_ratio_predicted_to_measured": round(statistics.median(ratios), 4),
         "within_5_percent": sum(abs(x - 1) <= 0.05 for x in ratios) / len(ratios),
         "kendall_tau": round(float(tau), 4),
@@ -110,13 +121,14 @@ def markdown(result: dict[str, Any]) -> str:
         f"Firmware library build: {fw['library_build_seconds']} s with {fw['library_build_jobs']} "
         f"jobs ({fw['compiled_sources']} sources); firmware text {fw['sections']['text']} bytes.",
         "",
-        "| space | ops | ops/min | median predicted/measured | within ±5% | Kendall τ | "
-        "median greedy arena/measured |",
-        "|---|---|---|---|---|---|---|",
+        "| space | archs | ops | ops/min | median raw sum/measured | median predicted/measured | "
+        "within ±5% | Kendall τ | median greedy arena/measured |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for s in result["spaces"]:
         lines.append(
-            f"| {s['space']} | {s['ops']} | {s['ops_per_minute']} | "
+            f"| {s['space']} | {len(s['archs'])} | {s['ops']} | {s['ops_per_minute']} | "
+            f"{s['median_ratio_raw_sum_to_measured']} | "
             f"{s['median_ratio_predicted_to_measured']} | {s['within_5_percent']:.0%} | "
             f"{s['kendall_tau']} | {s['median_ratio_greedy_arena_to_measured']} |"
         )
