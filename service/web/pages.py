@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
@@ -46,6 +46,11 @@ def _form_choices() -> dict[str, list[str]]:
 @router.get("/", response_class=HTMLResponse)
 def jobs_page(request: Request) -> HTMLResponse:
     return _page(request, "jobs.html", page="jobs", **_form_choices())
+
+
+@router.get("/ui", response_class=RedirectResponse)
+def ui_root() -> RedirectResponse:
+    return RedirectResponse("/")
 
 
 @router.get("/ui/jobs/{job_id}", response_class=HTMLResponse)

@@ -106,10 +106,12 @@ def test_upload_submit_watch_and_download(
     page.screenshot(path=str(artifacts_dir / "job-two-budgets.png"), full_page=True)
 
 
-def test_cancel_from_the_jobs_list(dashboard_server: Server, page: Any) -> None:
+def test_cancel_from_the_jobs_list(dashboard_server: Server, page: Any, tmp_path: Path) -> None:
     key = dashboard_server.key("user", "lab")
-    body = {"space": "fbnet-tiny", "dataset": "digits", "devices": [DEVICE], "epochs": 40}
+    npz = write_npz(tmp_path / "squares.npz").read_bytes()
     with dashboard_server.client(key) as client:
+        dataset = client.post("/datasets", files={"file": ("squares.npz", npz)}).json()["id"]
+        body = {"space": "fbnet-tiny", "dataset": dataset, "devices": [DEVICE], "epochs": 200}
         job_id = client.post("/jobs", json={**body, "budgets": {DEVICE: 3.0}}).json()["id"]
     log_in(page, dashboard_server, key)
     page.click(f"#job-{job_id} button:text('Cancel')")
@@ -183,5 +185,6 @@ def test_the_pages_need_no_key_but_their_data_does(dashboard_server: Server) -> 
         "text/javascript"
     )
     assert httpx.get(f"{dashboard_server.base_url}/jobs").status_code == 401
+    assert httpx.get(f"{dashboard_server.base_url}/ui").headers["location"] == "/"
     bad = httpx.get(f"{dashboard_server.base_url}/ui/jobs/not-a-job-id")
     assert bad.status_code == 422 and "job_id" in bad.text
