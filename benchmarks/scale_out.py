@@ -120,8 +120,14 @@ def cluster(bench: Bench, root: Path, second_node: bool) -> RayCluster:
     """A started cluster, warmed by one small unmeasured two-budget job (a long-lived cluster's
     nodes have their worker processes running already)."""
     ray = RayCluster(root)
-    ray.start(second_node=second_node)
-    bench.job(ray.address, budgets={DEVICE: BUDGETS[:2]}, epochs=1, arch_steps=2, child_epochs=1)
+    try:
+        ray.start(second_node=second_node)
+        bench.job(
+            ray.address, budgets={DEVICE: BUDGETS[:2]}, epochs=1, arch_steps=2, child_epochs=1
+        )
+    except BaseException:
+        ray.stop()
+        raise
     return ray
 
 
