@@ -117,15 +117,19 @@ def test_thin_agent_profiles_fbnet_tiny_like_local_profiling(
         store.close()
     assert code == 0, log.read_text()[-3000:]
     ratios = {key: remote[key].median_ms / local[key].median_ms for key in remote}
-    # Agreement within the measurements' noise: the entries' median difference is within the
-    # quick protocol's ±5% CI, and nearly every entry within its two CIs and the machine's
-    # remaining drift (a run here: median 1.1%, all 72 within 5%).
-    spread = statistics.median(abs(r - 1) for r in ratios.values())
-    assert spread < 0.05, sorted(ratios.values())
-    close = [
-        k for k, r in ratios.items() if abs(r - 1) <= 0.15 + remote[k].ci_rel + local[k].ci_rel
-    ]
-    assert len(close) >= 0.9 * len(ratios), sorted(ratios.values())
+    # One unit: the drift reference puts both LUTs in the agent's unit; a quick-protocol
+    # reference is one model's timing, and two of them minutes apart on a shared machine have
+    # differed by up to 1.35x here, a factor every entry shares and calibration absorbs.
+    unit = statistics.median(ratios.values())
+    assert 0.5 < unit < 2.0, sorted(ratios.values())
+    # The same shape: the entries' median difference, the unit taken out, is within the quick
+    # protocol's +-5% CI, and nearly every entry within its two CIs and the machine's remaining
+    # drift (a run here: median 1.1%, all 72 within 5%).
+    shape = {key: r / unit for key, r in ratios.items()}
+    spread = statistics.median(abs(r - 1) for r in shape.values())
+    assert spread < 0.05, sorted(shape.values())
+    close = [k for k, r in shape.items() if abs(r - 1) <= 0.15 + remote[k].ci_rel + local[k].ci_rel]
+    assert len(close) >= 0.9 * len(shape), sorted(shape.values())
     # Timed the same way: kernel times for the ops long enough, whole runs for the others.
     for key in remote:
         assert remote[key].extra.get("timing") == local[key].extra.get("timing"), key
