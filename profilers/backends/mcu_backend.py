@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from lut.measurement import Measurement
-from lut.opspec import OpSpec
 from lut.predictor import FixedCosts
-from profilers.base import PROFILER_VERSION, ProfilerBackend, register_backend
-from profilers.export import check_cache_key, check_eval_mode, ensure_cached, op_model
+from profilers.backends.module_timing import ModuleTimingBackend
+from profilers.base import PROFILER_VERSION, register_backend
+from profilers.export import ensure_cached
 from profilers.fixed_costs import overhead_probes
 from profilers.mcu import toolchain
 from profilers.mcu.build import Firmware, ensure_firmware
@@ -29,7 +29,7 @@ ESTIMATE = "emulator estimate: instructions / declared clock"
 
 
 @register_backend("mcu")
-class McuBackend(ProfilerBackend):
+class McuBackend(ModuleTimingBackend):
     """`device` names the core (m4, m7); `clock_mhz` (default: the core's) turns instructions into
     milliseconds. Every run is deterministic, so `invokes` (default 2) only checks that: the
     first Invoke() is the warm-up, the others the samples."""
@@ -107,16 +107,6 @@ class McuBackend(ProfilerBackend):
 
     def _ms(self, instructions: float) -> float:
         return instructions / (self.clock_mhz * 1e3)
-
-    def measure_op(self, spec: OpSpec) -> Measurement:
-        module, example = op_model(spec)
-        return self._measure(module, example, spec.key)
-
-    def measure_module(
-        self, module: nn.Module, example: torch.Tensor, *, cache_key: str
-    ) -> Measurement:
-        check_eval_mode(module)
-        return self._measure(module, example, check_cache_key(cache_key))
 
     def measure_file(self, path: Path, example: Any = None) -> Measurement:
         """Run an existing int8 .tflite file (an exported network) on the emulated board."""

@@ -14,14 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lut.measurement import Measurement
-from lut.opspec import OpSpec
-from profilers.base import ProfilerBackend, register_backend
+from profilers.backends.module_timing import ModuleTimingBackend
+from profilers.base import register_backend
 from profilers.export import (
-    check_cache_key,
-    check_eval_mode,
     ensure_cached,
     export_onnx,
-    op_model,
 )
 from profilers.protocol import pinned_to_cores, time_runs
 
@@ -37,7 +34,7 @@ MEMORY_METHOD = "tensorrt-engine-bytes+device-memory+io"
 
 
 @register_backend("tensorrt")
-class TensorRTBackend(ProfilerBackend):
+class TensorRTBackend(ModuleTimingBackend):
     """ONNX files are cached as `<key>.onnx`, serialized engines as
     `<key>.<precision>.<trt version>.<gpu>.engine` (engines are specific to both)."""
 
@@ -88,16 +85,6 @@ class TensorRTBackend(ProfilerBackend):
 
     def provider(self) -> str:
         return "tensorrt"
-
-    def measure_op(self, spec: OpSpec) -> Measurement:
-        module, example = op_model(spec)
-        return self._measure(module, example, spec.key)
-
-    def measure_module(
-        self, module: nn.Module, example: torch.Tensor, *, cache_key: str
-    ) -> Measurement:
-        check_eval_mode(module)
-        return self._measure(module, example, check_cache_key(cache_key))
 
     def engine_path(self, key: str) -> Path:
         import torch

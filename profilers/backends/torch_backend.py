@@ -9,9 +9,9 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from lut.measurement import Measurement
-from lut.opspec import OpSpec
-from profilers.base import BackendUnavailable, ProfilerBackend, register_backend
-from profilers.export import check_cache_key, check_eval_mode, op_model
+from profilers.backends.module_timing import ModuleTimingBackend
+from profilers.base import BackendUnavailable, register_backend
+from profilers.export import check_cache_key, check_eval_mode
 from profilers.memory import track_peak_memory
 from profilers.protocol import pinned_to_cores, time_runs, wall_timer
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 @register_backend("torch")
-class TorchBackend(ProfilerBackend):
+class TorchBackend(ModuleTimingBackend):
     """Nothing to convert, so nothing is cached: `cache_key` only labels the measurement.
 
     Peak memory is what one forward pass adds (activations and workspace; the weights exist
@@ -54,10 +54,6 @@ class TorchBackend(ProfilerBackend):
 
     def provider(self) -> str:
         return "cuda" if self.is_cuda else "cpu"
-
-    def measure_op(self, spec: OpSpec) -> Measurement:
-        module, example = op_model(spec)
-        return self._measure(module, example, spec.key)
 
     def measure_module(
         self, module: nn.Module, example: torch.Tensor, *, cache_key: str
