@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -122,6 +123,22 @@ class Server:
     def client(self, key: str | None = None, timeout: float = 30) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+
+
+@contextmanager
+def synthetic_server(
+    env: dict[str, str], device: str = "cpu-synth", **lut: int
+) -> Iterator[Server]:
+    """`hwnas serve` on `env`'s SQLite database under HWNAS_HOME, `device` holding a synthetic
+    LUT (`seed_synthetic_lut`'s `in_channels`, `num_classes`); stopped on exit."""
+    home = Path(env["HWNAS_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    seed_synthetic_lut(f"sqlite:///{home / 'hwnas.db'}", device, **lut)
+    base_url, process = start_server(env)
+    try:
+        yield Server(base_url, env, process)
+    finally:
+        stop_process(process)
 
 
 @pytest.fixture

@@ -17,10 +17,8 @@ from PIL import Image
 
 from tests.service.fixtures import (
     Server,
-    seed_synthetic_lut,
     service_env,
-    start_server,
-    stop_process,
+    synthetic_server,
     write_npz,
 )
 
@@ -32,12 +30,8 @@ HEX_ID = "0" * 32
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     home = tmp_path_factory.mktemp("api") / "home"
     env = service_env(home, HWNAS_MAX_UPLOAD_BYTES=str(UPLOAD_LIMIT))
-    seed_synthetic_lut(f"sqlite:///{home / 'hwnas.db'}", "cpu-synth")
-    base_url, process = start_server(env)
-    try:
-        yield Server(base_url, env, process)
-    finally:
-        stop_process(process)
+    with synthetic_server(env) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,7 @@ from tests.service.fixtures import (
     service_env,
     start_server,
     stop_process,
+    synthetic_server,
     write_npz,
 )
 
@@ -48,12 +49,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         HWNAS_MAX_JSON_BYTES=str(MAX_JSON_BYTES),
         HWNAS_MAX_DATASET_BYTES=str(MAX_DATASET_BYTES),
     )
-    seed_synthetic_lut(f"sqlite:///{home / 'hwnas.db'}", "cpu-synth", num_classes=3)
-    base_url, process = start_server(env)
-    try:
-        yield Server(base_url, env, process)
-    finally:
-        stop_process(process)
+    with synthetic_server(env, num_classes=3) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

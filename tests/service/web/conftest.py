@@ -13,10 +13,8 @@ import pytest
 
 from tests.service.fixtures import (
     Server,
-    seed_synthetic_lut,
     service_env,
-    start_server,
-    stop_process,
+    synthetic_server,
 )
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -30,13 +28,8 @@ def dashboard_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve
     """`hwnas serve` with one local worker and a synthetic LUT for the device `cpu-synth`."""
     home = tmp_path_factory.mktemp("dashboard") / "home"
     env = service_env(home, HWNAS_WORKERS="1", OMP_NUM_THREADS="1")
-    home.mkdir(parents=True)
-    seed_synthetic_lut(f"sqlite:///{home / 'hwnas.db'}", DEVICE, num_classes=3)
-    base_url, process = start_server(env)
-    try:
-        yield Server(base_url, env, process)
-    finally:
-        stop_process(process)
+    with synthetic_server(env, DEVICE, num_classes=3) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
