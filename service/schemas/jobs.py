@@ -168,7 +168,7 @@ class JobPublic(Schema):
     error: str | None = Field(default=None, max_length=10_000)
     attempt: int = Field(ge=0)
     cancel_requested: bool
-    downloads: list[str] = Field(max_length=20, description="names for GET /models/{id}/{name}")
+    downloads: list[str] = Field(max_length=64, description="names for GET /models/{id}/{name}")
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None = None

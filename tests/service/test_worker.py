@@ -397,6 +397,14 @@ def test_a_job_with_several_budgets_shares_one_supernet_and_resumes(tmp_path: Pa
             assert result["predicted_latency_ms"]["cpu-synth"] <= result["budget_ms"]
             assert result["shared_supernet"]["budgets_ms"] == [3.0, 6.0]
         assert len(job["metrics"]["pareto"]) == 2 and (run_dir / "pareto.md").exists()
+        # each budget's files, and the Pareto table, under names the download route serves
+        expected = {f"budget-{b}.{f}" for b in (3, 6) for f in ("arch.json", "child.pt")}
+        assert expected | {"pareto.json", "pareto.md"} <= set(job["downloads"])
+        listed = {f["name"] for f in client.get(f"/models/{job_id}").json()["files"]}
+        assert listed == set(job["downloads"])
+        arch = client.get(f"/models/{job_id}/budget-6.arch.json")
+        assert arch.status_code == 200 and arch.json()["arch"] == results[1]["arch"]
+        assert client.get(f"/models/{job_id}/arch.json").status_code == 404
         events = [d for _, d in _sse_events(client.get(f"/jobs/{job_id}/events").text)]
         claims = [i for i, e in enumerate(events) if e["type"] == "claimed"]
         assert len(claims) == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -25,10 +26,30 @@ MAX_EVENT_ID = 2**62  # event ids are 64-bit database integers
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such job for this tenant"}}
 
 
+RUN_FILES = ("arch.json", "child.pt", "metrics.json")
+PARETO_FILES = ("pareto.json", "pareto.md")
+RUN_NAME = re.compile(r"^budget-[0-9][0-9.e+-]*$")
+
+
+def run_files(row: dict[str, Any]) -> dict[str, str]:
+    """Download name → path in the job's run directory of what its search wrote: a single
+    search's arch.json, child.pt and metrics.json; with several budgets, each budget's as
+    `<run>.<file>` (e.g. `budget-3.child.pt`) and the Pareto table."""
+    budgets = (row.get("metrics") or {}).get("budgets")
+    if not budgets:
+        return {name: name for name in RUN_FILES}
+    files = {name: name for name in PARETO_FILES}
+    for budget in budgets:
+        run = str(budget.get("run", ""))
+        if RUN_NAME.match(run):  # written by the worker; never a path of anything else
+            files.update({f"{run}.{name}": f"{run}/{name}" for name in RUN_FILES})
+    return files
+
+
 def downloads_of(row: dict[str, Any]) -> list[str]:
     if row["state"] != "done":
         return []
-    names = ["arch.json", "child.pt", "metrics.json", *sorted(row["export_files"] or {})]
+    names = [*run_files(row), *sorted(row["export_files"] or {})]
     if row["export_files"]:
         names += ["card.json", "card.md"]
     return names

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from deploy.checks import read_json_or_empty
 from service.api.deps import ObjectId, ReadEngineDep, UserPrincipal
-from service.api.routes.jobs import downloads_of
+from service.api.routes.jobs import downloads_of, run_files
 from service.crud.jobs import get_job
 from service.schemas import Schema
 from service.worker.runner import run_dir_of
@@ -28,22 +28,22 @@ ModelFile = Annotated[
         max_length=40,
         pattern=r"^[a-z0-9][a-z0-9.-]*$",
         description="an export format (deploy's registry), card.json, card.md, arch.json, "
-        "child.pt or metrics.json",
+        "child.pt or metrics.json; with several budgets `<run>.arch.json` (and child.pt, "
+        "metrics.json) per budget, pareto.json and pareto.md",
     ),
 ]
-RUN_FILES = ("arch.json", "child.pt", "metrics.json")
 MEDIA_TYPES = {".json": "application/json", ".md": "text/markdown; charset=utf-8"}
 
 
 class ModelFileInfo(Schema):
-    name: str = Field(max_length=20)
+    name: str = Field(max_length=40)
     size_bytes: int = Field(ge=0)
     url: str = Field(max_length=200)
 
 
 class ModelFiles(Schema):
     job_id: str = Field(max_length=32)
-    files: list[ModelFileInfo] = Field(max_length=20)
+    files: list[ModelFileInfo] = Field(max_length=200)
     input: dict[str, Any] | None = Field(
         default=None,
         description="the model card's input contract: what each exported file takes (shape, "
@@ -55,8 +55,8 @@ def resolve_file(run_dir: Path, row: dict[str, Any], name: str) -> Path | None:
     exported = row["export_files"] or {}
     if name in exported:
         path = Path(exported[name])
-    elif name in RUN_FILES:
-        path = run_dir / name
+    elif name in (files := run_files(row)):
+        path = run_dir / files[name]
     else:
         try:
             from deploy.api import artifact_path
