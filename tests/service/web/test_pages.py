@@ -98,7 +98,10 @@ def test_upload_submit_watch_and_download(
     page.screenshot(path=str(artifacts_dir / "job.png"), full_page=True)
 
     wait_until_done(page, dashboard_server, several)
-    page.wait_for_selector("#downloads li:has-text('offers no files')")  # drawn last
+    # each budget's files and the Pareto table (drawn last)
+    page.wait_for_selector("#downloads button[data-file='budget-2.child.pt']")
+    for name in ("budget-3.arch.json", "pareto.md"):
+        assert page.locator(f"#downloads button[data-file='{name}']").count() == 1
     page.wait_for_selector(FINAL_EVENT, state="attached")  # the events are replayed
     assert page.locator("#pareto .scatterlayer .point").count() == 2  # one per budget
     assert page.locator("#pareto .shapelayer path").count() == 2
