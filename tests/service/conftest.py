@@ -8,10 +8,10 @@ import pytest
 
 from tests.service.fixtures import (
     Server,
-    seed_synthetic_lut,
     service_env,
     start_server,
     stop_process,
+    synthetic_server,
 )
 from tests.service.fixtures import service_server as service_server
 
@@ -32,12 +32,5 @@ def server_on_db(db_url: str, tmp_path: Path) -> Iterator[Server]:
 def server_with_lut(tmp_path: Path) -> Iterator[Server]:
     """A server (no workers) whose SQLite database holds the synthetic LUT of `cpu-synth`,
     profiled for 1-channel, 3-class inputs."""
-    home = tmp_path / "home"
-    home.mkdir()
-    seed_synthetic_lut(f"sqlite:///{home / 'hwnas.db'}", "cpu-synth", num_classes=3)
-    env = service_env(home)
-    base_url, process = start_server(env)
-    try:
-        yield Server(base_url, env, process)
-    finally:
-        stop_process(process)
+    with synthetic_server(service_env(tmp_path / "home"), num_classes=3) as server:
+        yield server
