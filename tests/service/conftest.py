@@ -9,8 +9,7 @@ import pytest
 from tests.service.fixtures import (
     Server,
     service_env,
-    start_server,
-    stop_process,
+    serving,
     synthetic_server,
 )
 from tests.service.fixtures import service_server as service_server
@@ -20,12 +19,8 @@ from tests.service.fixtures import service_server as service_server
 def server_on_db(db_url: str, tmp_path: Path) -> Iterator[Server]:
     """A server on `db_url`: a real SQLite file and real PostgreSQL."""
     overrides = {} if db_url.startswith("sqlite") else {"HWNAS_DATABASE_URL": db_url}
-    env = service_env(tmp_path / "home", **overrides)
-    base_url, process = start_server(env)
-    try:
-        yield Server(base_url, env, process)
-    finally:
-        stop_process(process)
+    with serving(service_env(tmp_path / "home", **overrides)) as server:
+        yield server
 
 
 @pytest.fixture

@@ -134,6 +134,13 @@ def synthetic_server(
     home = Path(env["HWNAS_HOME"])
     home.mkdir(parents=True, exist_ok=True)
     seed_synthetic_lut(f"sqlite:///{home / 'hwnas.db'}", device, **lut)
+    with serving(env) as server:
+        yield server
+
+
+@contextmanager
+def serving(env: dict[str, str]) -> Iterator[Server]:
+    """`hwnas serve` on `env`, stopped on exit."""
     base_url, process = start_server(env)
     try:
         yield Server(base_url, env, process)
@@ -144,12 +151,8 @@ def synthetic_server(
 @pytest.fixture
 def service_server(tmp_path: Path) -> Iterator[Server]:
     """A server on a fresh SQLite database under tmp_path, no local workers."""
-    env = service_env(tmp_path / "home")
-    base_url, process = start_server(env)
-    try:
-        yield Server(base_url, env, process)
-    finally:
-        stop_process(process)
+    with serving(service_env(tmp_path / "home")) as server:
+        yield server
 
 
 def seed_synthetic_lut(
