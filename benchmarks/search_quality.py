@@ -1,8 +1,8 @@
 """search_quality: on a task that separates architectures, does the search beat a random network
 and the hand-made one under the same latency budget?
 
-On `--dataset` (cluttered-mnist, synthetic: random architectures of fbnet-tiny span about 19 pp
-there, see accuracy_span) with this machine's onnxruntime LUT (1 thread, calibrated), at three
+On `--dataset` (cluttered-mnist, synthetic: a task where random architectures of fbnet-tiny
+differ, see accuracy_span) with this machine's onnxruntime LUT (1 thread, calibrated), at three
 budgets (0.3 / 0.55 / 0.8 of the way from the space's smallest to its largest predicted latency)
 and for each of `--seeds`:
 
