@@ -1,23 +1,86 @@
 """The base of the baselines over the LUT (random search, aging evolution): they train stand-alone
 candidates briefly and keep the one with the best validation accuracy, instead of a supernet.
 Every candidate is within the budgets (sampled or mutated, then repaired by the exact knapsack
-solver if it is not)."""
+solver if it is not). Candidates known together (random search's all, evolution's first
+population) can be trained elsewhere at once by an installed `CandidateTrainer` (Ray tasks),
+with the results the one-at-a-time loop gets."""
 
 from __future__ import annotations
 
 import random
 from abc import abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
+import torch
+from torch.utils.data import TensorDataset
+
 from search.mckp import solve_mckp
-from search.spaces.base import SearchSpace
+from search.spaces.base import Architecture, SearchSpace
 from search.strategies.base import Budget, Strategy
 from search.train import train_child
 
 PROXY_EPOCHS = 1  # each candidate's training: a proxy for its accuracy, not the final one
 REJECTION_TRIES = 200
 Emit = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class CandidateBatch:
+    """Candidates to train side by side: each one's choices and the global torch RNG state its
+    weights are drawn from (the state the one-at-a-time loop would build it in), so a trainer
+    in another process gets the same weights, and so the same accuracy."""
+
+    space: SearchSpace
+    choices: list[list[int]]
+    init_states: list[torch.Tensor]
+    train: TensorDataset
+    val: TensorDataset
+    seed: int
+    batch_size: int
+
+
+# (validation accuracy, event fields saying where it trained) of each candidate, in order
+CandidateTrainer = Callable[[CandidateBatch], list[tuple[float, dict[str, Any]]]]
+_TRAINER: ContextVar[CandidateTrainer | None] = ContextVar("candidate_trainer", default=None)
+
+
+@contextmanager
+def candidates_trained_by(trainer: CandidateTrainer) -> Iterator[None]:
+    """Within the block, baselines hand candidates known together to `trainer`."""
+    token = _TRAINER.set(trainer)
+    try:
+        yield
+    finally:
+        _TRAINER.reset(token)
+
+
+def architecture_of(space: SearchSpace, choices: Sequence[int]) -> Architecture:
+    return space.architecture(
+        [slot.candidates[i] for slot, i in zip(space.layers, choices, strict=True)]
+    )
+
+
+def train_candidate(
+    space: SearchSpace,
+    choices: Sequence[int],
+    train: TensorDataset,
+    val: TensorDataset,
+    *,
+    seed: int,
+    batch_size: int,
+    init_state: torch.Tensor | None = None,
+) -> float:
+    """One candidate's validation accuracy after its proxy training; its weights drawn from the
+    global RNG as it is, or from `init_state`."""
+    if init_state is not None:
+        torch.set_rng_state(init_state)
+    model = space.build(architecture_of(space, choices))
+    result = train_child(model, train, val, epochs=PROXY_EPOCHS, seed=seed, batch_size=batch_size)
+    return result.val_accuracy
 
 
 def within(budgets: Sequence[Budget], choices: Sequence[int]) -> bool:
@@ -76,34 +139,67 @@ class BaselineStrategy(Strategy):
 
     @abstractmethod
     def explore(self) -> None:
-        """Evaluate candidates with `fitness` until the trials are spent."""
+        """Evaluate candidates with `fitness` (or `fitness_of`) until the trials are spent."""
 
     def sample(self) -> list[int]:
         return feasible_sample(self.rng, self.space, self.budgets)
 
     def fitness(self, choices: list[int]) -> float:
         """The candidate's validation accuracy after its proxy training (trained once)."""
-        key = tuple(choices)
-        if key not in self.seen:
-            arch = self.space.architecture(
-                [s.candidates[i] for s, i in zip(self.space.layers, choices, strict=True)]
-            )
-            result = train_child(
-                self.space.build(arch),
-                self.data.train,
-                self.data.val,
-                epochs=PROXY_EPOCHS,
-                seed=self.seed,
-                batch_size=self.batch_size,
-            )
-            self.seen[key] = result.val_accuracy
-            self.emit(
-                {
-                    "type": "trial",
-                    "trial": len(self.seen),
-                    "trials": self.trials,
-                    "arch": arch.to_string(),
-                    "accuracy": result.val_accuracy,
-                }
-            )
-        return self.seen[key]
+        return self.fitness_of([choices])[0]
+
+    def fitness_of(self, candidates: Sequence[list[int]]) -> list[float]:
+        """Each candidate's fitness. Those not seen before are trained in order here, or, with
+        a trainer installed (`candidates_trained_by`) and more than one of them, by it at once;
+        either way each gets the weights and accuracy the one-at-a-time loop gives it."""
+        new = list(dict.fromkeys(tuple(c) for c in candidates if tuple(c) not in self.seen))
+        trainer = _TRAINER.get()
+        if trainer is None or len(new) < 2:
+            for key in new:
+                self._record(key, self._train_here(key), {})
+        else:
+            batch = self._batch(new)
+            for key, (accuracy, where) in zip(new, trainer(batch), strict=True):
+                self._record(key, accuracy, where)
+        return [self.seen[tuple(c)] for c in candidates]
+
+    def _train_here(self, key: tuple[int, ...]) -> float:
+        return train_candidate(
+            self.space,
+            key,
+            self.data.train,
+            self.data.val,
+            seed=self.seed,
+            batch_size=self.batch_size,
+        )
+
+    def _batch(self, keys: list[tuple[int, ...]]) -> CandidateBatch:
+        """The candidates with the RNG state each is built in here, the global RNG advanced past
+        them all (building each once, as training them here would), so what follows draws the
+        same numbers."""
+        states = []
+        for key in keys:
+            states.append(torch.get_rng_state())
+            self.space.build(architecture_of(self.space, key))
+        return CandidateBatch(
+            self.space,
+            [list(key) for key in keys],
+            states,
+            self.data.train,
+            self.data.val,
+            self.seed,
+            self.batch_size,
+        )
+
+    def _record(self, key: tuple[int, ...], accuracy: float, where: dict[str, Any]) -> None:
+        self.seen[key] = accuracy
+        self.emit(
+            {
+                "type": "trial",
+                "trial": len(self.seen),
+                "trials": self.trials,
+                "arch": architecture_of(self.space, key).to_string(),
+                "accuracy": accuracy,
+                **where,
+            }
+        )

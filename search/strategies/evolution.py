@@ -12,15 +12,15 @@ from search.strategies.baseline import REJECTION_TRIES, BaselineStrategy, within
 class AgingEvolution(BaselineStrategy):
     """A population of max(4, trials / 2) feasible architectures (at most `trials`); each later
     trial mutates one layer of the fittest of a random half of the population, and the oldest
-    member dies (aging), not the worst."""
+    member dies (aging), not the worst. The first population is drawn before any is trained, so
+    it can train side by side; each later trial needs the fitness of the one before it."""
 
     def explore(self) -> None:
         size = max(2, min(self.trials, max(4, self.trials // 2)))
         contenders_per_round = max(2, size // 2)
         population: collections.deque[list[int]] = collections.deque()
-        for _ in range(size):
-            population.append(self.sample())
-            self.fitness(population[-1])
+        population.extend(self.sample() for _ in range(size))
+        self.fitness_of(list(population))
         for _ in range(self.trials - size):
             contenders = self.rng.sample(list(population), min(contenders_per_round, size))
             population.append(self.mutate(max(contenders, key=self.fitness)))

@@ -9,8 +9,8 @@ from search.strategies.baseline import BaselineStrategy
 @register_strategy("random")
 class RandomSearch(BaselineStrategy):
     """`trials` architectures drawn uniformly from those within every budget; the best by
-    validation accuracy after a short training wins."""
+    validation accuracy after a short training wins. All are drawn first (training draws no
+    numbers from the sampler), so they can train side by side."""
 
     def explore(self) -> None:
-        for _ in range(self.trials):
-            self.fitness(self.sample())
+        self.fitness_of([self.sample() for _ in range(self.trials)])
