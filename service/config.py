@@ -94,6 +94,15 @@ class Settings(BaseSettings):
     ray_unit_cpus: float = Field(
         default=1.0, gt=0, le=256, description="CPUs each Ray task of a job declares"
     )
+    ray_unit_gpus: float = Field(
+        default=0.0, ge=0, le=64, description="GPUs each Ray task of a job declares (0: none)"
+    )
+    ray_unit_memory_mb: int = Field(
+        default=0,
+        ge=0,
+        le=16 * 1024**2,
+        description="memory (MiB) each Ray task of a job declares to Ray's scheduler (0: none)",
+    )
 
     @model_validator(mode="after")
     def _fill_defaults_and_check(self) -> Settings:
