@@ -285,7 +285,12 @@ def _run_on_ray(req: dict[str, Any], out: Path) -> list[Any]:
     absolute, since the tasks run in other directories (and on other machines, where `out` and
     the dataset must be on a volume every node sees)."""
     from search.request import build_requests
-    from service.worker.executors import ClusterUnavailable, UnitsFailed, run_on_ray
+    from service.worker.executors import (
+        ClusterUnavailable,
+        UnitResources,
+        UnitsFailed,
+        run_on_ray,
+    )
     from service.worker.units import FileSink, search_units
 
     out = out.resolve()
@@ -307,7 +312,7 @@ def _run_on_ray(req: dict[str, Any], out: Path) -> list[Any]:
             config.ray_address,
             first,
             side_by_side,
-            cpus=config.ray_unit_cpus,
+            resources=UnitResources.of(config),
             check_cancelled=lambda: None,
         )
     except (UnitsFailed, ClusterUnavailable) as exc:

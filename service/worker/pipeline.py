@@ -85,7 +85,12 @@ def _searching_on_ray(ctx: StageContext, plan: SearchPlan) -> dict[str, Any]:
     side; the units write their events to the job's stream themselves (budget-tagged) and
     their checkpoints and results to the artifact store. A failed unit fails the job with
     every failed unit's name and reason."""
-    from service.worker.executors import ClusterUnavailable, UnitsFailed, run_on_ray
+    from service.worker.executors import (
+        ClusterUnavailable,
+        UnitResources,
+        UnitsFailed,
+        run_on_ray,
+    )
     from service.worker.units import JobSink, search_units
 
     settings = ctx.settings
@@ -104,7 +109,7 @@ def _searching_on_ray(ctx: StageContext, plan: SearchPlan) -> dict[str, Any]:
             settings.ray_address,
             first,
             side_by_side,
-            cpus=settings.ray_unit_cpus,
+            resources=UnitResources.of(settings),
             check_cancelled=ctx.check_cancelled,
         )
     except UnitsFailed as exc:

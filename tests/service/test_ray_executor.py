@@ -1,8 +1,9 @@
 """Jobs on a real two-node local Ray cluster (one CPU a node): a three-budget job runs its budgets
 as tasks, no more at once than there are CPUs, with the embedded runner's Pareto table;
-cancelling ends its tasks; a node lost mid-search leaves a job that finishes, its events naming
-the resumed step; and without HWNAS_RAY_ADDRESS nothing imports Ray. Jobs go in through the real
-API and are run by real `hwnas worker` processes."""
+a baseline's candidates train as tasks with the embedded runner's trials and result; units no
+node has room for fail the job at once; cancelling ends its tasks; a node lost mid-search leaves
+a job that finishes, its events naming the resumed step; and without HWNAS_RAY_ADDRESS nothing
+imports Ray. Jobs go in through the real API and are run by real `hwnas worker` processes."""
 
 from __future__ import annotations
 
@@ -62,8 +63,8 @@ class Service:
         assert created.status_code == 202, created.text
         return str(created.json()["id"])
 
-    def worker(self, name: str, ray_address: str = "") -> subprocess.Popen[bytes]:
-        env = {**self.server.env, "OMP_NUM_THREADS": "1", "HWNAS_HEARTBEAT_S": "0.5"}
+    def worker(self, name: str, ray_address: str = "", **extra: str) -> subprocess.Popen[bytes]:
+        env = {**self.server.env, "OMP_NUM_THREADS": "1", "HWNAS_HEARTBEAT_S": "0.5", **extra}
         if ray_address:
             env["HWNAS_RAY_ADDRESS"] = ray_address
         return subprocess.Popen(
@@ -219,6 +220,60 @@ def test_a_unit_that_fails_fails_the_job_naming_it(
     assert "infeasible" in job["error"] and "\n" not in job["error"]
 
 
+def _run(service: Service, name: str, ray_address: str = "", **body: Any) -> dict[str, Any]:
+    """A job of `body` run to its end by one worker (on the cluster at `ray_address`, if any)."""
+    job_id = service.submit(**body)
+    worker = service.worker(name, ray_address)
+    try:
+        return service.finished(job_id)
+    finally:
+        stop_process(worker)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "trials", "together"), [("random", 3, 3), ("evolution", 5, 4)]
+)
+def test_a_baseline_s_candidates_run_as_tasks_with_the_embedded_runner_s_result(
+    ray_cluster: RayCluster, service: Service, strategy: str, trials: int, together: int
+) -> None:
+    """Random search's candidates, and evolution's first population, train as tasks of their
+    own (not in the unit's process); the job's trials, accuracies and child are the embedded
+    runner's."""
+    body = {"budgets": {"cpu-synth": 6.0}, "strategy": strategy, "trials": trials}
+    job = _run(service, "ray", ray_cluster.address, **body)
+    assert job["state"] == "done", job["error"]
+    events = service.events(job["id"])
+    (unit,) = _units(events, "unit_started")
+    on_ray = _units(events, "trial")
+    assert len(on_ray) == trials
+    assert all(e["pid"] != unit["pid"] for e in on_ray[:together])
+    assert all("pid" not in e for e in on_ray[together:])  # each later trial trains in the unit
+
+    reference = _run(service, "embedded", **body)
+    assert reference["state"] == "done", reference["error"]
+    embedded = _units(service.events(reference["id"]), "trial")
+    fields = ("trial", "arch", "accuracy")
+    assert [[e[k] for k in fields] for e in on_ray] == [[e[k] for k in fields] for e in embedded]
+    for key in ("arch", "val_accuracy", "test_accuracy"):
+        assert job["metrics"][key] == reference["metrics"][key], key
+
+
+def test_units_no_node_has_room_for_fail_the_job_at_once(
+    ray_cluster: RayCluster, service: Service
+) -> None:
+    """A GPU the cluster lacks: one line saying so, not a job pending for ever."""
+    job_id = service.submit(budgets={"cpu-synth": [3.0, 6.0]}, arch_steps=5)
+    worker = service.worker("ray", ray_cluster.address, HWNAS_RAY_UNIT_GPUS="1")
+    try:
+        job = service.finished(job_id)
+    finally:
+        stop_process(worker)
+    assert job["state"] == "failed"
+    assert job["error"].startswith("no node of the Ray cluster at ")
+    assert "asks for 1 CPU, 1 GPU" in job["error"] and "0 GPUs" in job["error"]
+    assert not _units(service.events(job_id), "unit_started")
+
+
 def test_a_lost_node_s_unit_resumes_from_its_checkpoint(
     ray_cluster: RayCluster, service: Service
 ) -> None:
@@ -299,9 +354,9 @@ def test_nothing_imports_ray_without_its_address(tmp_path: Path) -> None:
 
 
 def test_a_missing_ray_installation_is_one_readable_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from service.worker.executors import ClusterUnavailable, run_on_ray
+    from service.worker.executors import ClusterUnavailable, UnitResources, run_on_ray
 
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
     monkeypatch.delitem(sys.modules, "service.worker.executors.ray_executor", raising=False)
     with pytest.raises(ClusterUnavailable, match=r"pip install 'hwnas\[ray\]'"):
-        run_on_ray("auto", [], [], cpus=1, check_cancelled=lambda: None)
+        run_on_ray("auto", [], [], resources=UnitResources(), check_cancelled=lambda: None)

@@ -7,12 +7,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from service.worker.executors.resources import UnitResources
+
 if TYPE_CHECKING:
     from service.worker.units import SearchUnit, UnitResult
 
 
 class ClusterUnavailable(Exception):
     """The Ray cluster at the configured address cannot be used (not installed, unreachable)."""
+
+
+class ResourcesUnavailable(ClusterUnavailable):
+    """No node of the cluster has the resources one unit declares, so Ray would leave the units
+    pending for ever."""
 
 
 class UnitsFailed(Exception):
@@ -28,7 +35,7 @@ def run_on_ray(
     first: Sequence[SearchUnit],
     side_by_side: Sequence[SearchUnit],
     *,
-    cpus: float,
+    resources: UnitResources,
     check_cancelled: Callable[[], None],
 ) -> list[UnitResult]:
     """`ray_executor.run_units`, imported only now; ClusterUnavailable when Ray is missing."""
@@ -40,5 +47,5 @@ def run_on_ray(
             "pip install 'hwnas[ray]'"
         ) from None
     return ray_executor.run_units(
-        address, first, side_by_side, cpus=cpus, check_cancelled=check_cancelled
+        address, first, side_by_side, resources=resources, check_cancelled=check_cancelled
     )

@@ -1,6 +1,8 @@
 """Search units as Ray tasks: the units that must finish first (the shared weight phase) one at
-a time, then every budget's unit at once, each declaring its CPUs, so the cluster runs as many
-side by side as it has room for. A task whose worker or node dies is retried by Ray and resumes
+a time, then every budget's unit at once, each declaring its CPUs (and GPUs and memory, where
+configured), so the cluster runs as many side by side as it has room for; units no node has room
+for fail at once instead of waiting for ever. Inside a unit a baseline's candidates are tasks of
+their own (`ray_candidates`). A task whose worker or node dies is retried by Ray and resumes
 from its unit's checkpoint; cancelling (or any error in the caller's check) cancels every task
 still running; a task that fails for good fails its unit, and the others finish first."""
 
@@ -14,7 +16,15 @@ from typing import Any
 
 import ray
 
-from service.worker.executors import ClusterUnavailable, UnitsFailed
+from search.strategies.baseline import candidates_trained_by
+from service.worker.executors import (
+    ClusterUnavailable,
+    ResourcesUnavailable,
+    UnitResources,
+    UnitsFailed,
+)
+from service.worker.executors.ray_candidates import ray_trainer
+from service.worker.executors.resources import missing_room
 from service.worker.units import SearchUnit, UnitResult, run_unit
 
 # how often Ray runs a unit again after its worker process or node died (each run resumes)
@@ -48,19 +58,46 @@ def run_units(
     first: Sequence[SearchUnit],
     side_by_side: Sequence[SearchUnit],
     *,
-    cpus: float,
+    resources: UnitResources,
     check_cancelled: Callable[[], None],
 ) -> list[UnitResult]:
     """Run `first` in turn, then `side_by_side` at once; returns the results of the units that
-    return one (budget units), in their order. Raises UnitsFailed naming every unit that failed
-    for good, or whatever `check_cancelled` raises once the running tasks are cancelled."""
+    return one (budget units), in their order. Raises ResourcesUnavailable when no node could
+    run a unit, UnitsFailed naming every unit that failed for good, or whatever
+    `check_cancelled` raises once the running tasks are cancelled."""
     connect(address)
-    task = ray.remote(run_unit).options(num_cpus=cpus, max_retries=MAX_RETRIES)
+    check_room(address, resources)
+    task = ray.remote(_run_unit).options(**_options(resources), max_retries=MAX_RETRIES)
     for unit in first:
-        _wait_all([unit], [task.remote(unit)], check_cancelled)
-    refs = [task.remote(unit) for unit in side_by_side]
+        _wait_all([unit], [task.remote(unit, resources.cpus)], check_cancelled)
+    refs = [task.remote(unit, resources.cpus) for unit in side_by_side]
     results = _wait_all(side_by_side, refs, check_cancelled)
     return [result for result in results if result is not None]
+
+
+def _run_unit(unit: SearchUnit, candidate_cpus: float) -> UnitResult | None:
+    """The unit, its baseline's candidates (if any) trained as tasks of their own."""
+    with candidates_trained_by(ray_trainer(candidate_cpus, MAX_RETRIES)):
+        return run_unit(unit)
+
+
+def _options(resources: UnitResources) -> dict[str, Any]:
+    """A unit task's resource options: its CPUs, and its GPUs and memory where declared."""
+    options: dict[str, Any] = {"num_cpus": resources.cpus}
+    if resources.gpus:
+        options["num_gpus"] = resources.gpus
+    if resources.memory_mb:
+        options["memory"] = resources.memory_mb * 1024**2
+    return options
+
+
+def check_room(address: str, resources: UnitResources) -> None:
+    """ResourcesUnavailable unless a live node of the cluster has every resource a unit
+    declares (Ray would keep such tasks pending, waiting for a node that never comes)."""
+    nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
+    problem = missing_room(resources.wanted(), nodes)
+    if problem:
+        raise ResourcesUnavailable(f"no node of the Ray cluster at {address} {problem}")
 
 
 def _wait_all(
