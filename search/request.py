@@ -13,6 +13,7 @@ A request document's keys:
 | `shared_supernet` | true | several budgets train one supernet (`search.shared`); false: one whole search each |
 | `arch_steps` | see `search.shared` | architecture steps per budget on the shared supernet |
 | `device_budgets` | `{}` | a further hard budget per other device |
+| `sram_kb`, `flash_kb` | none | hard SRAM (tensor arena) and flash budgets in KiB on an MCU primary device |
 | `strategy` | hardcore | a registered strategy (`search.strategies`) |
 | `epochs`, `warmup_epochs` | 10, 1 | search epochs; weights-only epochs first (0 with one epoch) |
 | `child_epochs` | `epochs` | training epochs of the result |
@@ -44,6 +45,8 @@ BOUNDS: dict[str, tuple[int, int]] = {
 }
 MAX_ARCH_LR = 10.0
 MAX_BUDGET_MS = 1_000_000.0
+MAX_MEMORY_KB = 1_048_576.0  # 1 GiB: SRAM and flash budgets
+MEMORY_BUDGETS = ("sram_kb", "flash_kb")
 DEFAULT_STRATEGY = "hardcore"
 DEFAULT_TRIALS = 8
 
@@ -118,6 +121,8 @@ class SearchRequest:
     child_shift_px: int = 0  # the child trains on images shifted by up to this many pixels
     trials: int = DEFAULT_TRIALS  # candidates trained by the random / evolution baselines
     extra: dict[str, Any] = field(default_factory=dict)
+    sram_kb: float | None = None  # hard arena budget on the primary (MCU) device, KiB
+    flash_kb: float | None = None  # hard flash budget on the primary (MCU) device, KiB
 
 
 def build_requests(
@@ -137,6 +142,7 @@ def build_requests(
     if len(set(names)) != len(names):  # each budget's run is budget-<ms:g>
         raise ValueError(f"budgets must differ (in 6 significant digits): {', '.join(names)}")
     check_bounds({key: doc.get(key) for key in ("child_epochs", "trials", "child_shift_px")})
+    memory = check_memory_budgets(doc, len(budgets))
     settings = search_settings(doc)
     result = []
     for budget in budgets:
@@ -151,9 +157,33 @@ def build_requests(
             inherit_weights=bool(doc.get("inherit_weights")),
             child_shift_px=int(doc.get("child_shift_px") or 0),
             trials=int(doc.get("trials") or DEFAULT_TRIALS),
+            sram_kb=memory.get("sram_kb"),
+            flash_kb=memory.get("flash_kb"),
         )
         result.append((budget, run_dir, request))
     return result
+
+
+def check_memory_budgets(doc: Mapping[str, Any], budget_count: int) -> dict[str, float]:
+    """The document's SRAM and flash budgets (KiB) that are set; ValueError for one that is not
+    a number in (0, MAX_MEMORY_KB], or for memory budgets with several latency budgets on one
+    supernet (each search derives its own)."""
+    memory = {}
+    for key in MEMORY_BUDGETS:
+        value = doc.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{key} must be a number of KiB, not {value!r}")
+        if not 0 < value <= MAX_MEMORY_KB:
+            raise ValueError(f"{key} must be in (0, {MAX_MEMORY_KB:g}] KiB, not {value:g}")
+        memory[key] = float(value)
+    if memory and budget_count > 1 and doc.get("shared_supernet", True) is not False:
+        raise ValueError(
+            f"{' and '.join(memory)} with several latency budgets need one search per budget "
+            "(shared_supernet false; hwnas search --separate-searches)"
+        )
+    return memory
 
 
 def search_settings(doc: Mapping[str, Any]) -> SearchSettings:

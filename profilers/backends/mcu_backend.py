@@ -150,8 +150,14 @@ class McuBackend(ModuleTimingBackend):
         return path, converted
 
     def _measure(self, module: nn.Module, example: torch.Tensor, key: str) -> Measurement:
+        """The measurement, with the micro-model's predicted arena head and tail and its
+        operators (`deploy.mcu_memory.entry_memory`): what SRAM and flash budgets compose."""
+        from deploy.mcu_memory import entry_memory
+
         path, converted = self.int8_model(module, example, key)
-        return self.measurement(self.run_file(path), converted=converted)
+        measured = self.measurement(self.run_file(path), converted=converted)
+        measured.extra.update(entry_memory(path))
+        return measured
 
 
 def convert_int8(module: nn.Module, example: torch.Tensor, path: Path) -> None:

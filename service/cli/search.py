@@ -8,7 +8,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-from search.request import BOUNDS, DEFAULT_STRATEGY, DEFAULT_TRIALS, SearchSettings
+from search.request import (
+    BOUNDS,
+    DEFAULT_STRATEGY,
+    DEFAULT_TRIALS,
+    MEMORY_BUDGETS,
+    SearchSettings,
+)
 from service.cli.common import (
     EnvironmentProblem,
     UsageProblem,
@@ -50,6 +56,16 @@ def register(sub: Any) -> None:
         default=[],
         metavar="DEVICE=MS",
         help="a further hard budget on another device (repeatable)",
+    )
+    p.add_argument(
+        "--sram-kb",
+        type=float,
+        help="hard SRAM budget in KiB on an MCU device: the TFLite Micro tensor arena",
+    )
+    p.add_argument(
+        "--flash-kb",
+        type=float,
+        help="hard flash budget in KiB on an MCU device: the model and its operators' code",
     )
     p.add_argument(
         "--separate-searches",
@@ -156,6 +172,8 @@ def _request_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "devices": args.device,
         "budgets": budgets,
         "device_budgets": extra,
+        "sram_kb": args.sram_kb,
+        "flash_kb": args.flash_kb,
         "strategy": args.strategy,
         "epochs": args.epochs,
         "warmup_epochs": args.warmup_epochs,
@@ -322,7 +340,9 @@ def _run_on_ray(req: dict[str, Any], out: Path) -> list[Any]:
 
 # request-document keys -> the flags that set them, for messages from search.request
 FLAGS = {"child_shift_px": "--child-shift", "budgets": "--latency-ms"}
-KEY = re.compile(r"\b(" + "|".join(sorted([*BOUNDS, "arch_lr"], key=len, reverse=True)) + r")\b")
+KEY = re.compile(
+    r"\b(" + "|".join(sorted([*BOUNDS, "arch_lr", *MEMORY_BUDGETS], key=len, reverse=True)) + r")\b"
+)
 
 
 def as_flags(message: str) -> str:

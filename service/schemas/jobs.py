@@ -13,6 +13,7 @@ from search.request import (
     DEFAULT_TRIALS,
     MAX_ARCH_LR,
     MAX_BUDGET_MS,
+    MAX_MEMORY_KB,
     SearchSettings,
 )
 from service.schemas import Schema
@@ -63,6 +64,19 @@ class JobCreate(Schema):
         description="latency budget in ms per device; the primary device (the first of devices) "
         'may have a list of budgets, one result each: {"pi4": [2.0, 3.0]}',
         examples=[{"pi4": 2.5}, {"pi4": [2.0, 3.0, 4.0], "laptop": 0.5}],
+    )
+    sram_kb: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_MEMORY_KB,
+        description="hard SRAM budget (the TFLite Micro tensor arena) in KiB on an MCU primary "
+        "device",
+    )
+    flash_kb: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_MEMORY_KB,
+        description="hard flash budget (model + operator code) in KiB on an MCU primary device",
     )
     shared_supernet: bool = Field(
         default=True,
@@ -129,6 +143,12 @@ class JobCreate(Schema):
         primary = self.primary_budgets()
         if len({f"{b:g}" for b in primary}) != len(primary):
             raise ValueError(f"budgets of {self.devices[0]} must differ: {primary}")
+        memory = [k for k in ("sram_kb", "flash_kb") if getattr(self, k) is not None]
+        if memory and len(primary) > 1 and self.shared_supernet:
+            raise ValueError(
+                f"{' and '.join(memory)} with several budgets need shared_supernet false (one "
+                "search per budget)"
+            )
         if len(primary) > 1 and self.export_formats:
             raise ValueError(
                 "export_formats need a single budget: a job with several budgets gives one "

@@ -1,0 +1,143 @@
+"""SRAM and flash of a network on a microcontroller running TFLite Micro. For a .tflite file:
+the arena exactly (`deploy.tflm_arena`) and the flash (the file plus the runtime code of the
+operators it uses). For an architecture, from its ops' MCU LUT entries: the arena's head is the
+largest op's head (each op's activations and scratch are planned on their own) and its tail the
+sum of the ops' tails; flash the sum of the ops' files plus their operators' code."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deploy.tflm_arena import predict_arena, read_model
+
+# What a TFLM program for the Cortex-M4 (TFLM 90b983c, CMSIS-NN, arm-none-eabi-gcc 12.2, -O2,
+# --gc-sections) links beyond the model: `base` with no operator registered, then each
+# operator's own code (`profilers.mcu.flash.operator_code_bytes`; benchmarks/mcu_memory.py
+# measures it again and reports any difference).
+CODE_BYTES: dict[str, int] = {
+    "base": 54736,
+    "CONV_2D": 33736,
+    "DEPTHWISE_CONV_2D": 24416,
+    "ADD": 16192,
+    "QUANTIZE": 6048,
+    "DEQUANTIZE": 2272,
+    "PAD": 6320,
+    "MEAN": 9072,
+    "FULLY_CONNECTED": 23256,
+    "TRANSPOSE": 3936,
+    "RESHAPE": 2600,
+    "AVERAGE_POOL_2D": 7952,
+    "MAX_POOL_2D": 8144,
+    "SOFTMAX": 12312,
+    "HARD_SWISH": 4776,
+    "MUL": 15520,
+    "LOGISTIC": 8696,
+}
+MODEL_ALIGNMENT = 16  # model_data.cc's array is 16-byte aligned
+
+
+@dataclass(frozen=True)
+class McuMemory:
+    """Predicted bytes: `sram_bytes` (the tensor arena: `arena_head_bytes` + `arena_tail_bytes`)
+    and `flash_bytes` (`model_bytes` + `code_bytes`)."""
+
+    arena_head_bytes: int
+    arena_tail_bytes: int
+    model_bytes: int
+    code_bytes: int
+    operators: tuple[str, ...]
+
+    @property
+    def sram_bytes(self) -> int:
+        return self.arena_head_bytes + self.arena_tail_bytes
+
+    @property
+    def flash_bytes(self) -> int:
+        return self.model_bytes + self.code_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sram_bytes": self.sram_bytes,
+            "flash_bytes": self.flash_bytes,
+            "arena_head_bytes": self.arena_head_bytes,
+            "arena_tail_bytes": self.arena_tail_bytes,
+            "model_bytes": self.model_bytes,
+            "code_bytes": self.code_bytes,
+            "operators": list(self.operators),
+        }
+
+
+def code_bytes(operators: Iterable[str], table: Mapping[str, int] | None = None) -> int:
+    """The runtime code a program registering `operators` links (ValueError for an operator
+    the table lacks)."""
+    sizes = CODE_BYTES if table is None else table
+    missing = sorted(set(operators) - set(sizes))
+    if missing:
+        raise ValueError(f"no code size known for {', '.join(missing)}")
+    return sizes["base"] + sum(sizes[op] for op in set(operators))
+
+
+def file_memory(path: Path) -> McuMemory:
+    """A .tflite file's predicted arena (exact) and flash."""
+    arena = predict_arena(path)
+    operators = tuple(file_operators(path))
+    size = Path(path).stat().st_size
+    return McuMemory(
+        arena.head_bytes, arena.tail_bytes, _aligned(size), code_bytes(operators), operators
+    )
+
+
+def file_operators(path: Path) -> list[str]:
+    """The builtin operators the file uses, each once, in order of first use."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = read_model(path)
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    codes = [
+        names[max(int(c.builtinCode), int(c.deprecatedBuiltinCode))] for c in model.operatorCodes
+    ]
+    used = [codes[op.opcodeIndex] for op in model.subgraphs[0].operators]
+    return list(dict.fromkeys(used))
+
+
+def entry_memory(path: Path) -> dict[str, Any]:
+    """What an MCU LUT entry records of its micro-model, for `compose`: the arena's head and
+    tail and the operators; nothing where the arena model does not cover the file."""
+    try:
+        arena = predict_arena(path)
+    except ValueError:
+        return {}
+    return {
+        "arena_head_bytes": arena.head_bytes,
+        "arena_tail_bytes": arena.tail_bytes,
+        "operators": file_operators(path),
+    }
+
+
+def compose(extras: Iterable[Mapping[str, Any]]) -> McuMemory:
+    """An architecture's memory from its ops' LUT entries (`extra` of each non-identity op):
+    head = the largest op head, tail = Σ op tails (each op's tail also holds the allocator's
+    own objects, so the sum exceeds the network's), model = Σ op files, code = the union of
+    their operators. ValueError if an entry predates these fields."""
+    extras = list(extras)
+    for extra in extras:
+        if "arena_head_bytes" not in extra:
+            raise ValueError(
+                "the LUT's entries hold no arena prediction: profile the space again with "
+                "`hwnas profile --backend mcu`"
+            )
+    operators = tuple(dict.fromkeys(op for e in extras for op in e["operators"]))
+    return McuMemory(
+        max((int(e["arena_head_bytes"]) for e in extras), default=0),
+        sum(int(e["arena_tail_bytes"]) for e in extras),
+        sum(_aligned(int(e["model_bytes"])) for e in extras),
+        code_bytes(operators),
+        operators,
+    )
+
+
+def _aligned(size: int) -> int:
+    return -(-size // MODEL_ALIGNMENT) * MODEL_ALIGNMENT
