@@ -15,6 +15,7 @@ from lut.store import LutStore
 from search.cost import LatencyCostModel, build_cost_model
 from search.engine import SupernetSearch
 from search.mckp import Infeasible
+from search.memory_budgets import memory_metrics, request_memory_budgets
 from search.request import SearchRequest
 from search.spaces.base import Architecture, SearchSpace, space_from_string
 from search.spaces.complexity import total_macs
@@ -72,9 +73,9 @@ def check_feasible(
 def check_request(request: SearchRequest, store: LutStore, data: Any) -> None:
     """Everything that can be refused before any work: LUT coverage, feasibility, strategy."""
     get_strategy(request.settings.strategy).check_options(request.settings.strategy_options)
-    check_feasible(
-        cost_models(store, bind_space(request.space, data), request.devices), request.budgets_ms
-    )
+    space = bind_space(request.space, data)
+    check_feasible(cost_models(store, space, request.devices), request.budgets_ms)
+    request_memory_budgets(store, space, request)
 
 
 def run_search(
@@ -91,6 +92,7 @@ def run_search(
     space = bind_space(request.space, data)
     models = cost_models(store, space, request.devices)
     budgets = check_feasible(models, request.budgets_ms)
+    budgets += request_memory_budgets(store, space, request)
     out_dir.mkdir(parents=True, exist_ok=True)
     version = lut_version(models)
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -140,6 +142,7 @@ def run_search(
         strategy_report=strategy_report,
         data=data,
         emit=emit,
+        extra_metrics=memory_metrics(store, space, request, choices),
     )
 
 
