@@ -154,6 +154,7 @@ def run_predict(args: argparse.Namespace) -> int:
             "device": device.name,
             "backend": device.backend,
             **p.to_dict(),
+            **_predicted_memory(store, device, arch),
         }
         if args.json:
             print_json_line(row)
@@ -170,6 +171,21 @@ def run_predict(args: argparse.Namespace) -> int:
             )
         stdout.print(table)
     return 0
+
+
+def _predicted_memory(store: LutStore, device: Device, text: str) -> dict[str, Any]:
+    """On an MCU device whose LUT holds each op's arena: the architecture's SRAM (tensor arena)
+    and flash composed from it (`search.memory_budgets.arch_memory`)."""
+    if device.backend != "mcu":
+        return {}
+    from search.memory_budgets import arch_memory
+
+    space, arch = _parse(text)
+    try:
+        memory = arch_memory(store, device, space.decode(arch))
+    except ValueError as exc:
+        return {"memory_note": str(exc)}
+    return {"sram_bytes": memory.sram_bytes, "flash_bytes": memory.flash_bytes}
 
 
 def run_measure(args: argparse.Namespace) -> int:
