@@ -23,7 +23,7 @@ from search.spaces.grammar import SpaceParams
 from search.strategies.base import Budget, get_strategy
 from search.strategies.baseline import BaselineStrategy
 from search.supernet import Supernet
-from search.train import EventFn, train_child
+from search.train import CHILD_CHECKPOINT, EventFn, train_child
 
 
 def bind_space(space_text: str, data: Any) -> SearchSpace:
@@ -164,7 +164,8 @@ def train_and_record(
 ) -> dict[str, Any]:
     """The derived architecture's child trained (from the supernet's weights with
     `inherit_weights`) and evaluated; arch.json, child.pt and metrics.json written to
-    `out_dir`. Returns the metrics."""
+    `out_dir`. Returns the metrics. The training resumes from its checkpoint of each epoch in
+    `out_dir` (removed once the outputs are written)."""
     arch = space.architecture(
         [slot.candidates[i] for slot, i in zip(space.layers, choices, strict=True)]
     )
@@ -183,6 +184,7 @@ def train_and_record(
         test=data.test,
         on_event=emit,
         shift_px=request.child_shift_px,
+        checkpoint=out_dir / CHILD_CHECKPOINT,
     )
     metrics = {
         "arch": arch.to_string(),
@@ -209,6 +211,7 @@ def train_and_record(
         **(extra_metrics or {}),
     }
     write_outputs(out_dir, space, arch, choices, child, metrics)
+    (out_dir / CHILD_CHECKPOINT).unlink(missing_ok=True)
     emit({"type": "done", "metrics": metrics})
     return metrics
 

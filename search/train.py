@@ -6,6 +6,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -13,9 +14,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
+from common.files import write_atomically
 from search.augment import random_shift
 
 EventFn = Callable[[dict[str, Any]], None]  # receives progress events
+CHILD_CHECKPOINT = "child-checkpoint.pt"  # a run folder's child training, while it trains
 
 
 def batches(
@@ -95,10 +98,13 @@ def train_child(
     test: TensorDataset | None = None,
     on_event: EventFn | None = None,
     shift_px: int = 0,
+    checkpoint: Path | None = None,
 ) -> TrainResult:
     """SGD with Nesterov momentum and a cosine schedule; evaluates on `val` after each epoch.
     `shift_px` > 0 translates every training image by a random offset of up to that many pixels
-    (seeded by `seed`)."""
+    (seeded by `seed`). With `checkpoint`, the training's state is written there after each
+    epoch, and a run that finds one of the same model and settings goes on after its last
+    epoch, to the result an uninterrupted run has (a `resumed` event says from which)."""
     start = time.perf_counter()
     model.train()
     generator = torch.Generator().manual_seed(seed)
@@ -107,8 +113,13 @@ def train_child(
     )
     total = max(1, epochs * steps_per_epoch(train, batch_size))
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total)
-    val_accuracy = 0.0
-    for epoch in range(epochs):
+    state = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
+    key = _checkpoint_key(model, train, epochs, seed, batch_size, lr, weight_decay, shift_px)
+    first, val_accuracy = _resume_child(checkpoint, key, state, generator)
+    if first and on_event:
+        step = first * steps_per_epoch(train, batch_size)
+        on_event({"type": "resumed", "phase": "child", "epoch": first, "step": step})
+    for epoch in range(first, epochs):
         for images, labels in batches(train, batch_size, generator):
             images = random_shift(images, shift_px, generator)
             loss = F.cross_entropy(model(images), labels)
@@ -118,6 +129,8 @@ def train_child(
             scheduler.step()
         recalibrate_batchnorm(model, train, batch_size)
         val_accuracy, val_loss = evaluate(model, val)
+        if checkpoint is not None:
+            _save_child(checkpoint, key, state, generator, epoch + 1, val_accuracy)
         if on_event:
             on_event(
                 {
@@ -132,3 +145,45 @@ def train_child(
     test_accuracy = evaluate(model, test)[0] if test is not None else None
     model.eval()
     return TrainResult(val_accuracy, test_accuracy, epochs, time.perf_counter() - start)
+
+
+def _checkpoint_key(model: nn.Module, train: TensorDataset, *settings: Any) -> list[Any]:
+    """What a child checkpoint must match to be resumed: the model's tensors' names and shapes,
+    the training split's size and the training's settings."""
+    shapes = [[name, list(tensor.shape)] for name, tensor in model.state_dict().items()]
+    return [shapes, len(train), *settings]
+
+
+def _save_child(
+    path: Path,
+    key: list[Any],
+    state: dict[str, Any],
+    generator: torch.Generator,
+    epochs_done: int,
+    val_accuracy: float,
+) -> None:
+    payload = {name: part.state_dict() for name, part in state.items()}
+    payload.update(
+        key=key, generator=generator.get_state(), epochs_done=epochs_done, val=val_accuracy
+    )
+    write_atomically(path, lambda tmp: torch.save(payload, tmp))
+
+
+def _resume_child(
+    path: Path | None, key: list[Any], state: dict[str, Any], generator: torch.Generator
+) -> tuple[int, float]:
+    """(epochs already done, their last validation accuracy) from the checkpoint at `path`,
+    its states loaded into `state` and `generator`; (0, 0.0) when there is none of this
+    training (missing, unreadable, or of another model or settings)."""
+    if path is None or not path.exists():
+        return 0, 0.0
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        return 0, 0.0
+    if payload.get("key") != key:
+        return 0, 0.0
+    for name, part in state.items():
+        part.load_state_dict(payload[name])
+    generator.set_state(payload["generator"])
+    return int(payload["epochs_done"]), float(payload["val"])
