@@ -16,16 +16,19 @@ import torch
 import torch.nn as nn
 
 from lut.modules import build_op
+from lut.opspec import OpSpec
+from search.nesting import nest, sliced_state_dict
 from search.spaces.base import LayerSlot, SearchSpace
 
 LayerMode = torch.Tensor | int | tuple[torch.Tensor, list[int]]
 
 
 class MixedOp(nn.Module):
-    def __init__(self, slot: LayerSlot, candidates: Sequence[nn.Module]) -> None:
+    def __init__(self, slot: LayerSlot, specs: Sequence[OpSpec], nested: bool) -> None:
         super().__init__()
         self.label = slot.label
-        self.candidates = nn.ModuleList(candidates)
+        self.candidates = nn.ModuleList(build_op(s) for s in specs)
+        self.shared = nest(specs, self.candidates) if nested else nn.ModuleList()
 
     def forward(self, x: torch.Tensor, mode: LayerMode, dense: bool = False) -> torch.Tensor:
         if isinstance(mode, int):
@@ -42,9 +45,10 @@ class MixedOp(nn.Module):
 
 class Supernet(nn.Module):
     """Stem, mixed/fixed blocks in network order, head — built from the space's own OpSpecs so a
-    derived child is exactly `space.build(arch)`."""
+    derived child is exactly `space.build(arch)`. `nested`: a layer's MBConv candidates share
+    their kernels (`search.nesting`); otherwise each candidate has its own weights."""
 
-    def __init__(self, space: SearchSpace) -> None:
+    def __init__(self, space: SearchSpace, nested: bool = True) -> None:
         super().__init__()
         self.space = space
         self.slots = space.layers
@@ -57,7 +61,7 @@ class Supernet(nn.Module):
         slots = iter(self.slots)
         for item in space.block_order():
             if item == "slot":
-                body.append(MixedOp(next(slots), [build_op(s) for s in next(candidate_specs)]))
+                body.append(MixedOp(next(slots), next(candidate_specs), nested))
                 self._is_mixed.append(True)
             else:
                 body.append(build_op(next(fixed_body)))
@@ -99,6 +103,6 @@ class Supernet(nn.Module):
         modules += list(self.head)
         state: dict[str, torch.Tensor] = {}
         for index, module in enumerate(modules):
-            for key, value in module.state_dict().items():
-                state[f"{index}.{key}"] = value.clone()
+            for key, value in sliced_state_dict(module).items():
+                state[f"{index}.{key}"] = value
         return state
