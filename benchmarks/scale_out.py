@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -47,6 +48,14 @@ RESULTS = REPO / "benchmarks" / "results"
 GOALS = {"two_over_one_node": 0.6, "ray_overhead": 0.10}
 BUDGETS = [2.5, 3.5, 4.5, 5.5]
 DEVICE = "cpu-synth"
+PHASES = (
+    "before_units_s",
+    "weights_s",
+    "budget_span_s",
+    "budget_units_sum_s",
+    "after_units_s",
+    "unit_setup_s",
+)
 
 
 def parse_args() -> argparse.Namespace:
@@ -92,7 +101,7 @@ class Bench:
             self.engine, tenant="bench", key_id="k", request=request, dataset_id=None
         )
         env = {**self.env, "HWNAS_RAY_ADDRESS": ray_address} if ray_address else self.env
-        started = time.perf_counter()
+        started, clock = time.perf_counter(), time.time()
         subprocess.run(
             [sys.executable, "-m", "service.cli", "worker", "--once", "--id", "bench"],
             env=env,
@@ -109,7 +118,56 @@ class Bench:
         rows = metrics.get("pareto") or [{"arch": metrics["arch"]}]
         archs = [row["arch"] for row in rows]
         log(f"  {'ray' if ray_address else 'embedded'} {len(archs)} budget(s): {wall:.1f} s")
-        return {"wall_s": wall, "archs": archs, "load": os.getloadavg()[0]}
+        run = {"wall_s": wall, "archs": archs, "load": os.getloadavg()[0]}
+        return run | ({"phases": self.phases(job_id, clock, wall)} if ray_address else {})
+
+    def phases(self, job_id: str, clock: float, wall: float) -> dict[str, float]:
+        """Where a Ray job's wall time went, from its units' events' times (seconds after the
+        worker process started): before the first unit, the weight unit, the budget units
+        (their span, and their sum), after the last; `unit_setup_s` is the median time from a
+        budget unit's start to its first event of its own (loading the dataset, LUT and shared
+        weights)."""
+        from sqlalchemy import select
+
+        from service.tables import job_events
+
+        query = select(job_events.c.data, job_events.c.created_at).where(
+            job_events.c.job_id == job_id
+        )
+        with self.engine.connect() as connection:
+            rows = connection.execute(query.order_by(job_events.c.id)).all()
+        events = [(data, _seconds(at) - clock) for data, at in rows]
+        return unit_phases(events, wall)
+
+
+def _seconds(at: Any) -> float:
+    """A stored event time as seconds since the epoch (SQLite returns it without its zone)."""
+    return float((at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp())
+
+
+def unit_phases(events: list[tuple[dict[str, Any], float]], wall: float) -> dict[str, float]:
+    """`Bench.phases` from (event, seconds after the process started) pairs."""
+    spans: dict[str, list[float]] = {}
+    setups: list[float] = []
+    for index, (event, at) in enumerate(events):
+        if event.get("type") in ("unit_started", "unit_finished"):
+            spans.setdefault(event["unit"], []).append(at)
+        if event.get("type") == "unit_started" and event["unit"] != "weights":
+            own = [t for e, t in events[index + 1 :] if e.get("budget_ms") == event["budget_ms"]]
+            if own:
+                setups.append(own[0] - at)
+    budgets = [times for unit, times in spans.items() if unit != "weights"]
+    weights = spans.get("weights", [0.0, 0.0])
+    first = min(times[0] for times in spans.values())
+    last = max(times[-1] for times in spans.values())
+    return {
+        "before_units_s": first,
+        "weights_s": weights[-1] - weights[0],
+        "budget_span_s": max(t[-1] for t in budgets) - min(t[0] for t in budgets),
+        "budget_units_sum_s": sum(t[-1] - t[0] for t in budgets),
+        "after_units_s": wall - last,
+        "unit_setup_s": median(setups) if setups else 0.0,
+    }
 
 
 def log(text: str) -> None:
@@ -160,6 +218,13 @@ def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         "settings": vars(args) | {"budgets_ms": BUDGETS},
         "median_wall_s": walls,
         "two_over_one_node": walls["two"] / walls["one"],
+        "amdahl_two_over_one_node": median(amdahl_bound(r, nodes=2) for r in runs["one"]),
+        "median_phases_s": {
+            nodes: {
+                k: median(r["phases"][k] for r in runs[nodes]) for k in runs[nodes][0]["phases"]
+            }
+            for nodes in ("one", "two")
+        },
         "ray_overhead": walls["ray"] / walls["embedded"] - 1,
         "goals": GOALS,
         "load_average": f"{min(loads):.1f}–{max(loads):.1f}",
@@ -169,6 +234,13 @@ def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         },
         "runs": runs,
     }
+
+
+def amdahl_bound(one_node: dict[str, Any], nodes: int) -> float:
+    """The least wall ratio `nodes` nodes can reach against a one-node run: only its budget
+    units' span divides (Amdahl's law); all else in the job is serial."""
+    wall, span = one_node["wall_s"], one_node["phases"]["budget_span_s"]
+    return (wall - span + span / nodes) / wall
 
 
 def write(result: dict[str, Any], smoke: bool) -> None:
@@ -185,6 +257,19 @@ def write(result: dict[str, Any], smoke: bool) -> None:
         f"{result['two_over_one_node']:.2f} | ≤ {GOALS['two_over_one_node']} |",
         f"| one budget, embedded / Ray | {w['embedded']:.1f} / {w['ray']:.1f} | "
         f"{result['ray_overhead']:+.1%} overhead | ≤ {GOALS['ray_overhead']:.0%} |",
+        "",
+        f"Amdahl's bound for two nodes (only the budget units divide): "
+        f"{result['amdahl_two_over_one_node']:.2f}.",
+        "",
+        "| four budgets, median s | before the units | weight unit | budget units' span "
+        "| their sum | after | a budget unit's setup |",
+        "|---|---|---|---|---|---|---|",
+        *[
+            f"| {nodes} node{'s' if nodes == 'two' else ''} | "
+            + " | ".join(f"{result['median_phases_s'][nodes][k]:.1f}" for k in PHASES)
+            + " |"
+            for nodes in ("one", "two")
+        ],
         "",
         f"Same architectures one vs two nodes: {same['one_vs_two_nodes']}; Ray vs embedded: "
         f"{same['ray_vs_embedded']}. Medians of {result['settings']['repeats']} jobs each; "
