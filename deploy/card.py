@@ -140,6 +140,9 @@ def _memory(files: dict[str, Path], fresh: dict[str, Any]) -> dict[str, Any]:
         if measured:
             entry["peak_rss_growth_bytes"] = measured.get("peak_memory_bytes")
             entry["rss_method"] = measured.get("memory_method")
+            board = measured.get("extra") or {}
+            if "arena_bytes" in board:  # run by the mcu backend: TFLM's own report
+                entry["tflm_arena_measured_bytes"] = board["arena_bytes"]
         memory[name] = entry
     return memory
 
@@ -255,7 +258,32 @@ def _memory_lines(card: dict[str, Any]) -> list[str]:
         "activations; flash is the file. Peak RSS growth: a fresh process loading and "
         "running the file once (ONNX Runtime's CPU arena included).",
     ]
-    return lines
+    return lines + _mcu_memory_lines(card)
+
+
+def _mcu_memory_lines(card: dict[str, Any]) -> list[str]:
+    """TFLite Micro on a Cortex-M4: the predicted arena and flash (deploy.mcu_memory) beside
+    the arena the firmware reported where the file was measured on the mcu backend."""
+    rows = {n: m for n, m in card["memory"].items() if "tflm_arena_bytes" in m}
+    if not rows:
+        return []
+    lines = [
+        "",
+        "| format | TFLM arena, M4 (predicted) | TFLM arena (firmware) | MCU flash (predicted) |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, m in rows.items():
+        lines.append(
+            f"| {name} | {_kib(m['tflm_arena_bytes'])} | "
+            f"{_kib(m.get('tflm_arena_measured_bytes'))} | {_kib(m.get('tflm_flash_bytes'))} |"
+        )
+    return [
+        *lines,
+        "",
+        "TFLM arena: the whole tensor arena TFLite Micro allocates with CMSIS-NN (tensors, "
+        "scratch, persistent buffers); MCU flash: the file plus the code of a project that "
+        "registers exactly its operators (docs/mcu.md).",
+    ]
 
 
 def _kib(value: int | None) -> str:

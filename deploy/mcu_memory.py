@@ -12,30 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from deploy.tflm_arena import predict_arena, read_model
+from deploy.tflm_code_m4 import CODE_TABLE
 
-# What a TFLM program for the Cortex-M4 (TFLM 90b983c, CMSIS-NN, arm-none-eabi-gcc 12.2, -O2,
-# --gc-sections) links beyond the model: `base` with no operator registered, then each
-# operator's own code (`profilers.mcu.flash.operator_code_bytes`; benchmarks/mcu_memory.py
-# measures it again and reports any difference).
-CODE_BYTES: dict[str, int] = {
-    "base": 54736,
-    "CONV_2D": 33736,
-    "DEPTHWISE_CONV_2D": 24416,
-    "ADD": 16192,
-    "QUANTIZE": 6048,
-    "DEQUANTIZE": 2272,
-    "PAD": 6320,
-    "MEAN": 9072,
-    "FULLY_CONNECTED": 23256,
-    "TRANSPOSE": 3936,
-    "RESHAPE": 2600,
-    "AVERAGE_POOL_2D": 7952,
-    "MAX_POOL_2D": 8144,
-    "SOFTMAX": 12312,
-    "HARD_SWISH": 4776,
-    "MUL": 15520,
-    "LOGISTIC": 8696,
-}
 MODEL_ALIGNMENT = 16  # model_data.cc's array is 16-byte aligned
 
 
@@ -70,14 +48,18 @@ class McuMemory:
         }
 
 
-def code_bytes(operators: Iterable[str], table: Mapping[str, int] | None = None) -> int:
-    """The runtime code a program registering `operators` links (ValueError for an operator
-    the table lacks)."""
-    sizes = CODE_BYTES if table is None else table
-    missing = sorted(set(operators) - set(sizes))
+def code_bytes(operators: Iterable[str], table: Mapping[str, Any] | None = None) -> int:
+    """The runtime code a program registering `operators` links: the base, every shared group
+    one of them pulls in (once), each one's own bytes, and the op resolver's code for several
+    operators. ValueError for an operator the table lacks."""
+    code = CODE_TABLE if table is None else table
+    used = set(operators)
+    missing = sorted(used - set(code["own"]))
     if missing:
         raise ValueError(f"no code size known for {', '.join(missing)}")
-    return sizes["base"] + sum(sizes[op] for op in set(operators))
+    shared = sum(size for users, size in code["shared"] if used & set(users))
+    several = int(code.get("several", 0)) if len(used) > 1 else 0
+    return int(code["base"]) + shared + sum(int(code["own"][op]) for op in used) + several
 
 
 def file_memory(path: Path) -> McuMemory:

@@ -1,5 +1,6 @@
 """Memory a deployed file needs. For TFLite: the tensor arena planned from tensor lifetimes (the
-SRAM a microcontroller running TFLite Micro needs for activations) and the flash (the file)."""
+SRAM a microcontroller running TFLite Micro needs for activations) and the flash (the file); for
+an int8 file, also TFLite Micro's whole arena and a project's flash on a Cortex-M4."""
 
 from __future__ import annotations
 
@@ -34,7 +35,22 @@ def tflite_memory(path: Path) -> dict[str, Any]:
         "flash_bytes": path.stat().st_size,
         "ops": op_count,
         "method": "tensor lifetimes of the interpreter's execution plan (no delegate)",
+        **tflm_memory(path),
     }
+
+
+def tflm_memory(path: Path) -> dict[str, Any]:
+    """On a Cortex-M4 running TFLite Micro with CMSIS-NN: the tensor arena it allocates
+    (`tflm_arena_bytes`, exact) and the flash of a project registering the model's operators
+    (`tflm_flash_bytes`), predicted by `deploy.mcu_memory`; nothing for a model it does not
+    cover (a float network, an operator it does not know)."""
+    from deploy.mcu_memory import file_memory
+
+    try:
+        memory = file_memory(path)
+    except ValueError:
+        return {}
+    return {"tflm_arena_bytes": memory.sram_bytes, "tflm_flash_bytes": memory.flash_bytes}
 
 
 def tensor_lifetimes(path: Path) -> tuple[list[Buffer], int]:

@@ -101,8 +101,7 @@ def _conv_padding(op: OpView, kernel_h: int, kernel_w: int) -> tuple[int, int]:
 def _conv(op: OpView) -> KernelNeeds:
     """Per-channel multiplier and shift; CMSIS-NN's im2col buffer unless the conv is 1x1."""
     out_channels, kernel_h, kernel_w, filter_c = _shape(op.inputs[1])
-    if op.inputs[0].type != INT8:
-        return KernelNeeds()
+    _require_int8(op)
     needs = KernelNeeds(persistent=[4 * out_channels, 4 * out_channels])
     pad_h, pad_w = _conv_padding(op, kernel_h, kernel_w)
     in_c = _shape(op.inputs[0])[3]
@@ -116,8 +115,7 @@ def _conv(op: OpView) -> KernelNeeds:
 def _depthwise(op: OpView) -> KernelNeeds:
     """Per-channel multiplier and shift; CMSIS-NN's buffer unless the 3x3 (padding <= 1) path."""
     _, kernel_h, kernel_w, channels = _shape(op.inputs[1])
-    if op.inputs[0].type != INT8:
-        return KernelNeeds()
+    _require_int8(op)
     needs = KernelNeeds(persistent=[4 * channels, 4 * channels])
     pad_h, pad_w = _conv_padding(op, kernel_h, kernel_w)
     in_c = _shape(op.inputs[0])[3]
@@ -135,8 +133,7 @@ def _depthwise(op: OpView) -> KernelNeeds:
 def _fully_connected(op: OpView) -> KernelNeeds:
     """Per-channel arrays for per-channel weights; a requantisation scratch buffer when CMSIS-NN
     may run it as a 1x1 conv (output rank > 2) with per-tensor weights."""
-    if op.inputs[0].type != INT8:
-        return KernelNeeds()
+    _require_int8(op)
     quantization = op.inputs[1].quantization
     scales = 0 if quantization is None or quantization.scale is None else len(quantization.scale)
     per_channel = scales > 1
@@ -163,6 +160,14 @@ def _average_pool(op: OpView) -> KernelNeeds:
     if op.inputs[0].type != INT8:
         return KernelNeeds()
     return KernelNeeds(scratch=[4 * _shape(op.outputs[0])[3]])
+
+
+def _require_int8(op: OpView) -> None:
+    """The arena model follows the int8 paths of the convolutions and fully connected layers."""
+    if op.inputs[0].type != INT8:
+        raise ValueError(
+            f"the TFLM arena model covers int8 {op.name}, not type {op.inputs[0].type}"
+        )
 
 
 def _shape(tensor: Any) -> list[int]:

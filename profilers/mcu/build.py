@@ -188,20 +188,29 @@ def _link_firmware(core: Core, library: Path, target: Path, transport: str) -> N
         write_json_atomically(scratch / "firmware.json", info)
 
 
-def build_program(core: Core, sources: list[Path], elf: Path) -> Path:
+def build_program(
+    core: Core, sources: list[Path], elf: Path, *, link_map: Path | None = None
+) -> Path:
     """An MCU project's sources (a `c-array` export's model_data.cc and main.cc, say) compiled
     with the firmware's flags and linked against the core's TFLM library and the firmware's
-    start-up code and memory layout, so it runs on the same emulated board."""
+    start-up code and memory layout, so it runs on the same emulated board; with `link_map`,
+    the linker writes its map there (every input section it kept, and where from)."""
     reason = unavailable_reason()
     if reason:
         raise ValueError(f"cannot build for the MCU: {reason}")
     library = _ensure_library(core, os.cpu_count() or 1)
     startup = FIRMWARE_SOURCES / "startup.c"
-    return _compile_and_link(core, library, [*sources, startup], elf)
+    flags = (f"-Wl,-Map={link_map}",) if link_map else ()
+    return _compile_and_link(core, library, [*sources, startup], elf, link_flags=flags)
 
 
 def _compile_and_link(
-    core: Core, library: Path, sources: list[Path], elf: Path, defines: tuple[str, ...] = ()
+    core: Core,
+    library: Path,
+    sources: list[Path],
+    elf: Path,
+    defines: tuple[str, ...] = (),
+    link_flags: tuple[str, ...] = (),
 ) -> Path:
     """Each source compiled with the library's flags (-O2; its folder on the include path),
     then linked with --gc-sections against libtflm.a and the firmware's linker script."""
@@ -218,7 +227,8 @@ def _compile_and_link(
             objects.append(str(obj))
         _run(["arm-none-eabi-g++", f"-mcpu={core.cpu}", "-mthumb", "-mfloat-abi=soft",
               "--specs=rdimon.specs", "-T", str(FIRMWARE_SOURCES / "mps2.ld"), "-Wl,--gc-sections",
-              "-o", str(elf), *objects, str(library / "libtflm.a"), "-lm"], "link")  # fmt: skip
+              *link_flags, "-o", str(elf), *objects, str(library / "libtflm.a"), "-lm"],
+             "link")  # fmt: skip
     return elf
 
 

@@ -1,11 +1,13 @@
 """The TFLM arena model's parts on hand-made cases: the greedy planner's layout (largest first,
 later-added first among equals, lowest gap among the buffers alive at the same time) and the
-tail's alignment; its whole prediction against the firmware is tests/profilers/mcu/test_arena.py."""
+tail's alignment; the code table's sharing; the predictions against the firmware and the linker
+are tests/profilers/mcu/test_arena.py."""
 
 from __future__ import annotations
 
 import pytest
 
+from deploy.mcu_memory import code_bytes
 from deploy.tflm_arena import PlannedBuffer, Tail, greedy_plan_bytes
 from deploy.tflm_kernels import OpView, kernel_needs
 
@@ -48,3 +50,16 @@ def test_tail_aligns_each_buffer_down_from_the_arena_end() -> None:
 def test_an_operator_the_model_does_not_cover_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="does not cover SOFTMAX"):
         kernel_needs(OpView("SOFTMAX", None, [], []))
+
+
+def test_code_shared_by_several_operators_is_counted_once() -> None:
+    table = {
+        "base": 1000,
+        "shared": [[["ADD", "CONV_2D"], 300], [["CONV_2D"], 200]],
+        "own": {"ADD": 10, "CONV_2D": 20},
+        "several": 5,
+    }
+    assert code_bytes(["CONV_2D"], table) == 1000 + 300 + 200 + 20
+    assert code_bytes(["ADD", "CONV_2D", "ADD"], table) == 1000 + 300 + 200 + 10 + 20 + 5
+    with pytest.raises(ValueError, match="no code size known for SOFTMAX"):
+        code_bytes(["SOFTMAX"], table)

@@ -36,3 +36,18 @@ def test_predicted_arena_equals_the_firmware_report(
     predicted = predict_arena(model)
     assert predicted.arena_bytes == report.arena_used_bytes
     assert 0 < predicted.tail_bytes < predicted.arena_bytes
+
+
+def test_predicted_flash_is_never_below_the_project_the_linker_builds(
+    m4_firmware: Firmware, tmp_path: Path
+) -> None:
+    from deploy.mcu_memory import file_memory, file_operators
+    from profilers.backends.mcu_backend import convert_int8
+    from profilers.export import op_model
+    from profilers.mcu.flash import program_flash_bytes
+
+    model = tmp_path / "op.int8.tflite"
+    convert_int8(*op_model(SPECS[1]), model)
+    measured = program_flash_bytes(get_core("m4"), model.read_bytes(), file_operators(model))
+    predicted = file_memory(model).flash_bytes
+    assert measured <= predicted <= measured * 1.02
