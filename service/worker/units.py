@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -65,6 +66,7 @@ class SearchUnit:
     database_url: str
     dataset: str  # what search.data.load_dataset loads: a built-in's name or a path
     sink: JobSink | FileSink
+    budget: float | None = None  # the budget's latency in ms (none: the weight phase)
 
     def folder(self, requests: list[BudgetRun]) -> Path:
         if self.index is None:
@@ -88,11 +90,21 @@ def search_units(
 
     def unit(kind: UnitKind, index: int | None) -> SearchUnit:
         name = "weights" if index is None else requests[index][1].name
-        return SearchUnit(kind, name, document, str(out), index, database_url, dataset, sink)
+        budget = None if index is None else requests[index][0]
+        return SearchUnit(
+            kind, name, document, str(out), index, database_url, dataset, sink, budget
+        )
 
     if shares_supernet(document, requests):
         return [unit("weights", None)], [unit("budget", i) for i in range(len(requests))]
     return [], [unit("search", i) for i in range(len(requests))]
+
+
+def longest_first(units: Sequence[SearchUnit]) -> list[SearchUnit]:
+    """Budget units in the order to start them on fewer nodes than units: the largest budget
+    first, as its child is the largest to train (a longest-first order: the last units to start
+    are the short ones, so the nodes finish close together)."""
+    return sorted(units, key=lambda unit: -(unit.budget or 0.0))
 
 
 def run_unit(unit: SearchUnit) -> UnitResult | None:

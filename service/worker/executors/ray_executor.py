@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from search.strategies.baseline import candidates_trained_by
 from service.worker.executors import (
@@ -25,7 +26,7 @@ from service.worker.executors import (
 )
 from service.worker.executors.ray_candidates import ray_trainer
 from service.worker.executors.resources import missing_room
-from service.worker.units import SearchUnit, UnitResult, run_unit
+from service.worker.units import SearchUnit, UnitResult, longest_first, run_unit
 
 # how often Ray runs a unit again after its worker process or node died (each run resumes)
 MAX_RETRIES = 3
@@ -66,13 +67,32 @@ def run_units(
     run a unit, UnitsFailed naming every unit that failed for good, or whatever
     `check_cancelled` raises once the running tasks are cancelled."""
     connect(address)
-    check_room(address, resources)
+    nodes = check_room(address, resources)
+    if len(side_by_side) > 1 and len(nodes) > 1:
+        _warm(nodes)
     task = ray.remote(_run_unit).options(**_options(resources), max_retries=MAX_RETRIES)
     for unit in first:
         _wait_all([unit], [task.remote(unit, resources.cpus)], check_cancelled)
-    refs = [task.remote(unit, resources.cpus) for unit in side_by_side]
-    results = _wait_all(side_by_side, refs, check_cancelled)
+    order = longest_first(side_by_side)
+    refs = {unit.name: task.remote(unit, resources.cpus) for unit in order}
+    results = _wait_all(side_by_side, [refs[unit.name] for unit in side_by_side], check_cancelled)
     return [result for result in results if result is not None]
+
+
+def _warm(nodes: Sequence[str]) -> None:
+    """Start a worker process of this job on each of `nodes` now, while the first units run, so
+    the side-by-side units find one instead of waiting for a process to start and import torch
+    (a node's workers serve one job, a job worker's run, so each job starts its own). The
+    tasks declare no CPUs; each runs once and nothing waits for it."""
+    warm = ray.remote(_import_units)
+    for node in nodes:
+        place = NodeAffinitySchedulingStrategy(node, soft=True)
+        warm.options(num_cpus=0, max_retries=0, scheduling_strategy=place).remote()
+
+
+def _import_units() -> None:
+    import search.shared  # noqa: F401
+    import service.worker.units  # noqa: F401  (the search's modules, torch among them)
 
 
 def _run_unit(unit: SearchUnit, candidate_cpus: float) -> UnitResult | None:
@@ -91,13 +111,17 @@ def _options(resources: UnitResources) -> dict[str, Any]:
     return options
 
 
-def check_room(address: str, resources: UnitResources) -> None:
-    """ResourcesUnavailable unless a live node of the cluster has every resource a unit
-    declares (Ray would keep such tasks pending, waiting for a node that never comes)."""
-    nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
-    problem = missing_room(resources.wanted(), nodes)
+def check_room(address: str, resources: UnitResources) -> list[str]:
+    """The ids of the live nodes with every resource a unit declares; ResourcesUnavailable when
+    there are none (Ray would keep such tasks pending, waiting for a node that never comes)."""
+    alive = [node for node in ray.nodes() if node.get("Alive")]
+    problem = missing_room(resources.wanted(), [node.get("Resources", {}) for node in alive])
     if problem:
         raise ResourcesUnavailable(f"no node of the Ray cluster at {address} {problem}")
+    wanted = resources.wanted()
+    return [
+        node["NodeID"] for node in alive if not missing_room(wanted, [node.get("Resources", {})])
+    ]
 
 
 def _wait_all(
