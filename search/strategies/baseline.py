@@ -30,9 +30,10 @@ Emit = Callable[[dict[str, Any]], None]
 
 @dataclass(frozen=True)
 class CandidateBatch:
-    """Candidates to train side by side: each one's choices and the global torch RNG state its
+    """Candidates to train together: each one's choices and the global torch RNG state its
     weights are drawn from (the state the one-at-a-time loop would build it in), so a trainer
-    in another process gets the same weights, and so the same accuracy."""
+    in another process, or in another order, gets the same weights, and so the same accuracy.
+    A trainer leaves the global RNG of the process that calls it as it found it."""
 
     space: SearchSpace
     choices: list[list[int]]
@@ -150,14 +151,14 @@ class BaselineStrategy(Strategy):
 
     def fitness_of(self, candidates: Sequence[list[int]]) -> list[float]:
         """Each candidate's fitness. Those not seen before are trained in order here, or, with
-        a trainer installed (`candidates_trained_by`) and more than one of them, by it at once;
-        either way each gets the weights and accuracy the one-at-a-time loop gives it."""
+        a trainer installed (`candidates_trained_by`), handed to it together; either way each
+        gets the weights and accuracy the one-at-a-time loop gives it."""
         new = list(dict.fromkeys(tuple(c) for c in candidates if tuple(c) not in self.seen))
         trainer = _TRAINER.get()
-        if trainer is None or len(new) < 2:
+        if trainer is None:
             for key in new:
                 self._record(key, self._train_here(key), {})
-        else:
+        elif new:
             batch = self._batch(new)
             for key, (accuracy, where) in zip(new, trainer(batch), strict=True):
                 self._record(key, accuracy, where)

@@ -248,6 +248,8 @@ def test_a_baseline_s_candidates_run_as_tasks_with_the_embedded_runner_s_result(
     assert len(on_ray) == trials
     assert all(e["pid"] != unit["pid"] for e in on_ray[:together])
     assert all("pid" not in e for e in on_ray[together:])  # each later trial trains in the unit
+    run_dir = Path(service.server.env["HWNAS_HOME"]) / "artifacts" / "jobs" / job["id"]
+    assert len((run_dir / "candidates.jsonl").read_text().splitlines()) == trials
 
     reference = _run(service, "embedded", **body)
     assert reference["state"] == "done", reference["error"]

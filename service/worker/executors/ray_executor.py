@@ -12,6 +12,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -97,7 +98,11 @@ def _import_units() -> None:
 
 def _run_unit(unit: SearchUnit, candidate_cpus: float) -> UnitResult | None:
     """The unit, its baseline's candidates (if any) trained as tasks of their own."""
-    with candidates_trained_by(ray_trainer(candidate_cpus, MAX_RETRIES)):
+    from search.request import build_requests
+
+    folder = unit.folder(build_requests(unit.document, Path(unit.out)))
+    folder.mkdir(parents=True, exist_ok=True)
+    with candidates_trained_by(ray_trainer(candidate_cpus, MAX_RETRIES, folder)):
         return run_unit(unit)
 
 
