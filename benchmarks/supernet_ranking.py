@@ -6,9 +6,11 @@ the Search Phase of NAS": often it does not, and the search is then no better th
 trains the shared weights exactly as a multi-budget job does (`search.shared.WeightPhase`: one
 path a step, drawn by `LatencySampler` over the space's whole latency range of this machine's
 onnxruntime LUT) on `--dataset` (cluttered-mnist, synthetic), and after each of `--eval-epochs`
-gives every architecture of accuracy_span its inherited weights, re-estimates BatchNorm on 20
+gives every architecture of accuracy_span (`--span`, its result file) its inherited weights, re-estimates BatchNorm on 20
 training batches (as SPOS and OFA do) and measures its test accuracy. Kendall τ (tau-b) and
-Spearman ρ against the stand-alone test accuracies recorded in accuracy_span's result.
+Spearman ρ against the stand-alone test accuracies recorded in accuracy_span's result. The
+supernet nests each layer's MBConv kernels as jobs do (`search.nesting`); `--weights separate`
+gives every candidate its own weights instead, to measure what the nesting buys.
 
     python benchmarks/supernet_ranking.py
 
@@ -40,13 +42,15 @@ from search.train import evaluate, recalibrate_batchnorm, steps_per_epoch
 
 NAME = "supernet_ranking"
 SPAN_RESULT = c.RESULTS / "accuracy_span.json"
-IDENTITY = "supernet-ranking"  # the checkpoint's owner; extending --eval-epochs resumes it
+WEIGHTS = ("nested", "separate")
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="cluttered-mnist")
     p.add_argument("--eval-epochs", default="2,4,8", help="weight-phase epochs to rank after")
+    p.add_argument("--span", type=Path, default=SPAN_RESULT, help="accuracy_span's result file")
+    p.add_argument("--weights", choices=WEIGHTS, default="nested", help="the supernet's weights")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0, help="seeds the weight phase")
     p.add_argument("--calibration", type=int, default=20, help="end-to-end runs (LUT workdir)")
@@ -62,9 +66,9 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def standalone_accuracies(dataset: str, smoke: bool) -> dict[str, float]:
-    """Architecture → stand-alone test accuracy, from accuracy_span's current result."""
-    runs = json.loads(SPAN_RESULT.read_text())["datasets"][dataset]["runs"]
+def standalone_accuracies(span: Path, dataset: str, smoke: bool) -> dict[str, float]:
+    """Architecture → stand-alone test accuracy, from an accuracy_span result."""
+    runs = json.loads(span.read_text())["datasets"][dataset]["runs"]
     accuracies = {r["arch"]: float(r["test_accuracy"]) for r in runs}
     if len(accuracies) < 4:
         raise SystemExit(f"accuracy_span has {len(accuracies)} architectures on {dataset}")
@@ -102,6 +106,12 @@ def correlations(inherited: dict[str, float], standalone: dict[str, float]) -> d
     }
 
 
+WEIGHT_WORDS = {
+    "nested": "each layer's MBConv kernels nested",
+    "separate": "separate weights per candidate",
+}
+
+
 def markdown(payload: dict[str, Any]) -> list[str]:
     p = payload["protocol"]
     lines = [
@@ -109,7 +119,8 @@ def markdown(payload: dict[str, Any]) -> list[str]:
         "",
         f"{p['space']} on {p['dataset']}"
         + (" (synthetic)" if p["dataset"] == "cluttered-mnist" else "")
-        + f": the shared weights trained as a multi-budget job trains them (one path a step over "
+        + f": the shared weights ({WEIGHT_WORDS[p.get('weights', 'separate')]}) trained as a "
+        "multi-budget job trains them (one path a step over "
         f"[{p['latency_range_ms'][0]:.3f}, {p['latency_range_ms'][1]:.3f}] ms, batch "
         f"{p['batch_size']}, seed {p['seed']}); each of the {p['architectures']} architectures of "
         "accuracy_span evaluated on the test split with its inherited weights (BatchNorm "
@@ -137,7 +148,7 @@ def markdown(payload: dict[str, Any]) -> list[str]:
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(1)  # the other core is someone else's
-    standalone = standalone_accuracies(args.dataset, args.smoke)
+    standalone = standalone_accuracies(args.span, args.dataset, args.smoke)
     space_text = next(iter(standalone)).split(":", 1)[0]
     model = cost_model(args, space_text)
     data = load_dataset(args.dataset, seed=0, resolution=28)
@@ -145,9 +156,12 @@ def main() -> None:
     if space.spec_string != model.space:
         raise SystemExit(f"the LUT's space {model.space} is not the dataset's {space.spec_string}")
     torch.manual_seed(args.seed)
-    supernet = Supernet(space)
+    supernet = Supernet(space, nested=args.weights == "nested")
+    # the checkpoint's owner: extending --eval-epochs resumes it, another space or weights refuses
+    identity = f"supernet-ranking:{space.spec_string}:{args.weights}"
+    workdir = args.workdir / f"{space.spec_string}-{args.weights}"
     sampler = LatencySampler(model, model.min_latency_ms, model.max_latency_ms, args.seed)
-    span_protocol = json.loads(SPAN_RESULT.read_text())["protocol"]
+    span_protocol = json.loads(args.span.read_text())["protocol"]
     rankings: list[dict[str, Any]] = []
     for epochs in args.eval_epochs:
         settings = SearchSettings(
@@ -164,8 +178,8 @@ def main() -> None:
             sampler,
             settings,
             data.train,
-            args.workdir / "supernet",
-            IDENTITY,
+            workdir,
+            identity,
             Progress(total=total),
             lambda event: None,
         ).run()
@@ -190,6 +204,8 @@ def main() -> None:
                 "dataset": args.dataset,
                 "synthetic": args.dataset == "cluttered-mnist",
                 "architectures": len(standalone),
+                "weights": args.weights,
+                "span_result": args.span.name,
                 "batch_size": args.batch_size,
                 "seed": args.seed,
                 "latency_range_ms": [sampler.low_ms, sampler.high_ms],

@@ -12,7 +12,9 @@ import torch
 from common.files import write_atomically
 
 CHECKPOINT = "checkpoint.pt"
-FORMAT_VERSION = 1
+# 2: the supernet's MBConv candidates share nested kernels (search.nesting), so a format-1
+# supernet's weights no longer fit it.
+FORMAT_VERSION = 2
 
 
 def save_checkpoint(directory: Path, state: dict[str, Any]) -> Path:
@@ -38,7 +40,11 @@ def load_checkpoint(directory: Path) -> dict[str, Any] | None:
             f"checkpoint {path} is unreadable ({exc}); delete it to start over"
         ) from None
     if payload.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"checkpoint {path} has an unknown format; delete it to start over")
+        raise ValueError(
+            f"checkpoint {path} was written by another version of hwnas (format "
+            f"{payload.get('format_version')!r}, this one reads {FORMAT_VERSION}); start a new run "
+            "(another --out) or delete it"
+        )
     random.setstate(payload["python_random"])
     torch.set_rng_state(payload["torch_random"])
     return payload
