@@ -181,7 +181,12 @@ def test_cancelling_a_running_job_ends_its_tasks(ray_cluster: RayCluster, servic
 def test_hwnas_search_runs_its_budgets_on_the_cluster(
     ray_cluster: RayCluster, tmp_path: Path
 ) -> None:
-    env = service_env(tmp_path / "home", HWNAS_RAY_ADDRESS=ray_cluster.address, OMP_NUM_THREADS="1")
+    env = service_env(
+        tmp_path / "home",
+        HWNAS_RAY_ADDRESS=ray_cluster.address,
+        HWNAS_RAY_UNIT_MEMORY_MB="64",  # each unit reserves memory on its node, and fits
+        OMP_NUM_THREADS="1",
+    )
     seed_synthetic_lut(f"sqlite:///{tmp_path / 'home' / 'hwnas.db'}", "cpu-synth", num_classes=3)
     write_npz(tmp_path / "squares.npz")
     flags = (
