@@ -15,7 +15,9 @@ gives every candidate its own weights instead, to measure what the nesting buys.
     python benchmarks/supernet_ranking.py
 
 Writes benchmarks/results/supernet_ranking.json and .md (supernet_ranking_smoke.* with --smoke).
-The weight phase checkpoints in `--workdir`, so an interrupted run resumes.
+The weight phase checkpoints in `--workdir`, so an interrupted run resumes, and keeps the weights
+of each evaluated epoch there, so a rerun after accuracy_span has trained more architectures only
+evaluates.
 """
 
 from __future__ import annotations
@@ -173,16 +175,23 @@ def main() -> None:
         )
         total = epochs * steps_per_epoch(data.train, args.batch_size)
         c.log(f"weight phase to epoch {epochs} ({total} steps)")
-        times = WeightPhase(
-            supernet,
-            sampler,
-            settings,
-            data.train,
-            workdir,
-            identity,
-            Progress(total=total),
-            lambda event: None,
-        ).run()
+        snapshot = workdir / f"epoch-{epochs}.pt"
+        if snapshot.exists():  # a rerun (more architectures in the span) evaluates again only
+            saved = torch.load(snapshot, weights_only=False)
+            supernet.load_state_dict(saved["supernet"])
+            times = saved["times"]
+        else:
+            times = WeightPhase(
+                supernet,
+                sampler,
+                settings,
+                data.train,
+                workdir,
+                identity,
+                Progress(total=total),
+                lambda event: None,
+            ).run()
+            torch.save({"supernet": supernet.state_dict(), "times": times}, snapshot)
         started = time.process_time()
         inherited = {
             arch: inherited_accuracy(supernet, space, arch, data, args.batch_size)
