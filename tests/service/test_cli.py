@@ -319,6 +319,9 @@ def test_search_writes_a_run_and_resumes(profiled_home: Path, tmp_path: Path) ->
         (["--space", SPACE, "--latency-ms", "1", "--option", "oops"], "expected KEY=VALUE"),
         (["--space", SPACE, "--arch-lr", "-1"], "--arch-lr must be in (0, 10]"),
         (["--space", SPACE, "--latency-ms", "1", "--child-shift", "99"], "--child-shift"),
+        (["--space", SPACE, "--sram-kb", "0"], "--sram-kb must be in (0, "),
+        (["--space", SPACE, "--flash-kb", "nan"], "--flash-kb must be in (0, "),
+        (["--space", SPACE, "--latency-ms", "1", "--sram-kb", "128"], "need an MCU device's LUT"),
     ],
 )
 def test_search_bad_input_is_exit_2(
