@@ -160,7 +160,11 @@ def run_predict(args: argparse.Namespace) -> int:
             print_json_line(row)
         rows.append(row)
     if not args.json:
-        table = Table("arch", "predicted ms", "LUT sum ms", "ops", "calibrated")
+        memory = any("sram_bytes" in r for r in rows)
+        table = Table(
+            "arch", "predicted ms", "LUT sum ms", "ops", "calibrated",
+            *(["SRAM KiB", "flash KiB"] if memory else []),
+        )  # fmt: skip
         for r in rows:
             table.add_row(
                 _short(r["arch"]),
@@ -168,6 +172,7 @@ def run_predict(args: argparse.Namespace) -> int:
                 f"{r['raw_sum_ms']:.4f}",
                 str(r["n_ops"]),
                 "yes" if r["calibrated"] else "no",
+                *([_kib(r.get("sram_bytes")), _kib(r.get("flash_bytes"))] if memory else []),
             )
         stdout.print(table)
     return 0
@@ -265,6 +270,10 @@ def _measured_row(
     if as_json:
         print_json_line(row)
     return row
+
+
+def _kib(value: int | None) -> str:
+    return "—" if value is None else f"{value / 1024:.1f}"
 
 
 def _short(arch: str, width: int = 70) -> str:

@@ -233,6 +233,12 @@ def run_search_command(args: argparse.Namespace) -> int:
         results = _run_each(requests, store, data)
     for _budget, run_dir, metrics in results:
         lat = ", ".join(f"{d} {v:.4f} ms" for d, v in metrics["predicted_latency_ms"].items())
+        memory = metrics.get("predicted_memory")
+        if memory:
+            lat += (
+                f", SRAM {memory['sram_bytes'] / 1024:.1f} KiB, "
+                f"flash {memory['flash_bytes'] / 1024:.1f} KiB"
+            )
         stdout.print(
             f"{run_dir}: {metrics['arch']}\n  test accuracy {metrics['test_accuracy']:.4f}, predicted {lat}"
         )

@@ -92,3 +92,6 @@ def test_the_request_and_the_job_carry_memory_budgets_with_the_same_bounds() -> 
     with pytest.raises(ValueError, match="one search per budget"):
         build_requests(two, Path("r"))
     assert len(build_requests({**two, "shared_supernet": False}, Path("r"))) == 2
+    with pytest.raises(ValidationError, match="shared_supernet false"):
+        JobCreate(space="mcunet", dataset="mnist5k", devices=["m4"], budgets={"m4": [1.0, 2.0]},
+                  flash_kb=512)  # fmt: skip
