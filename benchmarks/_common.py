@@ -392,6 +392,8 @@ def run_dir(args: argparse.Namespace, name: str, budget_ms: float | None, method
         config += f"x{args.child_shift}"
     if dataset_of(args) != DATASET:
         config = f"{dataset_of(args)}-{config}"
+    if getattr(args, "space", SPACE) != SPACE:
+        config = f"{args.space}-{config}"
     budget = "any-budget" if budget_ms is None else f"{budget_ms:.6f}ms"
     return args.workdir / "runs" / name / config / budget / method
 

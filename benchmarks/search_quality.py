@@ -1,8 +1,9 @@
 """search_quality: on a task that separates architectures, does the search beat a random network
 and the hand-made one under the same latency budget?
 
-On `--dataset` (cluttered-mnist, synthetic: a task where random architectures of fbnet-tiny
-differ, see accuracy_span) with this machine's onnxruntime LUT (1 thread, calibrated), at three
+On `--dataset` (cluttered-mnist, synthetic: a task where random architectures differ, see
+accuracy_span) in `--space` (fbnet-tiny; `--span` names the accuracy_span result of that space)
+with this machine's onnxruntime LUT (1 thread, calibrated), at three
 budgets (0.3 / 0.55 / 0.8 of the way from the space's smallest to its largest predicted latency)
 and for each of `--seeds`:
 
@@ -60,6 +61,8 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     c.add_common_args(p, ",".join(METHODS), epochs=8)
     p.add_argument("--dataset", default="cluttered-mnist")
+    p.add_argument("--space", default=c.SPACE, help="a tiny space with an ir_k3_e6 candidate")
+    p.add_argument("--span", type=Path, default=SPAN_RESULT, help="accuracy_span's result file")
     p.add_argument("--seeds", default="0,1,2,3,4", help="each seeds the searches and children")
     p.add_argument("--fractions", default="0.3,0.55,0.8", help="budgets, min→max predicted")
     p.add_argument("--widths", default="0.25,0.35,0.5,0.75,1.0", help="MobileNetV2 widths")
@@ -103,11 +106,13 @@ def train_cached(
     return metrics
 
 
-def mbv2_widths(bench: c.Bench, widths: str) -> dict[float, tuple[Any, str, float]]:
+def mbv2_widths(
+    bench: c.Bench, space_text: str, widths: str
+) -> dict[float, tuple[Any, str, float]]:
     """Per width: its space (profiled and calibrated), the all-`ir_k3_e6` arch, its prediction."""
     out = {}
     for w in sorted(float(x) for x in widths.split(",")):
-        space, model = c.prepare_space(bench, f"{c.SPACE}@w{w:g}")
+        space, model = c.prepare_space(bench, f"{space_text}@w{w:g}")
         arch = space.architecture([MBV2_BLOCK] * len(space.layers)).to_string()
         out[w] = (space, arch, model.cost(c.choices_of(space, arch)))
     return out
@@ -119,12 +124,12 @@ def shared_job(
     """The budgets as one request on one supernet (resumes; cached once finished): each
     budget's metrics."""
     out = (
-        c.run_dir(args, NAME, None, f"{strategy}-shared")
+        c.run_dir(args, NAME, None, f"{strategy}-shared-nested")
         / "b"
         / "_".join(f"{b:.6f}" for b in budgets)
     )
     doc = {
-        "space": c.SPACE,
+        "space": args.space,
         "dataset": args.dataset,
         "devices": [c.DEVICE],
         "budgets": budgets,
@@ -179,7 +184,7 @@ def one_seed(
             per_trial = child["train_wall_s"] / max(1, child["child_epochs"])
             trials = max(1, round(share_wall_s(jobs["hardcore"], i) / per_trial))
             out = c.run_dir(args, NAME, budget, f"random-t{trials}")
-            m = c.search(bench, args, "random", budget, out, trials=trials)
+            m = c.search(bench, args, "random", budget, out, trials=trials, space_text=args.space)
             measured = c.measure_text(bench, space, m["arch"])
             predicted = m["predicted_latency_ms"][c.DEVICE]
             rows[i]["random"] = row("random", m["arch"], m["test_accuracy"], predicted, measured)
@@ -197,10 +202,12 @@ def one_seed(
     return rows
 
 
-def random_archs_under(budgets: list[float], model: Any, space: Any, dataset: str) -> list[dict]:
+def random_archs_under(
+    budgets: list[float], model: Any, space: Any, dataset: str, span_result: Path
+) -> list[dict]:
     """Per budget: accuracy_span's random architectures (stand-alone, one seed) that fit it, and
     their mean test accuracy — the bar "Evaluating the Search Phase of NAS" sets."""
-    span = json.loads(SPAN_RESULT.read_text())
+    span = json.loads(span_result.read_text())
     runs = span["datasets"].get(dataset, {}).get("runs", [])
     out = []
     for budget in budgets:
@@ -330,12 +337,12 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(1)  # the other core is someone else's
     bench = c.open_bench(args)
-    space, model = c.prepare_space(bench, c.SPACE)
+    space, model = c.prepare_space(bench, args.space)
     lo, hi = model.min_latency_ms, model.max_latency_ms
     budgets = [lo + float(f) * (hi - lo) for f in args.fractions.split(",")]
-    mbv2 = mbv2_widths(bench, args.widths)
+    mbv2 = mbv2_widths(bench, args.space, args.widths)
     c.log(f"budgets {[round(b, 4) for b in budgets]} ms")
-    span = json.loads(SPAN_RESULT.read_text())["datasets"].get(args.dataset, {})
+    span = json.loads(args.span.read_text())["datasets"].get(args.dataset, {})
     meta = {
         **c.meta(args),
         "epochs": args.epochs,
@@ -353,6 +360,7 @@ def main() -> None:
         results = results_list(per_seed, budgets)
         payload = {
             "commit": run_record()["commit"],
+            "space": args.space,
             "dataset": args.dataset,
             "synthetic": args.dataset == "cluttered-mnist",
             "test_images": len(bench.data.test),
@@ -360,7 +368,9 @@ def main() -> None:
             "random_archs_under_budget": [
                 {"budget_ms": b, **f}
                 for b, f in zip(
-                    budgets, random_archs_under(budgets, model, space, args.dataset), strict=True
+                    budgets,
+                    random_archs_under(budgets, model, space, args.dataset, args.span),
+                    strict=True,
                 )
             ],
             "results": results,
