@@ -14,6 +14,10 @@ from deploy.child import DeployError, load_run_child
 from deploy.formats import format_names, get_format, parse_formats
 
 CARD_FILES = ("card.json", "card.md")
+# (job, formats, their paths, emit) -> errors by format: `deploy.run.export_formats`'s contract
+Exporter = Callable[
+    [Any, list[str], dict[str, Path], Callable[[dict[str, Any]], None]], dict[str, str]
+]
 
 __all__ = [
     "DeployError",
@@ -35,6 +39,7 @@ def export_run(
     tensorrt_precision: str = "fp16",
     quick: bool = False,
     pixels: str = "float",
+    exporter: Exporter | None = None,
 ) -> dict[str, Any]:
     """Export the trained child of a search run dir (arch.json + child.pt + metrics.json, as
     written by search/run.py) into run_dir/export/, verify each file against PyTorch, measure it
@@ -45,7 +50,9 @@ def export_run(
     architecture, or an unknown format. `nhwc`: TFLite files with channel-last input/output;
     `dynamic_batch`: ONNX files with a free batch dimension; `quick`: the looser timing
     protocol; `pixels`: what the files take, "float" ([0, 1]) or "uint8" (0..255) — the train
-    split's normalisation is inside every file either way (deploy.contract)."""
+    split's normalisation is inside every file either way (deploy.contract). `exporter`
+    produces the files (`deploy.run.export_formats`'s contract; the default is that function,
+    in this process): the Ray executor passes one that converts each format as a task."""
     from deploy.card import ERRORS_FILE
     from deploy.contract import check_pixels, record_inputs
     from deploy.run import check_files, export_formats, export_job, open_run
@@ -60,7 +67,7 @@ def export_run(
     job = export_job(run, nhwc=nhwc, dynamic_batch=dynamic_batch, pixels=pixels)
     job.tensorrt_precision = tensorrt_precision
     paths = {name: run.export_dir / get_format(name).file_name for name in names}
-    errors = export_formats(job, names, paths, emit)
+    errors = (exporter or export_formats)(job, names, paths, emit)
     _record_errors(run.export_dir / ERRORS_FILE, names, errors)
     files = {name: paths[name] for name in names if name not in errors}
     drift = run.normalisation_error(pixels)

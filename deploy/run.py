@@ -84,7 +84,7 @@ def export_formats(
     """Each format into its path (formats that others start from go first); returns the errors
     of formats that failed, while the others are still produced."""
     errors: dict[str, str] = {}
-    for name in _in_dependency_order(parse_formats(list(formats))):
+    for name in in_dependency_order(parse_formats(list(formats))):
         fmt = get_format(name)
         emit({"type": "export", "format": name, "state": "started"})
         try:
@@ -98,7 +98,8 @@ def export_formats(
     return errors
 
 
-def _in_dependency_order(names: list[str]) -> list[str]:
+def in_dependency_order(names: list[str]) -> list[str]:
+    """`names` in the registry's order, so a format comes after those whose files it needs."""
     from deploy.formats import format_names
 
     order = format_names()
