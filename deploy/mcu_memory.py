@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deploy.tflm_arena import predict_arena, read_model
+from deploy.tflm_arena import operator_name, predict_arena, read_model
 from deploy.tflm_code_m4 import CODE_TABLE
 
 MODEL_ALIGNMENT = 16  # model_data.cc's array is 16-byte aligned
@@ -74,14 +74,8 @@ def file_memory(path: Path) -> McuMemory:
 
 def file_operators(path: Path) -> list[str]:
     """The builtin operators the file uses, each once, in order of first use."""
-    from ai_edge_litert import schema_py_generated as schema
-
     model = read_model(path)
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    codes = [
-        names[max(int(c.builtinCode), int(c.deprecatedBuiltinCode))] for c in model.operatorCodes
-    ]
-    used = [codes[op.opcodeIndex] for op in model.subgraphs[0].operators]
+    used = [operator_name(model, op) for op in model.subgraphs[0].operators]
     return list(dict.fromkeys(used))
 
 

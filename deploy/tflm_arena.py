@@ -6,6 +6,7 @@ memory planner's layout of the activations and the kernels' scratch buffers)."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -211,15 +212,25 @@ def _aligned(size: int) -> int:
     return -(-size // ARENA_ALIGNMENT) * ARENA_ALIGNMENT
 
 
-def _op_view(model: Any, graph: Any, op: Any) -> OpView:
-    from ai_edge_litert import schema_py_generated as schema
-
+def operator_name(model: Any, op: Any) -> str:
+    """The builtin operator's name (CONV_2D, ...): the larger of the opcode's two code fields,
+    as TFLite reads them."""
     code = model.operatorCodes[op.opcodeIndex]
     builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    return _builtin_names().get(builtin, str(builtin))
+
+
+@functools.cache
+def _builtin_names() -> dict[int, str]:
+    from ai_edge_litert import schema_py_generated as schema
+
+    return {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+
+
+def _op_view(model: Any, graph: Any, op: Any) -> OpView:
     tensors = graph.tensors
     return OpView(
-        names.get(builtin, str(builtin)),
+        operator_name(model, op),
         op.builtinOptions,
         [tensors[i] if i >= 0 else None for i in op.inputs],
         [tensors[i] for i in op.outputs],
