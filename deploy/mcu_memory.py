@@ -102,8 +102,9 @@ def compose(extras: Iterable[Mapping[str, Any]]) -> McuMemory:
     for extra in extras:
         if "arena_head_bytes" not in extra:
             raise ValueError(
-                "the LUT's entries hold no arena prediction: profile the space again with "
-                "`hwnas profile --backend mcu`"
+                "the LUT's entries hold no arena prediction (profiled before it was recorded, or "
+                "an operator the arena model does not cover): measure them again with "
+                "`hwnas profile --backend mcu --force`"
             )
     operators = tuple(dict.fromkeys(op for e in extras for op in e["operators"]))
     return McuMemory(
