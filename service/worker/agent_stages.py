@@ -22,6 +22,7 @@ from service.crud.agent_tasks import (
 )
 from service.crud.agents import Task
 from service.worker.context import JobFailed, StageContext
+from service.worker.executors import micro_model_store
 
 NOT_MEASURED = "not measured on target"
 
@@ -85,7 +86,8 @@ def _profile_device(ctx: StageContext, name: str, specs: list[OpSpec]) -> None:
 def _create_profiling_tasks(ctx: StageContext, device: Device, cover: Coverage) -> list[Task]:
     """The device's missing work as tasks; for a thin agent's LUT this worker converts the
     files they carry (the fixed costs' probes first, then the ops chunk by chunk)."""
-    chunk, artifacts = ctx.settings.agent_task_specs, micro_models(ctx.settings.artifacts_dir)
+    chunk = ctx.settings.agent_task_specs
+    artifacts = micro_model_store(ctx.settings, ctx.check_cancelled)  # Ray tasks, if configured
     created = []
     if not cover.fixed_costs:
         created.append(

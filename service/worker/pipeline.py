@@ -135,11 +135,19 @@ def exporting(ctx: StageContext, formats: list[str], set_state: Any) -> dict[str
         return {"files": sorted(ctx.export_files), "errors": {}}  # a previous attempt's
     set_state("exporting")
     from deploy.api import DeployError, export_run
+    from service.worker.executors import ClusterUnavailable, UnitsFailed
 
     try:
-        result = export_run(ctx.run_dir, formats, on_event=lambda e: ctx.emit(_export_event(e)))
-    except DeployError as exc:
+        result = export_run(
+            ctx.run_dir,
+            formats,
+            on_event=lambda e: ctx.emit(_export_event(e)),
+            exporter=_exporter_on_ray(ctx) if ctx.settings.ray_address else None,
+        )
+    except (DeployError, UnitsFailed) as exc:
         raise JobFailed(f"export failed: {exc}") from None
+    except ClusterUnavailable as exc:
+        raise JobFailed(str(exc)) from None
     except NotImplementedError as exc:
         raise JobFailed(f"exporting is not available in this installation: {exc}") from None
     ctx.export_files.update({fmt: str(Path(p)) for fmt, p in result.get("files", {}).items()})
@@ -147,6 +155,22 @@ def exporting(ctx: StageContext, formats: list[str], set_state: Any) -> dict[str
         errors = "; ".join(f"{k}: {v}" for k, v in result.get("errors", {}).items())
         raise JobFailed(f"no format could be exported ({errors})")
     return {"files": sorted(ctx.export_files), "errors": result.get("errors", {})}
+
+
+def _exporter_on_ray(ctx: StageContext) -> Any:
+    """Each format converted as a Ray task (its events written to the job's stream by the
+    task); verifying, measuring and the card stay in this process, as embedded."""
+    from service.worker.executors import UnitResources, ray_exporter
+    from service.worker.units import JobSink
+
+    settings = ctx.settings
+    return ray_exporter(
+        settings.ray_address,
+        ctx.run_dir,
+        resources=UnitResources.of(settings),
+        sink=JobSink(settings.database_url, ctx.job_id, ctx.worker_id),
+        check_cancelled=ctx.check_cancelled,
+    )
 
 
 def _export_event(event: dict[str, Any]) -> dict[str, Any]:

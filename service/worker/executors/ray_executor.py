@@ -71,12 +71,13 @@ def run_units(
     nodes = check_room(address, resources)
     if len(side_by_side) > 1 and len(nodes) > 1:
         _warm(nodes)
-    task = ray.remote(_run_unit).options(**_options(resources), max_retries=MAX_RETRIES)
+    task = ray.remote(_run_unit).options(**task_options(resources), max_retries=MAX_RETRIES)
     for unit in first:
-        _wait_all([unit], [task.remote(unit, resources.cpus)], check_cancelled)
+        wait_all([unit.name], [task.remote(unit, resources.cpus)], check_cancelled)
     order = longest_first(side_by_side)
     refs = {unit.name: task.remote(unit, resources.cpus) for unit in order}
-    results = _wait_all(side_by_side, [refs[unit.name] for unit in side_by_side], check_cancelled)
+    names = [unit.name for unit in side_by_side]
+    results = wait_all(names, [refs[name] for name in names], check_cancelled)
     return [result for result in results if result is not None]
 
 
@@ -106,7 +107,7 @@ def _run_unit(unit: SearchUnit, candidate_cpus: float) -> UnitResult | None:
         return run_unit(unit)
 
 
-def _options(resources: UnitResources) -> dict[str, Any]:
+def task_options(resources: UnitResources) -> dict[str, Any]:
     """A unit task's resource options: its CPUs, and its GPUs and memory where declared."""
     options: dict[str, Any] = {"num_cpus": resources.cpus}
     if resources.gpus:
@@ -129,9 +130,12 @@ def check_room(address: str, resources: UnitResources) -> list[str]:
     ]
 
 
-def _wait_all(
-    units: Sequence[SearchUnit], refs: list[Any], check_cancelled: Callable[[], None]
-) -> list[UnitResult | None]:
+def wait_all(
+    names: Sequence[str], refs: list[Any], check_cancelled: Callable[[], None]
+) -> list[Any]:
+    """Each task's result, in the order of `refs` (`names` name their units), once all have
+    finished; UnitsFailed naming those that failed for good. Whatever `check_cancelled` raises
+    cancels the tasks still running first."""
     pending = list(refs)
     try:
         while pending:
@@ -141,13 +145,13 @@ def _wait_all(
         for ref in pending:
             ray.cancel(ref, force=True)
         raise
-    results: list[UnitResult | None] = []
+    results: list[Any] = []
     failures: dict[str, str] = {}
-    for unit, ref in zip(units, refs, strict=True):
+    for name, ref in zip(names, refs, strict=True):
         try:
             results.append(ray.get(ref))
         except ray.exceptions.RayError as exc:
-            failures[unit.name] = _reason(exc)
+            failures[name] = _reason(exc)
     if failures:
         raise UnitsFailed(failures)
     return results

@@ -1,0 +1,99 @@
+"""Exports and micro-model conversions on a real two-node local Ray cluster (one CPU a node): a
+job's export formats are tasks of their own, run in the cluster's processes, their events in the
+job's stream, and the files, their verification and the failed formats' messages equal what the
+embedded path writes for the same run (the job goes in through the real API and is run by a real
+`hwnas worker` process); a thin agent's micro-models are converted by tasks into the files the
+embedded store converts."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from deploy.api import export_run
+from deploy.checks import file_digest
+from deploy.memory import tflite_operators
+from profilers.artifacts import ArtifactStore
+from search.spaces.base import space_from_string
+from search.spaces.grammar import SpaceParams
+from service.worker.executors import UnitResources
+from tests.service.fixtures import stop_process
+from tests.service.ray_cluster import RayCluster
+from tests.service.ray_cluster import ray_cluster as ray_cluster
+from tests.service.test_ray_executor import Service
+from tests.service.test_ray_executor import service as service
+
+# onnx-int8 starts from onnx's file and c-array from tflite-int8's; tensorrt fails without
+# TensorRT (as here) and succeeds with it, on either path
+FORMATS = ["onnx", "onnx-int8", "tflite-int8", "c-array", "tensorrt"]
+
+
+def _files(export_dir: Path) -> dict[str, str]:
+    """The exported files' digests (not the records of their checks, which hold timings)."""
+    files = [p for p in sorted(export_dir.iterdir()) if p.is_file() and p.suffix != ".json"]
+    return {p.name: file_digest(p) for p in files}
+
+
+def _verifications(export_dir: Path) -> dict[str, Any]:
+    checks = json.loads((export_dir / "checks.json").read_text())
+    return {name: entry["verification"] for name, entry in checks.items()}
+
+
+def test_each_format_is_a_task_writing_the_embedded_paths_files(
+    ray_cluster: RayCluster, service: Service, tmp_path: Path
+) -> None:
+    job_id = service.submit(export_formats=FORMATS, budgets={"cpu-synth": [6.0]}, arch_steps=6)
+    worker = service.worker("ray-export", ray_cluster.address)
+    try:
+        job = service.finished(job_id)
+        assert job["state"] == "done", job["error"]
+    finally:
+        stop_process(worker)
+    export = job["metrics"]["export"]
+    run_dir = Path(job["metrics"]["run_dir"])
+    events = [e for e in service.events(job_id) if e["type"] == "export"]
+    started = [e for e in events if e["state"] == "started"]
+    assert sorted(e["format"] for e in started) == sorted(FORMATS)
+    assert all(e["pid"] != worker.pid for e in started)  # in the cluster's processes
+    failed = {e["format"]: e["error"] for e in events if e["state"] == "failed"}
+    assert failed == export["errors"]
+
+    embedded = tmp_path / "embedded"
+    shutil.copytree(run_dir, embedded, ignore=shutil.ignore_patterns("export", "card.*"))
+    expected = export_run(embedded, FORMATS)
+    assert export["errors"] == expected["errors"]
+    assert export["files"] == sorted(expected["files"])
+    assert _files(run_dir / "export") == _files(embedded / "export")
+    assert _verifications(run_dir / "export") == _verifications(embedded / "export")
+
+
+def test_a_thin_agents_micro_models_convert_as_tasks_into_the_embedded_files(
+    ray_cluster: RayCluster, tmp_path: Path
+) -> None:
+    import ray
+
+    from service.worker.executors.ray_conversions import RayConvertingStore
+
+    space = space_from_string("fbnet-tiny", SpaceParams(in_channels=1, num_classes=3))
+    specs = sorted((s for s in space.distinct_opspecs() if not s.is_identity), key=lambda s: s.key)[
+        :3
+    ]
+    store = RayConvertingStore(tmp_path / "ray", ray_cluster.address, UnitResources(), lambda: None)
+    try:
+        on_ray = store.ops(specs, "tflite")
+    finally:
+        ray.shutdown()
+    assert store.conversions == len(specs)
+    assert sorted(store.converted_by) == sorted(s.key for s in specs)
+    assert all(where["pid"] != os.getpid() for where in store.converted_by.values())
+    assert store.ops(specs, "tflite") == on_ray  # converted once: found in the store now
+    # a micro-model's weights are drawn anew at each conversion (timing does not depend on
+    # them): the same graph, operators and size as the embedded store's file, not the same bytes
+    embedded = ArtifactStore(tmp_path / "embedded")
+    for key, artifact in embedded.ops(specs, "tflite").items():
+        assert (on_ray[key].size, on_ray[key].format) == (artifact.size, artifact.format)
+        ours, theirs = store.blob(on_ray[key].sha256), embedded.blob(artifact.sha256)
+        assert tflite_operators(ours) == tflite_operators(theirs)
