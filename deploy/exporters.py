@@ -140,6 +140,7 @@ def export_tflite_int8(job: ExportJob, path: Path) -> None:
             module, example = _channel_layout(job, litert_torch, quantised=True)
             quantizer = pt2e_quantizer.PT2EQuantizer().set_global(_min_max_config())
             graph = torch.export.export(module.eval(), (example,)).module()
+            _name_adds(graph)
             prepared = quantize_pt2e.prepare_pt2e(graph, quantizer)
             with torch.no_grad():
                 for image in job.calibration:
@@ -187,6 +188,20 @@ def _min_max_config() -> Any:
         config.input_activation, observer_or_fake_quant_ctr=MinMaxObserver.with_args(eps=2**-12)
     )
     return dataclasses.replace(config, input_activation=activation, output_activation=activation)
+
+
+def _name_adds(graph: Any) -> None:
+    """Record `operator.add` as the source of each tensor `aten.add`, so the quantiser's `add`
+    annotator finds it: it looks adds up by `source_fn_stack`, which a non-strict
+    `torch.export` leaves out, and an unannotated add stays float (`DEQUANTIZE → ADD →
+    QUANTIZE` around every residual instead of the int8 ADD kernel)."""
+    import operator
+
+    import torch
+
+    for node in graph.graph.nodes:
+        if node.target == torch.ops.aten.add.Tensor and "source_fn_stack" not in node.meta:
+            node.meta["source_fn_stack"] = [(node.name, operator.add)]
 
 
 def _declare_input_range(prepared: Any, top: float) -> None:
