@@ -63,7 +63,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         "--limit-batches",
         type=int,
-        default=12,
+        default=10,
         help="train (and val) batches per NNI search epoch (0: all); hardcore's epochs are whole",
     )
     p.add_argument(
