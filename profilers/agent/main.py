@@ -70,7 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Android through adb (--via adb --backend litert)",
         "Files are pushed to the phone and timed there by LiteRT's benchmark_model.",
     )
-    bridge.add_argument("--via", choices=["adb"], help="time on a device attached to this host")
+    bridge.add_argument(
+        "--via", choices=["adb", "serial"], help="time on a device attached to this host"
+    )
     bridge.add_argument("--serial", help="the device's adb serial (default: the only device)")
     bridge.add_argument("--adb", default="adb", help="the adb executable (default: adb)")
     bridge.add_argument(
@@ -93,6 +95,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--op-profiling",
         action="store_true",
         help="benchmark_model's --enable_op_profiling: per-op times kept with each entry",
+    )
+    board = parser.add_argument_group(
+        "A microcontroller on a serial line (--via serial --backend mcu, the full install)",
+        "The board runs the serial build of the profiling firmware (docs/mcu.md); this host "
+        "converts each op to int8 TFLite and sends it over the line.",
+    )
+    board.add_argument("--port", help="the board's serial device, e.g. /dev/ttyACM0")
+    board.add_argument("--core", default="m4", help="the board's core: m4 or m7 (default m4)")
+    board.add_argument(
+        "--clock-mhz", type=float, help="the clock counts are divided by (default: the core's)"
     )
 
 
@@ -152,6 +164,8 @@ def make_measurer(args: argparse.Namespace) -> dict[str, Any]:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         return {"timer": timer, "cache": cache}
+    if getattr(args, "via", None) == "serial":
+        return {"backend": serial_backend(args, protocol)}
     if args.backend in timer_names():
         cls = timer_class(args.backend)
         reason = cls.unavailable_reason()
@@ -173,6 +187,35 @@ def make_measurer(args: argparse.Namespace) -> dict[str, Any]:
     except (BackendUnavailable, ValueError) as exc:
         raise StartError(str(exc)) from None
     return {"backend": backend}
+
+
+def serial_backend(args: argparse.Namespace, protocol: Any) -> Any:
+    """The mcu backend with its models sent to the board on `--port`."""
+    if args.backend != "mcu":
+        raise UsageError("--via serial drives a microcontroller: use --backend mcu")
+    if not args.port:
+        raise UsageError("--via serial needs --port, the board's serial device")
+    if not Path(args.port).exists():
+        raise UsageError(f"--port {args.port}: no such serial device")
+    try:
+        from common.paths import model_cache_dir
+        from profilers.base import BackendUnavailable, create_backend
+    except ImportError:
+        raise UsageError("--via serial needs the full install (pip install hwnas)") from None
+    try:
+        return create_backend(
+            "mcu",
+            threads=args.threads,
+            cache_dir=model_cache_dir(),
+            protocol=protocol,
+            device=args.core,
+            clock_mhz=args.clock_mhz,
+            port=args.port,
+        )
+    except BackendUnavailable as exc:
+        raise StartError(str(exc)) from None
+    except ValueError as exc:  # an unknown core, a clock <= 0
+        raise UsageError(str(exc)) from None
 
 
 def run_agent(args: argparse.Namespace, log: Any) -> int:

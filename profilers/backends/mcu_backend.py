@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     import torch
     import torch.nn as nn
 
+    from profilers.mcu.serial_link import SerialBoard
+
 CALIBRATION_IMAGES = 8
 ESTIMATE = "emulator estimate: instructions / declared clock"
 
@@ -32,13 +34,22 @@ ESTIMATE = "emulator estimate: instructions / declared clock"
 class McuBackend(ModuleTimingBackend):
     """`device` names the core (m4, m7); `clock_mhz` (default: the core's) turns instructions into
     milliseconds. Every run is deterministic, so `invokes` (default 2) only checks that: the
-    first Invoke() is the warm-up, the others the samples."""
+    first Invoke() is the warm-up, the others the samples. `port` (a serial device) runs every
+    model on a board running the serial build of the firmware instead of on QEMU; the firmware's
+    fingerprint is then the serial build's, the one flashed on the board."""
 
     layout = "NHWC"
     default_device = "m4"
     opspec_dtype: ClassVar[str] = "int8"
 
-    def __init__(self, *, clock_mhz: float | None = None, invokes: int = 2, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        clock_mhz: float | None = None,
+        invokes: int = 2,
+        port: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         kwargs["precision"] = "int8"
         super().__init__(**kwargs)
         if self.threads != 1:
@@ -52,6 +63,8 @@ class McuBackend(ModuleTimingBackend):
         self.invokes = invokes
         self.conversions = 0
         self._firmware: Firmware | None = None
+        self.port = port
+        self._board: SerialBoard | None = None
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -63,7 +76,8 @@ class McuBackend(ModuleTimingBackend):
     def firmware(self) -> Firmware:
         """The core's profiling firmware, built (minutes, once per fingerprint) on first use."""
         if self._firmware is None:
-            self._firmware = ensure_firmware(self.core)
+            transport = "serial" if self.port else "semihosting"
+            self._firmware = ensure_firmware(self.core, transport=transport)
         return self._firmware
 
     def runtime_version(self) -> str:
@@ -90,10 +104,16 @@ class McuBackend(ModuleTimingBackend):
             "kernels": built["kernels"],
             "compiler": built["compiler"],
             "firmware": built["firmware_sources"],
-            "emulator": f"{toolchain.emulator_version()}, {self.core.board}, -icount shift=0",
+            **self._runner(),
             "estimate": ESTIMATE,
             "profiler_version": PROFILER_VERSION,
         }
+
+    def _runner(self) -> dict[str, str]:
+        """What runs the firmware: QEMU's board, or a board on a serial line."""
+        if self.port:
+            return {"bridge": "serial", "transport": "serial", "serial_port": self.port}
+        return {"emulator": f"{toolchain.emulator_version()}, {self.core.board}, -icount shift=0"}
 
     def measure_own_fixed_costs(self) -> FixedCosts:
         """A count has no I/O transfer in it, so the `add` probes' fit (built for host runtimes'
@@ -113,6 +133,10 @@ class McuBackend(ModuleTimingBackend):
         return self.measurement(self.run_file(Path(path)), converted=False)
 
     def run_file(self, path: Path, *, print_output: bool = False) -> FirmwareReport:
+        if self.port:
+            return self.board.run_model(
+                Path(path).read_bytes(), invokes=self.invokes, print_output=print_output
+            )
         return run_model(
             self.core,
             self.firmware.elf,
@@ -120,6 +144,21 @@ class McuBackend(ModuleTimingBackend):
             invokes=self.invokes,
             print_output=print_output,
         )
+
+    @property
+    def board(self) -> SerialBoard:
+        """The serial line to the board, opened on first use and kept for every later job."""
+        if self._board is None:
+            from profilers.mcu.serial_link import SerialBoard
+
+            self._board = SerialBoard(cast(str, self.port))
+        return self._board
+
+    def close(self) -> None:
+        """Close the serial line, if one is open."""
+        if self._board is not None:
+            self._board.close()
+            self._board = None
 
     def measurement(self, report: FirmwareReport, *, converted: bool) -> Measurement:
         """Milliseconds at the declared clock from the ticks of every Invoke() but the first;
