@@ -1,6 +1,6 @@
 """The predicted TFLM arena (deploy/tflm_arena.py) equals what the firmware's TFLite Micro
 reports after AllocateTensors() on the emulated Cortex-M4, for micro-models that exercise each
-kernel's persistent buffers and CMSIS-NN scratch (im2col, depthwise, the float residual path)."""
+kernel's persistent buffers and CMSIS-NN scratch (im2col, depthwise, the int8 residual add)."""
 
 from __future__ import annotations
 
