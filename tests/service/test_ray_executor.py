@@ -319,8 +319,8 @@ def test_a_lost_node_s_unit_resumes_from_its_checkpoint(
 
 
 def test_nothing_imports_ray_without_its_address(tmp_path: Path) -> None:
-    """A whole one-budget job through the worker, the app and the CLI's parser, in a process
-    of its own with HWNAS_RAY_ADDRESS unset."""
+    """A whole one-budget job (its export among it) through the worker, the app and the CLI's
+    parser, in a process of its own with HWNAS_RAY_ADDRESS unset."""
     script = textwrap.dedent(
         f"""
         import sys
@@ -342,6 +342,7 @@ def test_nothing_imports_ray_without_its_address(tmp_path: Path) -> None:
         request = JobCreate(
             space="fbnet-tiny", dataset="digits", devices=["cpu-synth"],
             budgets={{"cpu-synth": 3.0}}, epochs=1, child_epochs=1, batch_size=32,
+            export_formats=["onnx"],
         ).model_dump()
         request["dataset"] = str(write_npz(home / "squares.npz"))
         worker = Worker(settings, "no-ray")
