@@ -10,8 +10,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from deploy.api import export_run
 from deploy.checks import file_digest
@@ -97,3 +100,28 @@ def test_a_thin_agents_micro_models_convert_as_tasks_into_the_embedded_files(
         assert (on_ray[key].size, on_ray[key].format) == (artifact.size, artifact.format)
         ours, theirs = store.blob(on_ray[key].sha256), embedded.blob(artifact.sha256)
         assert tflite_operators(ours) == tflite_operators(theirs)
+
+
+def test_without_ray_installed_exports_and_conversions_fail_with_one_readable_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from service.config import load_settings
+    from service.worker.context import JobFailed
+    from service.worker.executors import ClusterUnavailable, micro_model_store, ray_exporter
+    from service.worker.units import JobSink
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    for module in ("ray_executor", "ray_exports", "ray_conversions"):
+        monkeypatch.delitem(sys.modules, f"service.worker.executors.{module}", raising=False)
+    install = r"pip install 'hwnas\[ray\]'"
+    with pytest.raises(ClusterUnavailable, match=install):
+        ray_exporter(
+            "auto",
+            tmp_path,
+            resources=UnitResources(),
+            sink=JobSink("sqlite://", "job", "worker"),
+            check_cancelled=lambda: None,
+        )
+    settings = load_settings({"HWNAS_HOME": str(tmp_path), "HWNAS_RAY_ADDRESS": "auto"})
+    with pytest.raises(JobFailed, match=install):
+        micro_model_store(settings, lambda: None)

@@ -1,6 +1,6 @@
-"""Where a job's search units and export formats run: in the worker's own process (the embedded
-default, the pipeline's own calls), or as Ray tasks on a cluster (`ray_executor`, `ray_exports`,
-only with HWNAS_RAY_ADDRESS set; nothing else imports Ray)."""
+"""Where a job's search units, export formats and thin agents' micro-model conversions run: in
+the worker's own process (the embedded default), or as Ray tasks on a cluster (`ray_executor`,
+`ray_exports`, `ray_conversions`, only with HWNAS_RAY_ADDRESS set; nothing else imports Ray)."""
 
 from __future__ import annotations
 
