@@ -38,19 +38,14 @@ def _two_residual_blocks() -> nn.Module:
     ).eval()
 
 
-@pytest.mark.parametrize(
-    ("module", "shape", "adds"),
-    [
-        (_two_residual_blocks, (3, 16, 16), 2),
-        (lambda: InvertedResidual(8, 8, kernel=3, stride=1, mid_channels=24).eval(), (8, 8, 8), 1),
-    ],
-    ids=["network", "micro-model"],
-)
-def test_residual_add_is_an_int8_add_without_dequantize(
-    module: object, shape: tuple[int, int, int], adds: int, tmp_path: Path
-) -> None:
-    path = tmp_path / "model.int8.tflite"
-    convert_int8(module(), torch.zeros(1, *shape), path)  # type: ignore[operator]
+@pytest.fixture(scope="module")
+def network(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("network") / "model.int8.tflite"
+    convert_int8(_two_residual_blocks(), torch.zeros(1, 3, 16, 16), path)
+    return path
+
+
+def _assert_int8_adds(path: Path, adds: int) -> None:
     operators = _operators(path)
     names = [name for name, _ in operators]
     assert names.count("ADD") == adds
@@ -58,22 +53,31 @@ def test_residual_add_is_an_int8_add_without_dequantize(
     assert all(t == INT8 for name, types in operators if name == "ADD" for t in types)
 
 
-def test_host_tflite_micro_matches_litert_within_one_step(tmp_path: Path) -> None:
+def test_a_networks_residual_adds_are_int8_adds_without_dequantize(network: Path) -> None:
+    _assert_int8_adds(network, adds=2)
+
+
+def test_a_residual_blocks_micro_model_has_the_same_int8_add(tmp_path: Path) -> None:
+    path = tmp_path / "block.int8.tflite"
+    block = InvertedResidual(8, 8, kernel=3, stride=1, mid_channels=24).eval()
+    convert_int8(block, torch.zeros(1, 8, 8, 8), path)
+    _assert_int8_adds(path, adds=1)
+
+
+def test_host_tflite_micro_matches_litert_within_one_step(network: Path) -> None:
     if importlib.util.find_spec("tflite_micro") is None:
         pytest.skip("the host TFLite Micro interpreter (pip install tflite-micro) is missing")
     from ai_edge_litert.interpreter import Interpreter
     from tflite_micro.python.tflite_micro import runtime
 
-    path = tmp_path / "model.int8.tflite"
-    convert_int8(_two_residual_blocks(), torch.zeros(1, 3, 16, 16), path)
-    litert = Interpreter(model_path=str(path))
+    litert = Interpreter(model_path=str(network))
     litert.allocate_tensors()
     shape = litert.get_input_details()[0]["shape"]
     pattern = ((np.arange(int(np.prod(shape))) * 7 + 3) % 256).astype(np.uint8).view(np.int8)
     litert.set_tensor(litert.get_input_details()[0]["index"], pattern.reshape(shape))
     litert.invoke()
     expected = litert.get_tensor(litert.get_output_details()[0]["index"]).astype(np.int32)
-    micro = runtime.Interpreter.from_file(str(path))
+    micro = runtime.Interpreter.from_file(str(network))
     micro.set_input(pattern.reshape(shape), 0)
     micro.invoke()
     got = micro.get_output(0).astype(np.int32)
