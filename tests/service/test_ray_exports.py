@@ -8,8 +8,8 @@ embedded store converts."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from profilers.artifacts import ArtifactStore
 from search.spaces.base import space_from_string
 from search.spaces.grammar import SpaceParams
 from service.worker.executors import UnitResources
-from tests.service.fixtures import stop_process
+from tests.service.fixtures import REPO, stop_process
 from tests.service.ray_cluster import RayCluster
 from tests.service.ray_cluster import ray_cluster as ray_cluster
 from tests.service.test_ray_executor import Service
@@ -73,33 +73,52 @@ def test_each_format_is_a_task_writing_the_embedded_paths_files(
     assert _verifications(run_dir / "export") == _verifications(embedded / "export")
 
 
+# converts the micro-models of SPECS in a process of its own (the test process never joins Ray)
+CONVERT = """
+import json, os, sys
+from pathlib import Path
+from tests.service.test_ray_exports import specs
+from service.worker.executors import UnitResources
+from service.worker.executors.ray_conversions import RayConvertingStore
+
+store = RayConvertingStore(Path(sys.argv[1]), sys.argv[2], UnitResources(), lambda: None)
+files = {key: [a.sha256, a.size, a.format] for key, a in store.ops(specs(), "tflite").items()}
+again = {key: [a.sha256, a.size, a.format] for key, a in store.ops(specs(), "tflite").items()}
+print(json.dumps({"files": files, "again": again, "conversions": store.conversions,
+                  "converted_by": store.converted_by, "pid": os.getpid()}))
+"""
+
+
+def specs() -> list[Any]:
+    """Three of the space's ops (their micro-models are what a thin agent's tasks carry)."""
+    space = space_from_string("fbnet-tiny", SpaceParams(in_channels=1, num_classes=3))
+    return sorted((s for s in space.distinct_opspecs() if not s.is_identity), key=str)[:3]
+
+
 def test_a_thin_agents_micro_models_convert_as_tasks_into_the_embedded_files(
     ray_cluster: RayCluster, tmp_path: Path
 ) -> None:
-    import ray
-
-    from service.worker.executors.ray_conversions import RayConvertingStore
-
-    space = space_from_string("fbnet-tiny", SpaceParams(in_channels=1, num_classes=3))
-    specs = sorted((s for s in space.distinct_opspecs() if not s.is_identity), key=lambda s: s.key)[
-        :3
-    ]
-    store = RayConvertingStore(tmp_path / "ray", ray_cluster.address, UnitResources(), lambda: None)
-    try:
-        on_ray = store.ops(specs, "tflite")
-    finally:
-        ray.shutdown()
-    assert store.conversions == len(specs)
-    assert sorted(store.converted_by) == sorted(s.key for s in specs)
-    assert all(where["pid"] != os.getpid() for where in store.converted_by.values())
-    assert store.ops(specs, "tflite") == on_ray  # converted once: found in the store now
+    root = tmp_path / "ray"
+    result = subprocess.run(
+        [sys.executable, "-c", CONVERT, str(root), ray_cluster.address],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    keys = sorted(s.key for s in specs())
+    assert out["conversions"] == len(keys) and sorted(out["converted_by"]) == keys
+    assert all(where["pid"] != out["pid"] for where in out["converted_by"].values())
+    assert out["again"] == out["files"]  # converted once: found in the store the second time
     # a micro-model's weights are drawn anew at each conversion (timing does not depend on
-    # them): the same graph, operators and size as the embedded store's file, not the same bytes
+    # them): the embedded store's file has the same operators and size, not the same bytes
     embedded = ArtifactStore(tmp_path / "embedded")
-    for key, artifact in embedded.ops(specs, "tflite").items():
-        assert (on_ray[key].size, on_ray[key].format) == (artifact.size, artifact.format)
-        ours, theirs = store.blob(on_ray[key].sha256), embedded.blob(artifact.sha256)
-        assert tflite_operators(ours) == tflite_operators(theirs)
+    for key, artifact in embedded.ops(specs(), "tflite").items():
+        sha256, size, fmt = out["files"][key]
+        assert (size, fmt) == (artifact.size, artifact.format)
+        ours = ArtifactStore(root).blob(sha256)
+        assert tflite_operators(ours) == tflite_operators(embedded.blob(artifact.sha256))
 
 
 def test_without_ray_installed_exports_and_conversions_fail_with_one_readable_line(
