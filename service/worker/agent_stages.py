@@ -87,7 +87,7 @@ def _create_profiling_tasks(ctx: StageContext, device: Device, cover: Coverage) 
     """The device's missing work as tasks; for a thin agent's LUT this worker converts the
     files they carry (the fixed costs' probes first, then the ops chunk by chunk)."""
     chunk = ctx.settings.agent_task_specs
-    artifacts = micro_model_store(ctx.settings, ctx.check_cancelled)  # Ray tasks, if configured
+    artifacts = micro_model_store(ctx.settings, ctx.check_cancelled, ctx.emit)  # Ray, if set
     created = []
     if not cover.fixed_costs:
         created.append(

@@ -121,6 +121,33 @@ def test_a_thin_agents_micro_models_convert_as_tasks_into_the_embedded_files(
         assert tflite_operators(ours) == tflite_operators(embedded.blob(artifact.sha256))
 
 
+def test_a_jobs_thin_agent_gets_its_micro_models_converted_by_tasks(
+    ray_cluster: RayCluster, service: Service, tmp_path: Path
+) -> None:
+    """The device's LUT lacks a few ops and its fixed costs; its agent (a real `hwnas agent`)
+    times the files the job worker has the cluster convert."""
+    from tests.service.agent_helpers import start_agent
+    from tests.service.test_agent_stages import DEVICE, LEFT_TO_PROFILE, seed_all_but_a_few
+
+    server = service.server
+    seed_all_but_a_few(server.env["HWNAS_DATABASE_URL"], "fbnet-tiny")
+    agent = start_agent(
+        server.env, server.base_url, server.key("agent"), DEVICE, tmp_path / "a.log"
+    )
+    job_id = service.submit(devices=[DEVICE], budgets={DEVICE: 50.0}, arch_steps=6)
+    worker = service.worker("ray-convert", ray_cluster.address, HWNAS_AGENT_WAIT_S="300")
+    try:
+        job = service.finished(job_id)
+        assert job["state"] == "done", job["error"]
+    finally:
+        stop_process(worker)
+        stop_process(agent)
+    converted = [e for e in service.events(job_id) if e["type"] == "converted"]
+    assert {e["format"] for e in converted} == {"onnx"}  # what the thin agent's runtime takes
+    assert sum(e["models"] for e in converted) >= LEFT_TO_PROFILE + 2  # + warmup and reference
+    assert worker.pid not in {pid for e in converted for _, pid in e["where"]}
+
+
 def test_without_ray_installed_exports_and_conversions_fail_with_one_readable_line(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -143,4 +170,4 @@ def test_without_ray_installed_exports_and_conversions_fail_with_one_readable_li
         )
     settings = load_settings({"HWNAS_HOME": str(tmp_path), "HWNAS_RAY_ADDRESS": "auto"})
     with pytest.raises(JobFailed, match=install):
-        micro_model_store(settings, lambda: None)
+        micro_model_store(settings, lambda: None, lambda event: None)

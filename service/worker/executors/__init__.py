@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from service.worker.executors.resources import UnitResources
 
@@ -67,10 +67,14 @@ def ray_exporter(
     )
 
 
-def micro_model_store(settings: Settings, check_cancelled: Callable[[], None]) -> ArtifactStore:
+def micro_model_store(
+    settings: Settings,
+    check_cancelled: Callable[[], None],
+    emit: Callable[[dict[str, Any]], None],
+) -> ArtifactStore:
     """Where the profiling stage converts a thin agent's micro-models: the server's store
     (`agent_tasks.micro_models`); with HWNAS_RAY_ADDRESS set, one whose missing files are
-    converted as Ray tasks (`ray_conversions`)."""
+    converted as Ray tasks (`ray_conversions`), each batch's reported through `emit`."""
     from service.crud.agent_tasks import micro_models
 
     store = micro_models(settings.artifacts_dir)
@@ -84,7 +88,7 @@ def micro_model_store(settings: Settings, check_cancelled: Callable[[], None]) -
     except ClusterUnavailable as exc:
         raise JobFailed(str(exc)) from None
     return ray_conversions.RayConvertingStore(
-        store.root, settings.ray_address, UnitResources.of(settings), check_cancelled
+        store.root, settings.ray_address, UnitResources.of(settings), check_cancelled, emit
     )
 
 

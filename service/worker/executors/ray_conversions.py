@@ -32,7 +32,8 @@ Model = tuple[str, OpSpec | str]  # ("op", its spec) or ("probe", its name)
 
 class RayConvertingStore(ArtifactStore):
     """The artifact store whose missing files are converted by tasks on the cluster at
-    `address`; `converted_by` names the host and process that converted each file."""
+    `address`; `converted_by` names the host and process that converted each file, and a
+    `converted` event each batch's (its format, how many models, the hosts and processes)."""
 
     def __init__(
         self,
@@ -40,9 +41,11 @@ class RayConvertingStore(ArtifactStore):
         address: str,
         resources: UnitResources,
         check_cancelled: Callable[[], None],
+        emit: Callable[[dict[str, Any]], None] = lambda event: None,
     ) -> None:
         super().__init__(root)
         self.address, self.resources, self.check_cancelled = address, resources, check_cancelled
+        self.emit = emit
         self.converted_by: dict[str, dict[str, Any]] = {}
 
     def ops(self, specs: Iterable[OpSpec], fmt: str) -> dict[str, Artifact]:
@@ -85,6 +88,8 @@ class RayConvertingStore(ArtifactStore):
             self.converted_by[name] = done
             self.conversions += 1
             self.conversion_s += float(done["seconds"])
+        where = sorted({(done["host"], done["pid"]) for done in results})
+        self.emit({"type": "converted", "format": fmt, "models": len(missing), "where": where})
 
 
 def _convert_one(root: str, name: str, model: Model, fmt: str) -> dict[str, Any]:
