@@ -2,9 +2,9 @@
 job's export formats are tasks of their own, run in the cluster's processes, their events in the
 job's stream, and the files, their verification and the failed formats' messages equal what the
 embedded path writes for the same run (the job goes in through the real API and is run by a real
-`hwnas worker` process); a thin agent's micro-models are converted by tasks into the files the
-embedded store converts, and a job's profiling has the cluster convert what its real thin agent
-times; without Ray installed both say so in one line."""
+`hwnas worker` process); a thin agent's micro-models are converted by tasks into files with the
+embedded store's operators and sizes, and a job's profiling has the cluster convert what its
+real thin agent times; without Ray installed both say so in one line."""
 
 from __future__ import annotations
 
