@@ -12,6 +12,9 @@ affine pair per candidate costs a few numbers.
 
 Candidates nest when they agree on groups and, for grouped convs, on `mid` (a grouped conv's
 first channels are not a narrower grouped conv). Squeeze-excite weights and `skip` stay private.
+A space whose candidates all nest (proxyless, mbv3: `skip` only where it is the identity) trains
+as one network; one whose layers mix families (fbnet's grouped blocks and conv skips) gains
+little, because a path nearly always crosses into an unrelated family somewhere.
 A nested candidate's weights are materialised by `sliced_state_dict`, keyed as `build_op` keys
 them, so a derived child is still exactly `space.build(arch)`.
 """
