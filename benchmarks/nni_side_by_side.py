@@ -60,6 +60,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--scale", type=float, default=0.1, help="NNI penalty weight")
+    p.add_argument("--tag", default="", help="suffix of the result files")
     p.add_argument(
         "--limit-batches",
         type=int,
