@@ -154,9 +154,11 @@ def nni_search(args: argparse.Namespace, doc: dict, data: Path, method: str, bud
     (out_dir / "job.json").write_text(json.dumps(job))
     c.log(f"{method} @ {budget:.4f} ms: NNI search, {args.epochs} epochs -> {out_dir}")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    cmd = [str(nni_env.venv_python(args.workdir)), str(RUN_NNI), str(out_dir / "job.json")]
     with (out_dir / "nni.log").open("w") as log:
-        cmd = [str(nni_env.venv_python(args.workdir)), str(RUN_NNI), str(out_dir / "job.json")]
-        subprocess.run([*cmd, str(done)], check=True, stdout=log, stderr=log, env=env)
+        code = subprocess.run([*cmd, str(done)], stdout=log, stderr=log, env=env).returncode
+    if code != 0:
+        raise SystemExit(f"{method} @ {budget:.4f} ms: NNI's search exited {code}; see {log.name}")
     return dict(json.loads(done.read_text()))
 
 
