@@ -68,14 +68,19 @@ def serve_on(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[byte
     return start_server(env, log, port=port)[1]
 
 
-def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+def wait_for(
+    condition: Callable[[], Any], timeout: float, what: str, log: Path | None = None
+) -> Any:
+    """`condition()`'s first truthy value within `timeout` s; on timeout, an AssertionError
+    naming `what` (with the end of `log`, a process's output, where given)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
         time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    tail = f": {log.read_text()[-3000:]}" if log is not None else ""
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{tail}")
 
 
 def stage_context(

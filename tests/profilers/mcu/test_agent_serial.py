@@ -7,10 +7,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,17 +19,8 @@ from profilers.mcu.emulator import emulated_serial_board
 from profilers.mcu.toolchain import get_core
 from service.crud.agent_tasks import create_opspec_tasks
 from tests.profilers.mcu.test_backend import CONV, LINEAR
+from tests.service.agent_helpers import wait_for
 from tests.service.fixtures import REPO, Server, service_env, start_server, stop_process
-
-
-def _wait(condition: Callable[[], Any], timeout: float, what: str, log: Path) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}: {log.read_text()[-3000:]}")
 
 
 def test_serial_bridge_needs_the_mcu_backend_and_a_port(
@@ -74,13 +62,13 @@ def test_serial_agent_profiles_ops_on_the_emulated_board_over_a_pty(
             command, env=agent_env, cwd=REPO, stdout=log.open("wb"), stderr=subprocess.STDOUT
         )
         try:
-            _wait(lambda: store.devices("board-emulated"), 180, "registration", log)
+            wait_for(lambda: store.devices("board-emulated"), 180, "registration", log)
             device = store.resolve_device("board-emulated")
             assert device.fingerprint["bridge"] == "serial"
             assert device.fingerprint["serial_port"] == port
             assert device.fingerprint["firmware"] == serial_build.fingerprint["firmware_sources"]
             create_opspec_tasks(store, device, [CONV, LINEAR], 8, None)
-            _wait(lambda: not store.missing(device, [CONV, LINEAR]), 300, "both ops", log)
+            wait_for(lambda: not store.missing(device, [CONV, LINEAR]), 300, "both ops", log)
             entries = store.lookup(device, [CONV, LINEAR])
         finally:
             agent.send_signal(signal.SIGTERM)
