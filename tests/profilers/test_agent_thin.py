@@ -124,7 +124,7 @@ def test_thin_agent_profiles_fbnet_tiny_like_local_profiling(
     assert 0.5 < unit < 2.0, sorted(ratios.values())
     # The same shape: the entries' median difference, the unit taken out, is within the quick
     # protocol's +-5% CI, and nearly every entry within its two CIs and the machine's remaining
-    # drift (a run here: median 1.1%, all 72 within 5%).
+    # drift.
     shape = {key: r / unit for key, r in ratios.items()}
     spread = statistics.median(abs(r - 1) for r in shape.values())
     assert spread < 0.05, sorted(shape.values())
