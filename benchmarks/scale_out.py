@@ -2,21 +2,26 @@
 the Ray executor cost against the embedded runner?
 
 Jobs of fbnet-tiny on a synthetic 12×12 dataset (`tests.service.fixtures.write_npz`) with a
-synthetic LUT, submitted to an SQLite database and run by a real `hwnas worker --once` process
-each (OMP_NUM_THREADS=1), on local Ray clusters started as the tests start them (one CPU a node):
+synthetic LUT, each configuration served as `hwnas serve` serves jobs: its own SQLite database
+and one long-lived `hwnas worker` process (OMP_NUM_THREADS=1), on local Ray clusters started as
+the tests start them (one CPU a node):
 
 - a four-budget job on a one-node cluster, then on a two-node cluster: the wall-time ratio
   two/one (goal ≤ 0.6);
 - a one-budget job by the embedded runner and on the one-node cluster: the Ray executor's
   overhead (goal ≤ 10%).
 
-    python benchmarks/scale_out.py [--repeats 3] [--smoke]
+    python benchmarks/scale_out.py [--repeats 3] [--quick | --smoke]
 
-Each figure is the median over `--repeats` jobs. Both clusters run at once (idle when not in
-use) and each repeat runs one job of each kind in turn, so a load that drifts hits all alike;
-each cluster first runs one small unmeasured job (so its nodes' worker processes are up, as on
-a cluster that serves jobs). The load average after each job is recorded beside it. Writes
-benchmarks/results/scale_out.json and .md (scale_out_smoke.* with --smoke).
+The jobs take the service's default settings (a job that names only its budgets); `--quick`
+runs the shorter jobs an earlier version of this benchmark ran (one weight epoch, 240
+architecture steps and two child epochs a budget), where the serial part of the job weighs
+more. A job's wall time runs from the worker's claim to its finish (the database's times), so a
+worker's idle polling is not in it. Each figure is the median over `--repeats` jobs; each
+repeat runs one job of each kind in turn, so a load that drifts hits all alike, and each worker
+first runs one small unmeasured job (a serving worker has imported torch and joined the cluster
+already; its nodes' worker processes are up). The load average after each job is recorded
+beside it. Writes benchmarks/results/scale_out.json and .md (scale_out_smoke.* with --smoke).
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ RESULTS = REPO / "benchmarks" / "results"
 GOALS = {"two_over_one_node": 0.6, "ray_overhead": 0.10}
 BUDGETS = [2.5, 3.5, 4.5, 5.5]
 DEVICE = "cpu-synth"
+FINISHED = ("done", "failed", "cancelled")
 PHASES = (
     "before_units_s",
     "weights_s",
@@ -56,43 +62,77 @@ PHASES = (
     "after_units_s",
     "unit_setup_s",
 )
+QUICK = {"epochs": 1, "arch_steps": 240, "child_epochs": 2, "single_epochs": 4, "single_child": 1}
+SMOKE = {"epochs": 1, "arch_steps": 20, "child_epochs": 1, "single_epochs": 1, "single_child": 1}
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--samples", type=int, default=960, help="images in the synthetic dataset")
-    p.add_argument("--arch-steps", type=int, default=240, help="per budget")
-    p.add_argument("--epochs", type=int, default=1, help="the shared weight phase's")
-    p.add_argument("--child-epochs", type=int, default=2)
-    p.add_argument("--single-epochs", type=int, default=4, help="the one-budget job's search")
-    p.add_argument("--smoke", action="store_true", help="tiny jobs, one repeat: the script runs")
+    shape = p.add_mutually_exclusive_group()
+    shape.add_argument(
+        "--quick", action="store_true", help="short jobs: the serial part weighs more"
+    )
+    shape.add_argument(
+        "--smoke", action="store_true", help="tiny jobs, one repeat: the script runs"
+    )
     args = p.parse_args()
+    args.shape = "smoke" if args.smoke else "quick" if args.quick else "service defaults"
     if args.smoke:
-        args.repeats, args.samples, args.arch_steps = 1, 240, 20
-        args.child_epochs, args.single_epochs = 1, 1
+        args.repeats, args.samples = 1, 240
     return args
 
 
-class Bench:
-    """A database with the synthetic LUT and the dataset; runs one job per worker process."""
+def job_fields(shape: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The four-budget and the one-budget job's fields; the service's defaults fill the rest."""
+    four: dict[str, Any] = {"budgets": {DEVICE: BUDGETS}}
+    single: dict[str, Any] = {"budgets": {DEVICE: 3.5}}
+    short = {"quick": QUICK, "smoke": SMOKE}.get(shape)
+    if short:
+        four |= {k: short[k] for k in ("epochs", "arch_steps", "child_epochs")}
+        single |= {"epochs": short["single_epochs"], "child_epochs": short["single_child"]}
+    return four, single
 
-    def __init__(self, root: Path, samples: int) -> None:
-        self.root = root
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("HWNAS_", "RAY_"))} | {
+
+class JobWorker:
+    """One configuration as the service runs it: a database with the synthetic LUT, served by a
+    long-lived `hwnas worker` process, embedded (`ray_address` empty) or a Ray driver."""
+
+    def __init__(self, root: Path, dataset: str, ray_address: str) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.root, self.dataset = root, dataset
+        self.label = "ray" if ray_address else "embedded"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HWNAS_", "RAY_"))}
+        env |= {
             "HWNAS_HOME": str(root / "home"),
-            "OMP_NUM_THREADS": "1",
+            "HWNAS_RAY_ADDRESS": ray_address,
+            "HWNAS_POLL_S": "0.2",
             "HWNAS_WORKERS": "0",
+            "OMP_NUM_THREADS": "1",
         }
         self.settings = load_settings({"HWNAS_HOME": str(root / "home")})
         seed_synthetic_lut(self.settings.database_url, DEVICE, in_channels=1, num_classes=3)
-        self.dataset = str(write_npz(root / "squares.npz", samples=samples))
         from lut.store import LutStore
 
         self.engine = LutStore(self.settings.database_url).engine
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "worker", "--id", f"bench-{root.name}"],
+            env=env,
+            cwd=REPO,
+            stdout=(root / "worker.log").open("ab"),
+            stderr=subprocess.STDOUT,
+        )
 
-    def job(self, ray_address: str, **fields: Any) -> dict[str, Any]:
-        """Submit a job, run it in a `hwnas worker --once`; its wall time and results."""
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+    def job(self, **fields: Any) -> dict[str, Any]:
+        """Submit a job and wait for the worker to finish it; its wall time and results."""
         request = JobCreate(
             space="fbnet-tiny", dataset="digits", devices=[DEVICE], batch_size=32, **fields
         ).model_dump()
@@ -100,33 +140,32 @@ class Bench:
         job_id = submit_job(
             self.engine, tenant="bench", key_id="k", request=request, dataset_id=None
         )
-        env = {**self.env, "HWNAS_RAY_ADDRESS": ray_address} if ray_address else self.env
-        started, clock = time.perf_counter(), time.time()
-        subprocess.run(
-            [sys.executable, "-m", "service.cli", "worker", "--once", "--id", "bench"],
-            env=env,
-            cwd=REPO,
-            check=True,
-            stdout=(self.root / "worker.log").open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-        wall = time.perf_counter() - started
-        job = get_job(self.engine, job_id)
-        if job is None or job["state"] != "done":
-            raise RuntimeError(f"job {job_id} did not finish: {job and job['error']}")
+        job = self._wait(job_id)
+        if job["state"] != "done":
+            raise RuntimeError(f"job {job_id} did not finish: {job['error']}")
+        events = self._events(job_id)
+        claimed = next(at for event, at in events if event.get("type") == "claimed")
+        wall = _seconds(job["finished_at"]) - claimed
         metrics = job["metrics"]
         rows = metrics.get("pareto") or [{"arch": metrics["arch"]}]
         archs = [row["arch"] for row in rows]
-        log(f"  {'ray' if ray_address else 'embedded'} {len(archs)} budget(s): {wall:.1f} s")
+        log(f"  {self.root.name} {len(archs)} budget(s): {wall:.1f} s")
         run = {"wall_s": wall, "archs": archs, "load": os.getloadavg()[0]}
-        return run | ({"phases": self.phases(job_id, clock, wall)} if ray_address else {})
+        if self.label == "embedded":
+            return run
+        return run | {"phases": unit_phases([(e, at - claimed) for e, at in events], wall)}
 
-    def phases(self, job_id: str, clock: float, wall: float) -> dict[str, float]:
-        """Where a Ray job's wall time went, from its units' events' times (seconds after the
-        worker process started): before the first unit, the weight unit, the budget units
-        (their span, and their sum), after the last; `unit_setup_s` is the median time from a
-        budget unit's start to its first event of its own (loading the dataset, LUT and shared
-        weights)."""
+    def _wait(self, job_id: str) -> dict[str, Any]:
+        while True:
+            job = get_job(self.engine, job_id)
+            if job is not None and job["state"] in FINISHED:
+                return job
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the worker of {self.root} exited; see its worker.log")
+            time.sleep(0.5)
+
+    def _events(self, job_id: str) -> list[tuple[dict[str, Any], float]]:
+        """The job's events and their times (seconds since the epoch), in order."""
         from sqlalchemy import select
 
         from service.tables import job_events
@@ -136,8 +175,7 @@ class Bench:
         )
         with self.engine.connect() as connection:
             rows = connection.execute(query.order_by(job_events.c.id)).all()
-        events = [(data, _seconds(at) - clock) for data, at in rows]
-        return unit_phases(events, wall)
+        return [(data, _seconds(at)) for data, at in rows]
 
 
 def _seconds(at: Any) -> float:
@@ -146,7 +184,10 @@ def _seconds(at: Any) -> float:
 
 
 def unit_phases(events: list[tuple[dict[str, Any], float]], wall: float) -> dict[str, float]:
-    """`Bench.phases` from (event, seconds after the process started) pairs."""
+    """Where a Ray job's wall time went, from (event, seconds after the claim) pairs: before the
+    first unit, the weight unit, the budget units (their span, and their sum), after the last;
+    `unit_setup_s` is the median time from a budget unit's start to its first event of its own
+    (loading the dataset, LUT and shared weights)."""
     spans: dict[str, list[float]] = {}
     setups: list[float] = []
     for index, (event, at) in enumerate(events):
@@ -174,48 +215,35 @@ def log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def cluster(bench: Bench, root: Path, second_node: bool) -> RayCluster:
-    """A started cluster, warmed by one small unmeasured two-budget job (a long-lived cluster's
-    nodes have their worker processes running already)."""
-    ray = RayCluster(root)
-    try:
-        ray.start(second_node=second_node)
-        bench.job(
-            ray.address, budgets={DEVICE: BUDGETS[:2]}, epochs=1, arch_steps=2, child_epochs=1
-        )
-    except BaseException:
-        ray.stop()
-        raise
-    return ray
+WARM_UP = {"budgets": {DEVICE: BUDGETS[:2]}, "epochs": 1, "arch_steps": 2, "child_epochs": 1}
 
 
 def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
-    bench = Bench(root, args.samples)
-    four = {
-        "budgets": {DEVICE: BUDGETS},
-        "epochs": args.epochs,
-        "arch_steps": args.arch_steps,
-        "child_epochs": args.child_epochs,
-    }
-    single = {"budgets": {DEVICE: 3.5}, "epochs": args.single_epochs, "child_epochs": 1}
+    dataset = str(write_npz(root / "squares.npz", samples=args.samples))
+    four, single = job_fields(args.shape)
     runs: dict[str, list[dict[str, Any]]] = {k: [] for k in ("embedded", "ray", "one", "two")}
-    one = two = None
-    try:  # both clusters up at once, their runs interleaved: a drifting load hits both alike
-        one = cluster(bench, root / "one-node", second_node=False)
-        two = cluster(bench, root / "two-nodes", second_node=True)
+    clusters: list[RayCluster] = []
+    workers: list[JobWorker] = []
+    try:  # every configuration up at once, their runs interleaved: a drifting load hits all alike
+        for name, nodes in (("one-node", 1), ("two-nodes", 2)):
+            clusters.append(RayCluster(root / name / "ray"))
+            clusters[-1].start(second_node=nodes == 2)
+        embedded, one, two = workers_for(root, dataset, clusters, workers)
         for _ in range(args.repeats):
-            runs["embedded"].append(bench.job("", **single))
-            runs["ray"].append(bench.job(one.address, **single))
-            runs["one"].append(bench.job(one.address, **four))
-            runs["two"].append(bench.job(two.address, **four))
+            runs["embedded"].append(embedded.job(**single))
+            runs["ray"].append(one.job(**single))
+            runs["one"].append(one.job(**four))
+            runs["two"].append(two.job(**four))
     finally:
-        for started in (one, two):
-            if started is not None:
-                started.stop()
+        for worker in workers:
+            worker.stop()
+        for started in clusters:
+            started.stop()
     walls = {k: median(r["wall_s"] for r in v) for k, v in runs.items()}
     loads = [r["load"] for v in runs.values() for r in v]
     return {
-        "settings": vars(args) | {"budgets_ms": BUDGETS},
+        "settings": vars(args)
+        | {"budgets_ms": BUDGETS, "four_budgets": four, "one_budget": single},
         "median_wall_s": walls,
         "two_over_one_node": walls["two"] / walls["one"],
         "amdahl_two_over_one_node": median(amdahl_bound(r, nodes=2) for r in runs["one"]),
@@ -234,6 +262,19 @@ def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         },
         "runs": runs,
     }
+
+
+def workers_for(
+    root: Path, dataset: str, clusters: list[RayCluster], workers: list[JobWorker]
+) -> list[JobWorker]:
+    """The embedded, one-node and two-node workers (appended to `workers` as each starts, so
+    the caller stops them), each warmed by one small unmeasured job."""
+    addresses = {"embedded": "", "one-node": clusters[0].address, "two-nodes": clusters[1].address}
+    for name, address in addresses.items():
+        workers.append(JobWorker(root / name, dataset, address))
+    for worker in workers:
+        worker.job(**WARM_UP)
+    return workers
 
 
 def amdahl_bound(one_node: dict[str, Any], nodes: int) -> float:
@@ -271,6 +312,10 @@ def write(result: dict[str, Any], smoke: bool) -> None:
             for nodes in ("one", "two")
         ],
         "",
+        f"Jobs: {result['settings']['shape']} (four budgets: {_fields(result, 'four_budgets')}; "
+        f"one budget: {_fields(result, 'one_budget')}), each served by a long-lived "
+        "`hwnas worker`, timed from its claim to its finish.",
+        "",
         f"Same architectures one vs two nodes: {same['one_vs_two_nodes']}; Ray vs embedded: "
         f"{same['ray_vs_embedded']}. Medians of {result['settings']['repeats']} jobs each; "
         f"load average after the jobs: {result['load_average']}.",
@@ -278,6 +323,12 @@ def write(result: dict[str, Any], smoke: bool) -> None:
         run_markdown(),
     ]
     (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
+
+
+def _fields(result: dict[str, Any], kind: str) -> str:
+    """A job's settings beside its budgets, or "service defaults" where it sets none."""
+    fields = {k: v for k, v in result["settings"][kind].items() if k != "budgets"}
+    return ", ".join(f"{k} {v}" for k, v in fields.items()) or "the service's defaults"
 
 
 def main() -> None:
