@@ -11,6 +11,10 @@ training batches (as SPOS and OFA do) and measures its test accuracy. Kendall τ
 Spearman ρ against the stand-alone test accuracies recorded in accuracy_span's result. The
 supernet nests each layer's MBConv kernels as jobs do (`search.nesting`); `--weights separate`
 gives every candidate its own weights instead, to measure what the nesting buys.
+`--weight-sampling` names the weight phase's modes to rank (`single`: one path a step;
+`sandwich`: the largest, smallest and a sampled path a step, the two smaller distilled from the
+largest, `search.sandwich`), each in its own subfolder of `--workdir`; the result holds one run
+per mode.
 
     python benchmarks/supernet_ranking.py
 
@@ -26,6 +30,7 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +38,10 @@ import _common as c
 import torch
 from scipy.stats import kendalltau, spearmanr
 
+from search.checkpoint import load_checkpoint
 from search.cost import LatencyCostModel
 from search.data import load_dataset
-from search.request import SearchSettings
+from search.request import WEIGHT_SAMPLING, SearchSettings
 from search.run import bind_space
 from search.shared import LatencySampler, Progress, WeightPhase
 from search.spaces.base import SearchSpace
@@ -53,6 +59,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--eval-epochs", default="2,4,8", help="weight-phase epochs to rank after")
     p.add_argument("--span", type=Path, default=SPAN_RESULT, help="accuracy_span's result file")
     p.add_argument("--weights", choices=WEIGHTS, default="nested", help="the supernet's weights")
+    p.add_argument(
+        "--weight-sampling",
+        default="single",
+        help=f"comma-separated weight-phase modes to rank, of {', '.join(WEIGHT_SAMPLING)}",
+    )
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0, help="seeds the weight phase")
     p.add_argument("--calibration", type=int, default=20, help="end-to-end runs (LUT workdir)")
@@ -62,6 +73,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--smoke", action="store_true", help="1 epoch, the first 4 architectures")
     args = p.parse_args()
     args.eval_epochs = sorted({int(e) for e in args.eval_epochs.split(",") if e})
+    args.weight_sampling = list(dict.fromkeys(m for m in args.weight_sampling.split(",") if m))
+    unknown = set(args.weight_sampling) - set(WEIGHT_SAMPLING)
+    if unknown or not args.weight_sampling:
+        p.error(f"--weight-sampling takes {', '.join(WEIGHT_SAMPLING)}, not {args.weight_sampling}")
     if args.smoke:
         args.eval_epochs = [1]
         args.workdir = args.workdir.with_name(args.workdir.name + "-smoke")
@@ -112,59 +127,126 @@ WEIGHT_WORDS = {
     "nested": "each layer's MBConv kernels nested",
     "separate": "separate weights per candidate",
 }
+SAMPLING_WORDS = {
+    "single": "one path a step",
+    "sandwich": "the sandwich rule: the largest, the smallest and one sampled path a step, the "
+    "two smaller distilled from the largest's soft outputs",
+}
 
 
 def markdown(payload: dict[str, Any]) -> list[str]:
     p = payload["protocol"]
+    runs = payload["runs"]
     lines = [
         f"# {NAME}",
         "",
         f"{p['space']} on {p['dataset']}"
         + (" (synthetic)" if p["dataset"] == "cluttered-mnist" else "")
-        + f": the shared weights ({WEIGHT_WORDS[p.get('weights', 'separate')]}) trained as a "
-        "multi-budget job trains them (one path a step over "
-        f"[{p['latency_range_ms'][0]:.3f}, {p['latency_range_ms'][1]:.3f}] ms, batch "
-        f"{p['batch_size']}, seed {p['seed']}); each of the {p['architectures']} architectures of "
-        "accuracy_span evaluated on the test split with its inherited weights (BatchNorm "
-        "re-estimated on 20 training batches), against its stand-alone test accuracy "
-        f"({p['standalone_protocol']}).",
-        "",
-        "| weight-phase epochs | Kendall τ | Spearman ρ | inherited accuracy: min / median / max "
-        "| weight phase CPU |",
-        "|---|---|---|---|---|",
-    ]
-    for row in payload["rankings"]:
-        acc = sorted(row["inherited"].values())
-        lines.append(
-            f"| {row['epochs']} | **{row['kendall_tau']:.2f}** | {row['spearman_rho']:.2f} | "
-            f"{acc[0]:.1%} / {statistics.median(acc):.1%} / {acc[-1]:.1%} | "
-            f"{row['weights_cpu_s'] / 60:.1f} min |"
+        + f": the shared weights ({WEIGHT_WORDS[p['weights']]}) trained as a multi-budget job "
+        f"trains them (paths drawn over [{p['latency_range_ms'][0]:.3f}, "
+        f"{p['latency_range_ms'][1]:.3f}] ms, batch {p['batch_size']}, seed {p['seed']}; "
+        + "; ".join(
+            f"`{r['weight_sampling']}`: {SAMPLING_WORDS[r['weight_sampling']]}" for r in runs
         )
-    last = payload["rankings"][-1]["inherited"]
-    lines += ["", "| architecture | stand-alone | inherited (last row) |", "|---|---|---|"]
+        + f"); each of the {p['architectures']} architectures of accuracy_span evaluated on the "
+        "test split with its inherited weights (BatchNorm re-estimated on 20 training batches), "
+        f"against its stand-alone test accuracy ({p['standalone_protocol']}).",
+        "",
+        "| weight sampling | weight-phase epochs | Kendall τ | Spearman ρ "
+        "| inherited accuracy: min / median / max | weight phase CPU |",
+        "|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        for row in run["rankings"]:
+            acc = sorted(row["inherited"].values())
+            lines.append(
+                f"| {run['weight_sampling']} | {row['epochs']} | **{row['kendall_tau']:.2f}** | "
+                f"{row['spearman_rho']:.2f} | {acc[0]:.1%} / {statistics.median(acc):.1%} / "
+                f"{acc[-1]:.1%} | {row['weights_cpu_s'] / 60:.1f} min |"
+            )
+    lines += ["", *equal_cpu(runs)]
+    finished = [r for r in runs if r["rankings"]]
+    header = " | ".join(f"inherited, {r['weight_sampling']} (last row)" for r in finished)
+    lines += [
+        "",
+        f"| architecture | stand-alone | {header} |",
+        "|---|---|" + "---|" * len(finished),
+    ]
     for arch, acc in sorted(payload["standalone"].items(), key=lambda kv: -kv[1]):
-        lines.append(f"| `{arch.split(':', 1)[1]}` | {acc:.2%} | {last[arch]:.2%} |")
+        cells = " | ".join(f"{r['rankings'][-1]['inherited'][arch]:.2%}" for r in finished)
+        lines.append(f"| `{arch.split(':', 1)[1]}` | {acc:.2%} | {cells} |")
     return lines
 
 
-def main() -> None:
-    args = parse_args()
-    torch.set_num_threads(1)  # the other core is someone else's
-    standalone = standalone_accuracies(args.span, args.dataset, args.smoke)
-    space_text = next(iter(standalone)).split(":", 1)[0]
-    model = cost_model(args, space_text)
-    data = load_dataset(args.dataset, seed=0, resolution=28)
-    space = bind_space(space_text, data)
-    if space.spec_string != model.space:
-        raise SystemExit(f"the LUT's space {model.space} is not the dataset's {space.spec_string}")
+def equal_cpu(runs: list[dict[str, Any]]) -> list[str]:
+    """A sentence pairing the last single-path row with the sandwich row of the nearest weight
+    phase CPU time, when both ran."""
+    by_mode = {r["weight_sampling"]: r["rankings"] for r in runs if r["rankings"]}
+    if set(by_mode) != {"single", "sandwich"}:
+        return []
+    single = by_mode["single"][-1]
+    near = min(by_mode["sandwich"], key=lambda r: abs(r["weights_cpu_s"] - single["weights_cpu_s"]))
+    return [
+        f"At about equal weight-phase CPU: single path after {single['epochs']} epochs "
+        f"({single['weights_cpu_s'] / 60:.1f} min) τ = {single['kendall_tau']:.2f}; sandwich "
+        f"after {near['epochs']} epochs ({near['weights_cpu_s'] / 60:.1f} min) "
+        f"τ = {near['kendall_tau']:.2f}."
+    ]
+
+
+def trained_weights(
+    supernet: Supernet,
+    sampler: LatencySampler,
+    settings: SearchSettings,
+    data: Any,
+    workdir: Path,
+    identity: str,
+) -> dict[str, float] | None:
+    """The supernet's weights after `settings.epochs` epochs (the phase's times), from the
+    epoch's snapshot or by resuming the phase; None if the phase's checkpoint is already past
+    that epoch and it has no snapshot (the weights then cannot be had without training again)."""
+    snapshot = workdir / f"epoch-{settings.epochs}.pt"
+    if snapshot.exists():  # a rerun (more architectures in the span) evaluates again only
+        saved = torch.load(snapshot, weights_only=False)
+        supernet.load_state_dict(saved["supernet"])
+        return dict(saved["times"])
+    total = settings.epochs * steps_per_epoch(data.train, settings.batch_size)
+    payload = load_checkpoint(workdir)
+    if payload is not None and int(payload["step"]) > total:
+        return None
+    times = WeightPhase(
+        supernet,
+        sampler,
+        settings,
+        data.train,
+        workdir,
+        identity,
+        Progress(total=total),
+        lambda event: None,
+    ).run()
+    torch.save({"supernet": supernet.state_dict(), "times": times}, snapshot)
+    return times
+
+
+def rank_mode(
+    args: argparse.Namespace,
+    mode: str,
+    space: SearchSpace,
+    sampler: LatencySampler,
+    data: Any,
+    standalone: dict[str, float],
+    run: dict[str, Any],
+    save: Callable[[], None],
+) -> None:
+    """`run["rankings"]`: one row per evaluated epoch of `mode`'s weight phase; `save` after
+    each."""
     torch.manual_seed(args.seed)
     supernet = Supernet(space, nested=args.weights == "nested")
-    # the checkpoint's owner: extending --eval-epochs resumes it, another space or weights refuses
-    identity = f"supernet-ranking:{space.spec_string}:{args.weights}"
-    workdir = args.workdir / f"{space.spec_string}-{args.weights}"
-    sampler = LatencySampler(model, model.min_latency_ms, model.max_latency_ms, args.seed)
-    span_protocol = json.loads(args.span.read_text())["protocol"]
-    rankings: list[dict[str, Any]] = []
+    # the checkpoint's owner: extending --eval-epochs resumes it, another space, weights or
+    # mode refuses (single-path folders keep the name they had before the modes)
+    suffix = "" if mode == "single" else f"-{mode}"
+    identity = f"supernet-ranking:{space.spec_string}:{args.weights}{suffix}"
+    workdir = args.workdir / f"{space.spec_string}-{args.weights}{suffix}"
     for epochs in args.eval_epochs:
         settings = SearchSettings(
             "hardcore",
@@ -172,26 +254,13 @@ def main() -> None:
             warmup_epochs=0,
             batch_size=args.batch_size,
             seed=args.seed,
+            weight_sampling=mode,
         )
-        total = epochs * steps_per_epoch(data.train, args.batch_size)
-        c.log(f"weight phase to epoch {epochs} ({total} steps)")
-        snapshot = workdir / f"epoch-{epochs}.pt"
-        if snapshot.exists():  # a rerun (more architectures in the span) evaluates again only
-            saved = torch.load(snapshot, weights_only=False)
-            supernet.load_state_dict(saved["supernet"])
-            times = saved["times"]
-        else:
-            times = WeightPhase(
-                supernet,
-                sampler,
-                settings,
-                data.train,
-                workdir,
-                identity,
-                Progress(total=total),
-                lambda event: None,
-            ).run()
-            torch.save({"supernet": supernet.state_dict(), "times": times}, snapshot)
+        c.log(f"{mode}: weight phase to epoch {epochs}")
+        times = trained_weights(supernet, sampler, settings, data, workdir, identity)
+        if times is None:
+            c.log(f"{mode}: no snapshot of epoch {epochs} and the phase is past it; skipped")
+            continue
         started = time.process_time()
         inherited = {
             arch: inherited_accuracy(supernet, space, arch, data, args.batch_size)
@@ -205,32 +274,55 @@ def main() -> None:
             **correlations(inherited, standalone),
             "inherited": inherited,
         }
-        rankings.append(row)
-        c.log(f"epoch {epochs}: Kendall tau {row['kendall_tau']:.3f}")
-        payload = {
-            "protocol": {
-                "space": space.spec_string,
-                "dataset": args.dataset,
-                "synthetic": args.dataset == "cluttered-mnist",
-                "architectures": len(standalone),
-                "weights": args.weights,
-                "span_result": args.span.name,
-                "batch_size": args.batch_size,
-                "seed": args.seed,
-                "latency_range_ms": [sampler.low_ms, sampler.high_ms],
-                "standalone_protocol": (
-                    f"{span_protocol['child_epochs']} epochs, shifts up to "
-                    f"{span_protocol['child_shift_px']} px, batch {span_protocol['batch_size']}, "
-                    f"seed {span_protocol['seed']}, from accuracy_span"
-                ),
-            },
-            "standalone": standalone,
-            "rankings": rankings,
-            "meta": {"torch_threads": torch.get_num_threads(), "smoke": bool(args.smoke)},
-        }
+        run["rankings"].append(row)
+        c.log(f"{mode} epoch {epochs}: Kendall tau {row['kendall_tau']:.3f}")
+        save()
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(1)  # the other core is someone else's
+    standalone = standalone_accuracies(args.span, args.dataset, args.smoke)
+    space_text = next(iter(standalone)).split(":", 1)[0]
+    model = cost_model(args, space_text)
+    data = load_dataset(args.dataset, seed=0, resolution=28)
+    space = bind_space(space_text, data)
+    if space.spec_string != model.space:
+        raise SystemExit(f"the LUT's space {model.space} is not the dataset's {space.spec_string}")
+    sampler = LatencySampler(model, model.min_latency_ms, model.max_latency_ms, args.seed)
+    span_protocol = json.loads(args.span.read_text())["protocol"]
+    runs: list[dict[str, Any]] = [
+        {"weight_sampling": m, "rankings": []} for m in args.weight_sampling
+    ]
+    payload = {
+        "protocol": {
+            "space": space.spec_string,
+            "dataset": args.dataset,
+            "synthetic": args.dataset == "cluttered-mnist",
+            "architectures": len(standalone),
+            "weights": args.weights,
+            "span_result": args.span.name,
+            "batch_size": args.batch_size,
+            "seed": args.seed,
+            "latency_range_ms": [sampler.low_ms, sampler.high_ms],
+            "standalone_protocol": (
+                f"{span_protocol['child_epochs']} epochs, shifts up to "
+                f"{span_protocol['child_shift_px']} px, batch {span_protocol['batch_size']}, "
+                f"seed {span_protocol['seed']}, from accuracy_span"
+            ),
+        },
+        "standalone": standalone,
+        "runs": runs,
+        "meta": {"torch_threads": torch.get_num_threads(), "smoke": bool(args.smoke)},
+    }
+
+    def save() -> None:
         c.write_results(
             NAME, argparse.Namespace(smoke=args.smoke, tag=args.tag), payload, markdown(payload)
         )
+
+    for run in runs:
+        rank_mode(args, run["weight_sampling"], space, sampler, data, standalone, run, save)
 
 
 if __name__ == "__main__":

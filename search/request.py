@@ -12,6 +12,7 @@ A request document's keys:
 | `budgets` | `[]` | latency budgets (ms) on the primary device: one result each (a Pareto front) |
 | `shared_supernet` | true | several budgets train one supernet (`search.shared`); false: one whole search each |
 | `arch_steps` | see `search.shared` | architecture steps per budget on the shared supernet |
+| `weight_sampling` | single | the shared supernet's weight steps: `single` (one path a step) or `sandwich` (`search.sandwich`) |
 | `device_budgets` | `{}` | a further hard budget per other device |
 | `sram_kb`, `flash_kb` | none | hard SRAM (tensor arena) and flash budgets in KiB on an MCU primary device |
 | `strategy` | hardcore | a registered strategy (`search.strategies`) |
@@ -49,6 +50,8 @@ MAX_MEMORY_KB = 1_048_576.0  # 1 GiB: SRAM and flash budgets
 MEMORY_BUDGETS = ("sram_kb", "flash_kb")
 DEFAULT_STRATEGY = "hardcore"
 DEFAULT_TRIALS = 8
+# How the shared supernet's weight phase trains (search.shared, search.sandwich).
+WEIGHT_SAMPLING = ("single", "sandwich")
 
 
 def check_bounds(values: Mapping[str, Any]) -> None:
@@ -81,6 +84,8 @@ class SearchSettings:
     # Architecture steps per budget when several budgets share one supernet (search.shared);
     # None: its default. A single search does not read it.
     arch_steps: int | None = None
+    # The shared supernet's weight steps, one of WEIGHT_SAMPLING; a single search does not read it.
+    weight_sampling: str = "single"
 
     def __post_init__(self) -> None:
         check_bounds(
@@ -100,6 +105,11 @@ class SearchSettings:
             )
         if self.arch_lr is not None and not 0.0 < self.arch_lr <= MAX_ARCH_LR:
             raise ValueError(f"arch_lr must be in (0, {MAX_ARCH_LR:g}], not {self.arch_lr}")
+        if self.weight_sampling not in WEIGHT_SAMPLING:
+            raise ValueError(
+                f"weight_sampling must be one of {', '.join(WEIGHT_SAMPLING)}, "
+                f"not {self.weight_sampling!r}"
+            )
 
     @property
     def warmup(self) -> int:
@@ -200,4 +210,5 @@ def search_settings(doc: Mapping[str, Any]) -> SearchSettings:
         checkpoint_every=doc.get("checkpoint_every") or defaults.checkpoint_every,
         strategy_options=dict(doc.get("options") or {}),
         arch_steps=doc.get("arch_steps"),
+        weight_sampling=doc.get("weight_sampling") or defaults.weight_sampling,
     )

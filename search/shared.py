@@ -62,6 +62,7 @@ from search.run import (
     lut_version,
     train_and_record,
 )
+from search.sandwich import extreme_paths, sandwich_step
 from search.strategies.base import Budget, SearchStrategy, get_search_strategy, get_strategy
 from search.strategies.projection import bisect_lambda, expected_cost, stack_rows
 from search.supernet import Supernet
@@ -165,6 +166,17 @@ def _refuse(out_dir: Path, payload: dict[str, Any], phase: str, identity: str) -
         )
 
 
+def _refuse_other_sampling(out_dir: Path, record: Mapping[str, Any], sampling: str) -> None:
+    """A weight phase's checkpoint or record of the other `weight_sampling` is refused by name
+    (one from before the setting existed trained single paths)."""
+    held = record.get("weight_sampling", "single")
+    if held != sampling:
+        raise ValueError(
+            f"{out_dir} holds shared weights trained with weight_sampling {held!r}, not "
+            f"{sampling!r}; start a new run (another --out) or ask for {held!r}"
+        )
+
+
 class Clock:
     """A phase's wall and CPU seconds, carried over from its checkpoint when it resumes (CPU
     time is the process's: other work on a shared machine slows the wall clock, not it)."""
@@ -190,7 +202,8 @@ class Progress:
 
 @dataclass
 class WeightPhase:
-    """The shared weights: `epochs` epochs of single-path steps on paths drawn by `sampler`."""
+    """The shared weights: `epochs` epochs of steps on paths drawn by `sampler`, one path a step
+    or the sandwich rule (`settings.weight_sampling`)."""
 
     supernet: Supernet
     sampler: LatencySampler
@@ -210,6 +223,7 @@ class WeightPhase:
         step, clock = 0, Clock()
         payload = load_checkpoint(self.out_dir)
         if payload is not None:
+            _refuse_other_sampling(self.out_dir, payload, self.settings.weight_sampling)
             _refuse(self.out_dir, payload, "weights", self.identity)
             self.supernet.load_state_dict(payload["supernet"])
             optimizer.load_state_dict(payload["weight_optimizer"])
@@ -221,10 +235,8 @@ class WeightPhase:
             epoch, index = divmod(step, per_epoch)
             images, labels = seeded_batch(self.train, self.settings, epoch, index)
             path = self.sampler.path(epoch, index, per_epoch)
-            logits = self.supernet(images, path)
-            loss = F.cross_entropy(logits, labels)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss, logits = self._gradients(images, labels, path)
             optimizer.step()
             step += 1
             self.progress.done += 1
@@ -247,6 +259,20 @@ class WeightPhase:
                 self._checkpoint(optimizer, step, clock.read())
         return clock.read()
 
+    def _gradients(
+        self, images: torch.Tensor, labels: torch.Tensor, path: list[int]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step's gradients: the sampled path on the labels, or (sandwich) the largest
+        path on the labels and the smallest and sampled paths distilled from it. Returns the
+        loss and logits on the labels."""
+        if self.settings.weight_sampling == "sandwich":
+            largest, smallest = extreme_paths(self.sampler.model)
+            return sandwich_step(self.supernet, images, labels, largest, [smallest, path])
+        logits = self.supernet(images, path)
+        loss = F.cross_entropy(logits, labels)
+        loss.backward()
+        return loss.detach(), logits.detach()
+
     def _checkpoint(
         self, optimizer: torch.optim.Optimizer, step: int, times: dict[str, float]
     ) -> None:
@@ -255,6 +281,7 @@ class WeightPhase:
             {
                 "phase": "weights",
                 "identity": self.identity,
+                "weight_sampling": self.settings.weight_sampling,
                 "supernet": self.supernet.state_dict(),
                 "weight_optimizer": optimizer.state_dict(),
                 "step": step,
@@ -445,6 +472,8 @@ def plan_shared_search(requests: Sequence[BudgetRun], store: LutStore, data: Any
         settings.weight_lr,
         low,
         high,
+        # single-path runs keep the identity they had before the setting existed (they resume)
+        *([] if settings.weight_sampling == "single" else [settings.weight_sampling]),
     )
     return SharedPlan(
         requests,
@@ -469,6 +498,8 @@ def train_shared_weights(
     shared_dir = out / SHARED_DIR
     emit({"type": "state", "state": "searching"})
     weights = _read_json(shared_dir / WEIGHTS_RECORD)
+    if weights is not None:
+        _refuse_other_sampling(shared_dir, weights, plan.settings.weight_sampling)
     if weights is not None and weights.get("identity") != plan.weights_id:
         raise ValueError(f"{shared_dir} holds another request's supernet; start a new run")
     if weights is not None:
@@ -487,6 +518,7 @@ def train_shared_weights(
     ).run()
     weights = {
         "identity": plan.weights_id,
+        "weight_sampling": plan.settings.weight_sampling,
         **times,
         "steps": plan.weight_steps,
         "latency_range_ms": [low, high],
