@@ -13,6 +13,7 @@ from search.request import (
     DEFAULT_STRATEGY,
     DEFAULT_TRIALS,
     MEMORY_BUDGETS,
+    WEIGHT_SAMPLING,
     SearchSettings,
 )
 from service.cli.common import (
@@ -77,6 +78,14 @@ def register(sub: Any) -> None:
         type=int,
         help="with several budgets on one supernet, architecture steps per budget (default: "
         "the budgets together take twice a single search's architecture steps)",
+    )
+    p.add_argument(
+        "--weight-sampling",
+        choices=WEIGHT_SAMPLING,
+        default=DEFAULTS.weight_sampling,
+        help="with several budgets on one supernet, its weight steps: single (one path a step) "
+        "or sandwich (largest, smallest and a sampled path a step, the smaller two distilled "
+        f"from the largest; about 3x the weight phase's time) ({DEFAULTS.weight_sampling})",
     )
     p.add_argument(
         "--epochs", type=int, default=DEFAULTS.epochs, help=f"search epochs ({DEFAULTS.epochs})"
@@ -187,6 +196,7 @@ def _request_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "checkpoint_every": args.checkpoint_every,
         "shared_supernet": not args.separate_searches,
         "arch_steps": args.arch_steps,
+        "weight_sampling": args.weight_sampling,
         "options": _parse_options(args.option),
         "out": str(args.out or Path("runs") / f"{args.strategy}-{args.space}"),
     }

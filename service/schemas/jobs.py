@@ -14,6 +14,7 @@ from search.request import (
     MAX_ARCH_LR,
     MAX_BUDGET_MS,
     MAX_MEMORY_KB,
+    WEIGHT_SAMPLING,
     SearchSettings,
 )
 from service.schemas import Schema
@@ -88,6 +89,13 @@ class JobCreate(Schema):
         None,
         "architecture steps per budget on a shared supernet (default: the budgets together "
         "take twice a single search's)",
+    )
+    weight_sampling: str = Field(
+        default=DEFAULTS.weight_sampling,
+        pattern=f"^({'|'.join(WEIGHT_SAMPLING)})$",
+        description="a shared supernet's weight steps: single (one path a step) or sandwich "
+        "(largest, smallest and a sampled path a step, the smaller distilled from the largest; "
+        "about three times the weight phase's time)",
     )
     strategy: str = Field(
         default=DEFAULT_STRATEGY, min_length=1, max_length=40, pattern=r"^[a-z0-9_-]+$"

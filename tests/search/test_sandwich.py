@@ -190,3 +190,28 @@ def test_weight_sampling_is_one_of_the_modes() -> None:
     assert SearchSettings("hardcore").weight_sampling == "single"
     with pytest.raises(ValueError, match="weight_sampling must be one of single, sandwich"):
         SearchSettings("hardcore", weight_sampling="triple")
+
+
+def test_a_job_and_the_cli_carry_weight_sampling_to_the_settings() -> None:
+    from pydantic import ValidationError
+
+    from service.cli.main import build_parser
+    from service.cli.search import _request_from_args
+    from service.schemas.jobs import JobCreate
+    from service.worker.runner import search_requests
+
+    job = JobCreate(
+        space=SPACE,
+        dataset="mnist5k",
+        devices=["d"],
+        budgets={"d": [1.0, 2.0]},
+        weight_sampling="sandwich",
+    )
+    runs = search_requests(job.model_dump(), "mnist5k", Path("run"))
+    assert {r.settings.weight_sampling for _, _, r in runs} == {"sandwich"}
+    with pytest.raises(ValidationError, match="weight_sampling"):
+        JobCreate(space=SPACE, dataset="mnist5k", devices=["d"], weight_sampling="triple")
+    argv = ["search", "--space", SPACE, "--dataset", "mnist5k", "--device", "d"]
+    args = build_parser().parse_args([*argv, "--weight-sampling", "sandwich"])
+    assert _request_from_args(args)["weight_sampling"] == "sandwich"
+    assert build_parser().parse_args(argv).weight_sampling == "single"
