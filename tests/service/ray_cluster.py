@@ -27,8 +27,9 @@ RAY = str(Path(sys.executable).with_name("ray"))
 class RayCluster:
     """The cluster's address and its two nodes' process groups."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, ray_env: dict[str, str] | None = None) -> None:
         self.root = root  # the nodes' logs
+        self.ray_env = ray_env or {}  # Ray settings for the nodes, e.g. RAY_worker_niceness
         root.mkdir(parents=True, exist_ok=True)
         self.temp = short_temp_dir()  # the nodes' sessions, sockets among them
         self.port = free_port()
@@ -57,7 +58,7 @@ class RayCluster:
         process = subprocess.Popen(
             command,
             cwd=REPO,
-            env=_node_env(),
+            env=_node_env() | self.ray_env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
