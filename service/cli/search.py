@@ -256,7 +256,9 @@ def run_search_command(args: argparse.Namespace) -> int:
         write_pareto(out, results)
         stdout.print(f"Pareto table and plot: {out / 'pareto.md'}, {out / 'pareto.png'}")
     if export_formats:
-        return _export_runs([run_dir for _, run_dir, _ in results], export_formats)
+        from service.cli.search_exports import export_runs
+
+        return export_runs([run_dir for _, run_dir, _ in results], export_formats)
     return 0
 
 
@@ -373,23 +375,6 @@ def _export_formats(text: str | None) -> list[str]:
 
     with user_errors():
         return parse_formats(text)
-
-
-def _export_runs(run_dirs: list[Path], formats: list[str]) -> int:
-    from deploy.api import export_run
-    from service.cli.deploy import progress_event
-
-    failed = 0
-    for run_dir in run_dirs:
-        with user_errors():
-            result = export_run(run_dir, formats, on_event=progress_event)
-        for message in result["errors"].values():
-            stderr.print(f"hwnas: error: {message}")
-        failed += bool(result["errors"])
-        stdout.print(
-            f"{run_dir}: exported {', '.join(result['files'])}; card {run_dir / 'card.md'}"
-        )
-    return 1 if failed else 0
 
 
 def _run(request: Any, store: Any, run_dir: Path, data: Any, handler: Any) -> dict[str, Any]:

@@ -24,10 +24,16 @@ from profilers.artifacts import ArtifactStore
 from search.spaces.base import space_from_string
 from search.spaces.grammar import SpaceParams
 from service.worker.executors import UnitResources
-from tests.service.fixtures import REPO, stop_process
+from tests.service.fixtures import (
+    REPO,
+    seed_synthetic_lut,
+    service_env,
+    stop_process,
+    write_npz,
+)
 from tests.service.ray_cluster import RayCluster
 from tests.service.ray_cluster import ray_cluster as ray_cluster
-from tests.service.test_ray_executor import Service
+from tests.service.test_ray_executor import TIMEOUT_S, Service
 from tests.service.test_ray_executor import service as service
 
 # onnx-int8 starts from onnx's file and c-array from tflite-int8's; tensorrt fails without
@@ -147,6 +153,60 @@ def test_a_jobs_thin_agent_gets_its_micro_models_converted_by_tasks(
     assert {e["format"] for e in converted} == {"onnx"}  # what the thin agent's runtime takes
     assert sum(e["models"] for e in converted) >= LEFT_TO_PROFILE + 2  # + warmup and reference
     assert worker.pid not in {pid for e in converted for _, pid in e["where"]}
+
+
+# the CLI's test keeps to the quick formats: onnx-int8 still waits on onnx's task
+CLI_FORMATS = ["onnx", "onnx-int8", "tensorrt"]
+
+
+def test_hwnas_search_exports_each_budgets_run_as_tasks_with_the_embedded_files(
+    ray_cluster: RayCluster, tmp_path: Path
+) -> None:
+    """`hwnas search --export` with HWNAS_RAY_ADDRESS: both budgets' formats are converted by
+    the cluster's processes (their events in each run's events.jsonl); the files, their
+    verification, the error lines and the exit code are the embedded path's."""
+    env = service_env(
+        tmp_path / "home",
+        HWNAS_RAY_ADDRESS=ray_cluster.address,
+        OMP_NUM_THREADS="1",
+        COLUMNS="1000",  # the CLI's lines unwrapped
+    )
+    seed_synthetic_lut(f"sqlite:///{tmp_path / 'home' / 'hwnas.db'}", "cpu-synth", num_classes=3)
+    write_npz(tmp_path / "squares.npz")
+    flags = (
+        "--space fbnet-tiny --device cpu-synth --epochs 1 --child-epochs 1 --batch-size 16 "
+        "--dataset squares.npz --latency-ms 3,6 --arch-steps 10 --out runs --export "
+        + ",".join(CLI_FORMATS)
+    )
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "search", *flags.split()],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    stdout, stderr = cli.communicate(timeout=TIMEOUT_S)
+    errors = []
+    for budget in ("budget-3", "budget-6"):
+        run_dir = (tmp_path / "runs" / budget).resolve()
+        embedded = tmp_path / "embedded" / budget
+        shutil.copytree(run_dir, embedded, ignore=shutil.ignore_patterns("export", "card.*"))
+        expected = export_run(embedded, CLI_FORMATS, quick=True)  # quick: the timing only
+        errors += expected["errors"].values()
+        assert _files(run_dir / "export") == _files(embedded / "export")
+        assert _verifications(run_dir / "export") == _verifications(embedded / "export")
+        line = f"{run_dir}: exported {', '.join(expected['files'])}; card {run_dir / 'card.md'}"
+        assert line in stdout.splitlines()
+        lines = (run_dir / "events.jsonl").read_text().splitlines()
+        events = [e for e in map(json.loads, lines) if e["type"] == "export"]
+        started = {e["format"]: e for e in events if e["state"] == "started"}
+        assert sorted(started) == sorted(CLI_FORMATS)
+        assert all(e["host"] and e["pid"] != cli.pid for e in started.values())
+    assert cli.returncode == (1 if errors else 0), stderr[-3000:]
+    shown = [line for line in stderr.splitlines() if line.startswith("hwnas: error: ")]
+    assert shown == [f"hwnas: error: {message}" for message in errors]
+    assert "Traceback" not in stderr
 
 
 def test_without_ray_installed_exports_and_conversions_fail_with_one_readable_line(

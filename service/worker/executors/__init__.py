@@ -14,7 +14,7 @@ from service.worker.executors.resources import UnitResources
 if TYPE_CHECKING:
     from profilers.artifacts import ArtifactStore
     from service.config import Settings
-    from service.worker.units import JobSink, SearchUnit, UnitResult
+    from service.worker.units import FileSink, JobSink, SearchUnit, UnitResult
 
 
 class ClusterUnavailable(Exception):
@@ -55,7 +55,7 @@ def ray_exporter(
     run_dir: Path,
     *,
     resources: UnitResources,
-    sink: JobSink,
+    sink: JobSink | FileSink,
     check_cancelled: Callable[[], None],
 ) -> Callable[..., dict[str, str]]:
     """`ray_exports.ray_exporter` (each export format a Ray task), imported only now;

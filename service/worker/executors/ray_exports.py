@@ -3,7 +3,8 @@ resources: a format that starts from another's file (onnx-int8 and tensorrt from
 from tflite-int8) takes that format's task result as an argument, so Ray starts it once that
 file is written; the others convert side by side. Each task opens the run from the artifact
 store itself (its arguments are the run folder, the format and the export options), writes its
-file where the embedded path writes it, and records its events in the job's stream."""
+file where the embedded path writes it, and records its events itself: in the job's stream, or
+(the CLI's) in the run folder's events.jsonl."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from service.worker.executors.ray_executor import (
     task_options,
     wait_all,
 )
-from service.worker.units import JobSink
+from service.worker.units import FileSink, JobSink
 
 Outcome = dict[str, str]  # {"path": ...} once written, or {"error": ...} when the format failed
 
@@ -48,20 +49,22 @@ def ray_exporter(
     run_dir: Path,
     *,
     resources: UnitResources,
-    sink: JobSink,
+    sink: JobSink | FileSink,
     check_cancelled: Callable[[], None],
 ) -> Callable[..., dict[str, str]]:
     """An exporter for `deploy.api.export_run` (`deploy.run.export_formats`'s contract) that
     converts each format of `run_dir` as a Ray task; errors by format, as the embedded one
-    returns them. A task that fails for good raises UnitsFailed (`export-<format>`)."""
+    returns them. A task that fails for good raises UnitsFailed (`export-<format>`). It joins
+    the cluster and checks its room now, in the caller's thread, so exporters made in one
+    thread can export from others (the CLI exports its runs side by side)."""
+    connect(address)
+    check_room(address, resources)
 
     def export(
         job: Any, names: list[str], paths: dict[str, Path], emit: Callable[..., None]
     ) -> dict[str, str]:
         from deploy.run import in_dependency_order
 
-        connect(address)
-        check_room(address, resources)
         task = ray.remote(_export_format).options(
             **task_options(resources), max_retries=MAX_RETRIES
         )
@@ -88,7 +91,7 @@ def _export_format(
     name: str,
     path: str,
     options: ExportOptions,
-    sink: JobSink,
+    sink: JobSink | FileSink,
     *needed: tuple[str, Outcome],
 ) -> tuple[str, Outcome]:
     """Format `name` of the run into `path`, from the files of the formats it needs that were
@@ -98,7 +101,7 @@ def _export_format(
     from deploy.formats import ExportFailed, get_format
     from deploy.run import export_job, open_run
 
-    emit = sink.open()
+    emit = sink.open() if isinstance(sink, JobSink) else sink.open_at(Path(run_dir))
     where = {"host": socket.gethostname(), "pid": os.getpid()}
     emit({"type": "export", "format": name, "state": "started", **where})
     run = open_run(Path(run_dir))
