@@ -4,11 +4,13 @@ targets, and the shared weight phase in sandwich mode (resume, refusal of the ot
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from torch.utils.data import TensorDataset
 
 from lut.store import LutStore
 from search.cost import build_cost_model
@@ -116,9 +118,16 @@ def _document(budgets: list[float], **extra: Any) -> dict[str, Any]:
         "child_epochs": 0,
         "seed": 3,
         "weight_sampling": "sandwich",
-        "checkpoint_every": 3,
+        "checkpoint_every": 1,
         **extra,
     }
+
+
+@pytest.fixture(scope="module")
+def tiny_data(small_data: Any) -> Any:
+    """small_data with 128 training images: two steps an epoch at batch 64."""
+    images, labels = small_data.train.tensors
+    return replace(small_data, train=TensorDataset(images[:128], labels[:128]))
 
 
 def _budgets(store: LutStore) -> list[float]:
@@ -137,22 +146,22 @@ def _weights(store: LutStore, data: Any, out: Path, doc: dict[str, Any], **kw: A
 
 
 def test_an_interrupted_sandwich_weight_phase_resumes_to_the_same_weights(
-    store: LutStore, small_data: Any, tmp_path: Path
+    store: LutStore, tiny_data: Any, tmp_path: Path
 ) -> None:
     doc = _document(_budgets(store))
-    whole = _weights(store, small_data, tmp_path / "whole", doc)
-    assert whole["weight_sampling"] == "sandwich" and whole["steps"] == 8
+    whole = _weights(store, tiny_data, tmp_path / "whole", doc)
+    assert whole["weight_sampling"] == "sandwich" and whole["steps"] == 4
 
-    def stop(event: dict) -> None:
-        if event["type"] == "search" and event["step"] >= 4:
+    def stop(event: dict) -> None:  # the end of epoch 1's event comes before its checkpoint
+        if event["type"] == "search" and event["step"] >= 2:
             raise Interrupt
 
     cut = tmp_path / "cut"
     with pytest.raises(Interrupt):
-        _weights(store, small_data, cut, doc, on_event=stop)
+        _weights(store, tiny_data, cut, doc, on_event=stop)
     events: list[dict] = []
-    resumed = _weights(store, small_data, cut, doc, on_event=events.append)
-    assert {"type": "resumed", "phase": "weights", "step": 3} in events
+    resumed = _weights(store, tiny_data, cut, doc, on_event=events.append)
+    assert {"type": "resumed", "phase": "weights", "step": 1} in events
     assert resumed["identity"] == whole["identity"]
     a = torch.load(tmp_path / "whole" / SHARED_DIR / "checkpoint.pt", weights_only=False)
     b = torch.load(cut / SHARED_DIR / "checkpoint.pt", weights_only=False)
@@ -161,29 +170,27 @@ def test_an_interrupted_sandwich_weight_phase_resumes_to_the_same_weights(
 
 
 def test_a_folder_of_the_other_weight_sampling_is_refused(
-    store: LutStore, small_data: Any, tmp_path: Path
+    store: LutStore, tiny_data: Any, tmp_path: Path
 ) -> None:
     doc = _document(_budgets(store), epochs=1)
     single = {**doc, "weight_sampling": "single"}
-    plan = plan_shared_search(build_requests(doc, tmp_path), store, small_data)
-    other = plan_shared_search(build_requests(single, tmp_path), store, small_data)
+    plan = plan_shared_search(build_requests(doc, tmp_path), store, tiny_data)
+    other = plan_shared_search(build_requests(single, tmp_path), store, tiny_data)
     assert plan.weights_id != other.weights_id
-    with pytest.raises(Interrupt):  # a checkpoint of the sandwich phase, unfinished
 
-        def stop(event: dict) -> None:
-            if event["type"] == "search" and event["step"] >= 3:
-                raise Interrupt
+    def stop(event: dict) -> None:
+        if event["type"] == "search" and event["step"] >= 2:
+            raise Interrupt
 
-        _weights(store, small_data, tmp_path / "cut", {**doc, "checkpoint_every": 1}, on_event=stop)
+    with pytest.raises(Interrupt):  # leaves a checkpoint of the sandwich phase, unfinished
+        _weights(store, tiny_data, tmp_path / "cut", doc, on_event=stop)
     with pytest.raises(ValueError, match="weight_sampling 'sandwich', not 'single'"):
-        _weights(store, small_data, tmp_path / "cut", single)
-    _weights(store, small_data, tmp_path / "done", single)  # a finished record
-    assert (
-        json.loads((tmp_path / "done" / SHARED_DIR / "weights.json").read_text())["weight_sampling"]
-        == "single"
-    )
+        _weights(store, tiny_data, tmp_path / "cut", single)
+    _weights(store, tiny_data, tmp_path / "done", single)  # a finished record
+    record = json.loads((tmp_path / "done" / SHARED_DIR / "weights.json").read_text())
+    assert record["weight_sampling"] == "single"
     with pytest.raises(ValueError, match="weight_sampling 'single', not 'sandwich'"):
-        _weights(store, small_data, tmp_path / "done", doc)
+        _weights(store, tiny_data, tmp_path / "done", doc)
 
 
 def test_weight_sampling_is_one_of_the_modes() -> None:
