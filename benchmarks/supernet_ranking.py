@@ -13,8 +13,9 @@ supernet nests each layer's MBConv kernels as jobs do (`search.nesting`); `--wei
 gives every candidate its own weights instead, to measure what the nesting buys.
 `--weight-sampling` names the weight phase's modes to rank (`single`: one path a step;
 `sandwich`: the largest, smallest and a sampled path a step, the two smaller distilled from the
-largest, `search.sandwich`), each in its own subfolder of `--workdir`; the result holds one run
-per mode.
+largest, `search.sandwich`), each in its own subfolder of `--workdir`. The result holds one run
+per mode, each with the run record of the command that measured it: a mode not run now keeps
+its run from the current result when that ranked the same architectures, space and settings.
 
     python benchmarks/supernet_ranking.py
 
@@ -36,6 +37,7 @@ from typing import Any
 
 import _common as c
 import torch
+from _record import run_record
 from scipy.stats import kendalltau, spearmanr
 
 from search.checkpoint import load_checkpoint
@@ -175,6 +177,14 @@ def markdown(payload: dict[str, Any]) -> list[str]:
     for arch, acc in sorted(payload["standalone"].items(), key=lambda kv: -kv[1]):
         cells = " | ".join(f"{r['rankings'][-1]['inherited'][arch]:.2%}" for r in finished)
         lines.append(f"| `{arch.split(':', 1)[1]}` | {acc:.2%} | {cells} |")
+    for run in runs:
+        if run["run"] != run_record():  # kept from an earlier command
+            r = run["run"]
+            lines += [
+                "",
+                f"The `{run['weight_sampling']}` run: commit {r['commit'][:12]} "
+                f"({r['date'][:10]}): `{r['command']}`",
+            ]
     return lines
 
 
@@ -279,6 +289,26 @@ def rank_mode(
         save()
 
 
+SAME_PROTOCOL = ("space", "dataset", "weights", "batch_size", "seed", "span_result")
+
+
+def kept_runs(args: argparse.Namespace, payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The current result's runs of the modes not run now, if it ranked the same architectures
+    (same stand-alone accuracies) with the same protocol; a result from before the modes holds
+    one single-path run at its top level."""
+    path = c.RESULTS / (f"{NAME}_smoke.json" if args.smoke else f"{NAME}{args.tag}.json")
+    if not path.exists():
+        return []
+    current = json.loads(path.read_text())
+    same = all(current["protocol"].get(k) == payload["protocol"][k] for k in SAME_PROTOCOL)
+    if not same or current["standalone"] != payload["standalone"]:
+        return []
+    runs = current.get("runs") or [
+        {"weight_sampling": "single", "run": current["run"], "rankings": current["rankings"]}
+    ]
+    return [r for r in runs if r["weight_sampling"] not in args.weight_sampling]
+
+
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(1)  # the other core is someone else's
@@ -291,8 +321,8 @@ def main() -> None:
         raise SystemExit(f"the LUT's space {model.space} is not the dataset's {space.spec_string}")
     sampler = LatencySampler(model, model.min_latency_ms, model.max_latency_ms, args.seed)
     span_protocol = json.loads(args.span.read_text())["protocol"]
-    runs: list[dict[str, Any]] = [
-        {"weight_sampling": m, "rankings": []} for m in args.weight_sampling
+    new_runs: list[dict[str, Any]] = [
+        {"weight_sampling": m, "run": run_record(), "rankings": []} for m in args.weight_sampling
     ]
     payload = {
         "protocol": {
@@ -312,7 +342,7 @@ def main() -> None:
             ),
         },
         "standalone": standalone,
-        "runs": runs,
+        "runs": new_runs,
         "meta": {"torch_threads": torch.get_num_threads(), "smoke": bool(args.smoke)},
     }
 
@@ -321,7 +351,8 @@ def main() -> None:
             NAME, argparse.Namespace(smoke=args.smoke, tag=args.tag), payload, markdown(payload)
         )
 
-    for run in runs:
+    payload["runs"] = [*kept_runs(args, payload), *new_runs]
+    for run in new_runs:
         rank_mode(args, run["weight_sampling"], space, sampler, data, standalone, run, save)
 
 
