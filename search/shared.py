@@ -15,17 +15,19 @@ Under the request's `out`:
 Every phase resumes from its checkpoint, finished phases are skipped, and a folder holding
 another request's work is refused.
 
-**The weight phase** trains `epochs` epochs of single-path steps with no architecture step.
+**The weight phase** trains `epochs` epochs of weight steps with no architecture step.
 Each step's path is drawn at a target latency: an epoch's steps split the range from the
 space's smallest latency to the largest budget into as many strata, one target in each, in a
 seeded order; the path is sampled from the maximum-entropy distribution with that expected
 latency (p ∝ exp(−λ·cost) per layer: the KL projection of the uniform distribution, as
 hardcore's projections). So each candidate is trained in proportion to its use across the
 range, the cheapest ops at the bottom as much as the dear ones at the top, rather than mostly
-near one budget as a single search's p concentrates. One path a step keeps the phase's time that
-of a single search's weight steps; the sandwich rule (Once-for-All: the smallest and largest
-networks every step too) would triple it, and here candidates of a layer share no weights, so
-the ends are trained by the strata nearest them.
+near one budget as a single search's p concentrates. `weight_sampling` "single" (the default)
+trains that one path a step, so the phase takes a single search's weight-step time;
+"sandwich" (`search.sandwich`: BigNAS, Once-for-All) also trains the space's largest and
+smallest paths every step, the smaller two distilled from the largest, at about three times
+the time. A layer's MBConv candidates share nested kernels (`search.nesting`), so every path
+trains the kernels the others slice.
 
 **Each budget's architecture phase** starts from the uniform architecture on the frozen shared
 weights (the weights are reloaded before each budget, so the order of budgets does not matter)
