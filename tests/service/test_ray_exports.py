@@ -12,6 +12,7 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import pytest
 
 from deploy.api import export_run
 from deploy.checks import file_digest
+from deploy.formats import format_names
 from deploy.memory import tflite_operators
 from profilers.artifacts import ArtifactStore
 from search.spaces.base import space_from_string
@@ -155,24 +157,38 @@ def test_a_jobs_thin_agent_gets_its_micro_models_converted_by_tasks(
     assert worker.pid not in {pid for e in converted for _, pid in e["where"]}
 
 
-# the CLI's test keeps to the quick formats: onnx-int8 still waits on onnx's task
+# the CLI's tests keep to the quick formats: onnx-int8 still waits on onnx's task
 CLI_FORMATS = ["onnx", "onnx-int8", "tensorrt"]
+BUDGETS = ("budget-3", "budget-6")
 
 
-def test_hwnas_search_exports_each_budgets_run_as_tasks_with_the_embedded_files(
-    ray_cluster: RayCluster, tmp_path: Path
-) -> None:
-    """`hwnas search --export` with HWNAS_RAY_ADDRESS: both budgets' formats are converted by
-    the cluster's processes (their events in each run's events.jsonl); the files, their
-    verification, the error lines and the exit code are the embedded path's."""
+@dataclass
+class CliSearch:
+    """`hwnas search --export` of two budgets run once with HWNAS_RAY_ADDRESS: its folder,
+    process id, output and exit code."""
+
+    root: Path
+    env: dict[str, str]
+    pid: int
+    stdout: str
+    stderr: str
+    returncode: int
+
+    def run_dir(self, budget: str) -> Path:
+        return (self.root / "runs" / budget).resolve()
+
+
+@pytest.fixture(scope="module")
+def cli_search(ray_cluster: RayCluster, tmp_path_factory: pytest.TempPathFactory) -> CliSearch:
+    root = tmp_path_factory.mktemp("cli")
     env = service_env(
-        tmp_path / "home",
+        root / "home",
         HWNAS_RAY_ADDRESS=ray_cluster.address,
         OMP_NUM_THREADS="1",
         COLUMNS="1000",  # the CLI's lines unwrapped
     )
-    seed_synthetic_lut(f"sqlite:///{tmp_path / 'home' / 'hwnas.db'}", "cpu-synth", num_classes=3)
-    write_npz(tmp_path / "squares.npz")
+    seed_synthetic_lut(f"sqlite:///{root / 'home' / 'hwnas.db'}", "cpu-synth", num_classes=3)
+    write_npz(root / "squares.npz")
     flags = (
         "--space fbnet-tiny --device cpu-synth --epochs 1 --child-epochs 1 --batch-size 16 "
         "--dataset squares.npz --latency-ms 3,6 --arch-steps 10 --out runs --export "
@@ -181,32 +197,82 @@ def test_hwnas_search_exports_each_budgets_run_as_tasks_with_the_embedded_files(
     cli = subprocess.Popen(
         [sys.executable, "-m", "service.cli", "search", *flags.split()],
         env=env,
-        cwd=tmp_path,
+        cwd=root,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     stdout, stderr = cli.communicate(timeout=TIMEOUT_S)
+    return CliSearch(root, env, cli.pid, stdout, stderr, cli.returncode)
+
+
+def test_hwnas_search_exports_each_budgets_run_as_tasks_with_the_embedded_files(
+    cli_search: CliSearch,
+) -> None:
+    """`hwnas search --export` with HWNAS_RAY_ADDRESS: both budgets' formats are converted by
+    the cluster's processes (their events in each run's events.jsonl); the files, their
+    verification, the error lines and the exit code are the embedded path's."""
     errors = []
-    for budget in ("budget-3", "budget-6"):
-        run_dir = (tmp_path / "runs" / budget).resolve()
-        embedded = tmp_path / "embedded" / budget
+    for budget in BUDGETS:
+        run_dir = cli_search.run_dir(budget)
+        embedded = cli_search.root / "embedded" / budget
         shutil.copytree(run_dir, embedded, ignore=shutil.ignore_patterns("export", "card.*"))
         expected = export_run(embedded, CLI_FORMATS, quick=True)  # quick: the timing only
         errors += expected["errors"].values()
         assert _files(run_dir / "export") == _files(embedded / "export")
         assert _verifications(run_dir / "export") == _verifications(embedded / "export")
         line = f"{run_dir}: exported {', '.join(expected['files'])}; card {run_dir / 'card.md'}"
-        assert line in stdout.splitlines()
+        assert line in cli_search.stdout.splitlines()
         lines = (run_dir / "events.jsonl").read_text().splitlines()
         events = [e for e in map(json.loads, lines) if e["type"] == "export"]
         started = {e["format"]: e for e in events if e["state"] == "started"}
         assert sorted(started) == sorted(CLI_FORMATS)
-        assert all(e["host"] and e["pid"] != cli.pid for e in started.values())
-    assert cli.returncode == (1 if errors else 0), stderr[-3000:]
-    shown = [line for line in stderr.splitlines() if line.startswith("hwnas: error: ")]
+        assert all(e["host"] and e["pid"] != cli_search.pid for e in started.values())
+    assert cli_search.returncode == (1 if errors else 0), cli_search.stderr[-3000:]
+    shown = [line for line in cli_search.stderr.splitlines() if line.startswith("hwnas: error:")]
     assert shown == [f"hwnas: error: {message}" for message in errors]
-    assert "Traceback" not in stderr
+    assert "Traceback" not in cli_search.stderr
+
+
+# the CLI's export of both runs to a format this installation has and the cluster's nodes do
+# not (a newer hwnas than theirs), so its tasks fail for good; with main's handling of errors
+EXPORT_UNKNOWN_TO_NODES = """
+import sys
+from pathlib import Path
+from deploy.formats import register_format
+from service.cli.common import EnvironmentProblem
+from service.cli.main import _fail
+from service.cli.search_exports import export_runs
+
+register_format("onnx-next", "model.next.onnx", runtime="onnxruntime")(lambda job, path: None)
+try:
+    code = export_runs([Path(run) for run in sys.argv[1:]], ["onnx-next"])
+except EnvironmentProblem as exc:
+    code = _fail(str(exc), 1)
+sys.exit(code)
+"""
+
+
+def test_a_task_failing_for_good_is_one_line_and_exit_1(cli_search: CliSearch) -> None:
+    runs = []
+    for budget in BUDGETS:  # copies: the tasks' events go to the runs' events.jsonl
+        runs.append(str(cli_search.root / "unknown-format" / budget))
+        shutil.copytree(
+            cli_search.run_dir(budget), runs[-1], ignore=shutil.ignore_patterns("export")
+        )
+    result = subprocess.run(
+        [sys.executable, "-c", EXPORT_UNKNOWN_TO_NODES, *runs],
+        env=cli_search.env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert result.stderr.splitlines() == [
+        "hwnas: error: export failed: export-onnx-next: unknown export format 'onnx-next'; "
+        "valid: " + ", ".join(format_names())
+    ]
 
 
 def test_without_ray_installed_exports_and_conversions_fail_with_one_readable_line(
