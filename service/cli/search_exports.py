@@ -51,8 +51,8 @@ def _exported_on_ray(
     of its own with the job's Ray exporter (`service.worker.executors.ray_exporter`, its events
     in the run's events.jsonl), so all runs' tasks are submitted at once; verifying and timing
     the files then go one run at a time (`_Turns`), as embedded. As embedded, a run that fails
-    ends the export after the runs before it (the later runs' tasks are cancelled); a task
-    failing for good, or the cluster unusable, is one line and exit 1."""
+    ends the export after the runs before it (the later runs' tasks still running are
+    cancelled); a task failing for good, or the cluster unusable, is one line and exit 1."""
     from deploy.api import export_run
     from service.worker.executors import (
         ClusterUnavailable,

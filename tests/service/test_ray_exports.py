@@ -4,7 +4,9 @@ job's stream, and the files, their verification and the failed formats' messages
 embedded path writes for the same run (the job goes in through the real API and is run by a real
 `hwnas worker` process); a thin agent's micro-models are converted by tasks into files with the
 embedded store's operators and sizes, and a job's profiling has the cluster convert what its
-real thin agent times; without Ray installed both say so in one line."""
+real thin agent times; `hwnas search --export` converts every budget's formats as tasks into the
+embedded CLI's files, lines and exit code, and a task failing for good is one line; without Ray
+installed exports and conversions say so in one line."""
 
 from __future__ import annotations
 
