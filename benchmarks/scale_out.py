@@ -97,10 +97,11 @@ def job_fields(shape: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 class JobWorker:
-    """One configuration as the service runs it: a database with the synthetic LUT, served by a
-    long-lived `hwnas worker` process, embedded (`ray_address` empty) or a Ray driver."""
+    """One configuration as the service runs it: a database with the synthetic LUT, served by
+    long-lived `hwnas worker` processes (`processes` of them), embedded (`ray_address` empty) or
+    Ray drivers."""
 
-    def __init__(self, root: Path, dataset: str, ray_address: str) -> None:
+    def __init__(self, root: Path, dataset: str, ray_address: str, processes: int = 1) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.root, self.dataset = root, dataset
         self.label = "ray" if ray_address else "embedded"
@@ -117,30 +118,46 @@ class JobWorker:
         from lut.store import LutStore
 
         self.engine = LutStore(self.settings.database_url).engine
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "worker", "--id", f"bench-{root.name}"],
-            env=env,
-            cwd=REPO,
-            stdout=(root / "worker.log").open("ab"),
-            stderr=subprocess.STDOUT,
-        )
+        self.processes = [
+            subprocess.Popen(
+                [sys.executable, "-m", "service.cli", "worker", "--id", f"bench-{root.name}-{i}"],
+                env=env,
+                cwd=REPO,
+                stdout=(root / f"worker-{i}.log").open("ab"),
+                stderr=subprocess.STDOUT,
+            )
+            for i in range(processes)
+        ]
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
     def job(self, **fields: Any) -> dict[str, Any]:
-        """Submit a job and wait for the worker to finish it; its wall time and results."""
+        """Submit a job and wait for a worker to finish it; its wall time and results."""
+        return self._result(self._submit(fields))
+
+    def pair(self, **fields: Any) -> dict[str, Any]:
+        """Two jobs at once, one per worker process (it takes two): each one's wall time, to
+        compare with one job alone: what two units running side by side cost each other on
+        this machine, with no Ray involved."""
+        runs = [self._result(job_id) for job_id in [self._submit(fields), self._submit(fields)]]
+        walls = [run["wall_s"] for run in runs]
+        return {"wall_s": sum(walls) / 2, "walls": walls, "load": os.getloadavg()[0]}
+
+    def _submit(self, fields: dict[str, Any]) -> str:
         request = JobCreate(
             space="fbnet-tiny", dataset="digits", devices=[DEVICE], batch_size=32, **fields
         ).model_dump()
         request["dataset"] = self.dataset
-        job_id = submit_job(
-            self.engine, tenant="bench", key_id="k", request=request, dataset_id=None
-        )
+        return submit_job(self.engine, tenant="bench", key_id="k", request=request, dataset_id=None)
+
+    def _result(self, job_id: str) -> dict[str, Any]:
         job = self._wait(job_id)
         if job["state"] != "done":
             raise RuntimeError(f"job {job_id} did not finish: {job['error']}")
@@ -161,8 +178,8 @@ class JobWorker:
             job = get_job(self.engine, job_id)
             if job is not None and job["state"] in FINISHED:
                 return job
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the worker of {self.root} exited; see its worker.log")
+            if any(process.poll() is not None for process in self.processes):
+                raise RuntimeError(f"a worker of {self.root} exited; see its worker-*.log")
             time.sleep(0.5)
 
     def _events(self, job_id: str) -> list[tuple[dict[str, Any], float]]:
@@ -226,7 +243,9 @@ WARM_UP = {"budgets": {DEVICE: BUDGETS[:2]}, "epochs": 1, "arch_steps": 2, "chil
 def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     dataset = str(write_npz(root / "squares.npz", samples=args.samples))
     four, single = job_fields(args.shape)
-    runs: dict[str, list[dict[str, Any]]] = {k: [] for k in ("embedded", "ray", "one", "two")}
+    runs: dict[str, list[dict[str, Any]]] = {
+        k: [] for k in ("embedded", "ray", "one", "two", "embedded_pair")
+    }
     clusters: list[RayCluster] = []
     workers: list[JobWorker] = []
     try:  # every configuration up at once, their runs interleaved: a drifting load hits all alike
@@ -239,6 +258,7 @@ def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             runs["ray"].append(one.job(**single))
             runs["one"].append(one.job(**four))
             runs["two"].append(two.job(**four))
+            runs["embedded_pair"].append(embedded.pair(**single))
     finally:
         for worker in workers:
             worker.stop()
@@ -259,6 +279,7 @@ def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             for nodes in ("one", "two")
         },
         "ray_overhead": walls["ray"] / walls["embedded"] - 1,
+        **contention(runs, walls),
         "goals": GOALS,
         "load_average": f"{min(loads):.1f}–{max(loads):.1f}",
         "same_architectures": {
@@ -276,10 +297,32 @@ def workers_for(
     the caller stops them), each warmed by one small unmeasured job."""
     addresses = {"embedded": "", "one-node": clusters[0].address, "two-nodes": clusters[1].address}
     for name, address in addresses.items():
-        workers.append(JobWorker(root / name, dataset, address))
+        workers.append(JobWorker(root / name, dataset, address, processes=1 + (not address)))
     for worker in workers:
-        worker.job(**WARM_UP)
+        if len(worker.processes) > 1:
+            worker.pair(**WARM_UP)  # warms both processes
+        else:
+            worker.job(**WARM_UP)
     return workers
+
+
+def contention(runs: dict[str, list[dict[str, Any]]], walls: dict[str, float]) -> dict[str, float]:
+    """What two units side by side cost each other on this machine: two embedded one-budget jobs
+    at once against one alone (`pair_slowdown`, no Ray involved), beside the two-node runs'
+    budget units' summed time against the one-node runs' (`two_node_units_slowdown`); and the
+    two-node ratio with the pair's slowdown taken out of the budget units' span, an estimate of
+    what nodes that share no machine would give."""
+    pair = walls["embedded_pair"] / walls["embedded"]
+    sums = {n: median(r["phases"]["budget_units_sum_s"] for r in runs[n]) for n in ("one", "two")}
+    spans = [r["phases"]["budget_span_s"] for r in runs["two"]]
+    unshared = [
+        r["wall_s"] - span + span / pair for r, span in zip(runs["two"], spans, strict=True)
+    ]
+    return {
+        "pair_slowdown": pair,
+        "two_node_units_slowdown": sums["two"] / sums["one"],
+        "two_over_one_node_unshared_estimate": median(unshared) / walls["one"],
+    }
 
 
 def amdahl_bound(one_node: dict[str, Any], nodes: int) -> float:
@@ -306,6 +349,13 @@ def write(result: dict[str, Any], smoke: bool) -> None:
         "",
         f"Amdahl's bound for two nodes (only the budget units divide): "
         f"{result['amdahl_two_over_one_node']:.2f}.",
+        "",
+        f"Two units side by side on this machine: two embedded one-budget jobs at once take "
+        f"{result['pair_slowdown']:.2f}× one alone ({w['embedded_pair']:.1f} s), with no Ray "
+        f"involved; the two-node runs' budget units took {result['two_node_units_slowdown']:.2f}× "
+        f"the one-node runs' in sum. With the pair's slowdown taken out of the budget units' "
+        f"span, the two-node ratio would be {result['two_over_one_node_unshared_estimate']:.2f} "
+        "(an estimate for nodes that share no machine, not a measurement).",
         "",
         "| four budgets, median s | before the units | weight unit | budget units' span "
         "| their sum | after | a budget unit's setup |",
