@@ -49,7 +49,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--sram-kb", default="128,256", help="SRAM budgets, KiB, comma-separated")
     p.add_argument("--latency-ms", type=float, help="the latency budget of every search")
     p.add_argument("--flash-kb", type=float, default=1024)
-    p.add_argument("--widths", default="0.25,0.35,0.5,0.75", help="MobileNetV2-like widths")
+    p.add_argument("--widths", default="0.1,0.25,0.35,0.5,0.75", help="MobileNetV2-like widths")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--child-epochs", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=128)
@@ -101,7 +101,7 @@ def profile(args: argparse.Namespace, env: dict[str, str], space: Any) -> dict[s
     def work() -> dict[str, Any]:
         argv = ("profile", "--device", DEVICE, "--backend", "mcu", "--space", space.spec_string)
         seconds = hwnas(env, *argv)
-        ops = len(space.distinct_opspecs())
+        ops = sum(not s.is_identity for s in space.distinct_opspecs())
         return {"command": "hwnas " + " ".join(argv), "ops": ops, "seconds": round(seconds, 1),
                 "ops_per_minute": round(60 * ops / seconds, 2)}  # fmt: skip
 
