@@ -164,6 +164,22 @@ def on_board(backend: Any, path: Path) -> dict[str, Any]:
     }
 
 
+def untrained_latency(backend: Any, text: str) -> dict[str, Any]:
+    """The architecture with random weights, converted as the LUT's micro-models are (random
+    calibration images): what the LUT's sum predicts, apart from the trained weights' effect on
+    the kernels' data-dependent work."""
+    from lut.store import arch_key
+    from profilers.e2e import example_input
+    from search.spaces.base import parse_architecture
+
+    space, arch = parse_architecture(text)
+    key = f"untrained-{arch_key(text)}"
+    measured = backend.measure_module(space.build(arch), example_input(space), cache_key=key)
+    instructions = measured.extra["instructions"]
+    return {"instructions": instructions,
+            "latency_ms": round(instructions / (backend.clock_mhz * 1e3), 3)}  # fmt: skip
+
+
 def result_row(
     args: argparse.Namespace, backend: Any, sram_kb: float, run: dict[str, Any]
 ) -> dict[str, Any]:
@@ -171,6 +187,8 @@ def result_row(
     path = Path(run["out"]) / "export" / "model.int8.tflite"
     board = once(Path(run["out"]).parent / f"sram-{sram_kb:g}-board.json",
                  lambda: on_board(backend, path))  # fmt: skip
+    untrained = once(Path(run["out"]).parent / f"sram-{sram_kb:g}-untrained.json",
+                     lambda: untrained_latency(backend, metrics["arch"]))  # fmt: skip
     memory = metrics["predicted_memory"]
     return {
         "arch": metrics["arch"],
@@ -179,6 +197,7 @@ def result_row(
         "predicted_sram_bytes": memory["sram_bytes"],
         "predicted_flash_bytes": memory["flash_bytes"],
         "measured": board,
+        "untrained": untrained,
         "within": {
             "latency": board["latency_ms"] <= args.latency_ms,
             "sram": board["arena_bytes"] <= sram_kb * 1024,
@@ -192,7 +211,7 @@ def result_row(
 
 def baseline_widths(args: argparse.Namespace, backend: Any, data: Any) -> list[dict[str, Any]]:
     """Per width, the all-`ir_k3_e6` network converted to int8 and run on the board (random
-    weights: counts and arena do not depend on them)."""
+    weights: the arena does not depend on them; its count is the untrained network's)."""
     from profilers.e2e import example_input
     from search.run import bind_space
 
@@ -233,9 +252,21 @@ def train_baseline(args: argparse.Namespace, data: Any, row: dict[str, Any]) -> 
 
 
 def baseline_for(
-    args: argparse.Namespace, data: Any, widths: list[dict[str, Any]], sram_kb: float
+    args: argparse.Namespace,
+    data: Any,
+    widths: list[dict[str, Any]],
+    sram_kb: float,
+    *,
+    latency_too: bool = False,
 ) -> dict[str, Any] | None:
-    fits = [w for w in widths if w["measured"]["arena_bytes"] <= sram_kb * 1024]
+    """The widest width whose emulated arena fits `sram_kb` (and, with `latency_too`, whose
+    untrained count fits the latency budget), trained; None if no width fits."""
+    fits = [
+        w
+        for w in widths
+        if w["measured"]["arena_bytes"] <= sram_kb * 1024
+        and (not latency_too or w["measured"]["latency_ms"] <= args.latency_ms)
+    ]
     if not fits:
         return None
     widest = max(fits, key=lambda w: w["width"])
@@ -265,7 +296,9 @@ def main() -> None:
     for sram_kb in (float(s) for s in args.sram_kb.split(",")):
         row = result_row(args, backend, sram_kb, search(args, env, sram_kb))
         budgets.append({"sram_kb": sram_kb, "result": row,
-                        "baseline": baseline_for(args, data, widths, sram_kb)})  # fmt: skip
+                        "baseline": baseline_for(args, data, widths, sram_kb),
+                        "baseline_within_latency": baseline_for(args, data, widths, sram_kb,
+                                                                latency_too=True)})  # fmt: skip
         print(json.dumps(budgets[-1]), flush=True)
     result = with_run({
         "space": space.spec_string, "dataset": args.dataset, "device": DEVICE,
@@ -321,21 +354,33 @@ def markdown(result: dict[str, Any]) -> str:
             f"{_yes(w['latency'])} / {_yes(w['sram'])} / {_yes(w['flash'])} | "
             f"{r['search_seconds'] / 60:.1f} |"
         )
+    lines += [
+        "",
+        "Latency of each result with random weights, converted as the LUT's "
+        "micro-models are (the LUT's own error, apart from the trained weights'):",
+        "",
+    ]
+    lines += [
+        f"- {row['sram_kb']:g} KiB: {row['result']['untrained']['latency_ms']} ms"
+        for row in result["per_budget"]
+    ]
     lines += ["", "Baseline: every layer `ir_k3_e6`, the widest width whose emulated arena fits "
-              "the SRAM budget, trained with the child's settings.", "",
-              "| SRAM KiB | width | accuracy | latency ms | arena KiB | flash KiB | "
-              "within latency |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+              "the SRAM budget (and, second row, whose latency also fits the latency budget), "
+              "trained with the child's settings; its latency is the untrained network's.", "",
+              "| SRAM KiB | fits | width | accuracy | latency ms | arena KiB | flash KiB | "
+              "within latency |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for row in result["per_budget"]:
-        base = row["baseline"]
-        if base is None:
-            lines.append(f"| {row['sram_kb']:g} | none fits | | | | | |")
-            continue
-        m = base["measured"]
-        lines.append(
-            f"| {row['sram_kb']:g} | {base['width']:g} | {base['test_accuracy']:.4f} | "
-            f"{m['latency_ms']} | {_kb(m['arena_bytes'])} | {_kb(m['flash_bytes'])} | "
-            f"{_yes(base['within_latency'])} |"
-        )
+        for fits, base in (("SRAM", row["baseline"]),
+                           ("SRAM and latency", row["baseline_within_latency"])):  # fmt: skip
+            if base is None:
+                lines.append(f"| {row['sram_kb']:g} | {fits} | none fits | | | | | |")
+                continue
+            m = base["measured"]
+            lines.append(
+                f"| {row['sram_kb']:g} | {fits} | {base['width']:g} | "
+                f"{base['test_accuracy']:.4f} | {m['latency_ms']} | {_kb(m['arena_bytes'])} | "
+                f"{_kb(m['flash_bytes'])} | {_yes(base['within_latency'])} |"
+            )
     lines += ["", "| width | latency ms | arena KiB (file-predicted / emulated) | flash KiB |",
               "|---|---|---|---|"]  # fmt: skip
     for w in result["baseline_widths"]:
