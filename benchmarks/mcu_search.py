@@ -161,13 +161,23 @@ def on_board(backend: Any, path: Path) -> dict[str, Any]:
         "file_predicted_arena_bytes": predicted.sram_bytes,
         "file_predicted_flash_bytes": predicted.flash_bytes,
         "operators": operators,
+        "operator_instructions": per_operator(measured["op_instructions"]),
+        "model_bytes": measured["model_bytes"],
     }
+
+
+def per_operator(op_instructions: list[list[Any]]) -> dict[str, int]:
+    """The last Invoke()'s instructions summed per operator type."""
+    totals: dict[str, int] = {}
+    for tag, count in op_instructions:
+        totals[tag] = totals.get(tag, 0) + int(count)
+    return totals
 
 
 def untrained_latency(backend: Any, text: str) -> dict[str, Any]:
     """The architecture with random weights, converted as the LUT's micro-models are (random
-    calibration images): what the LUT's sum predicts, apart from the trained weights' effect on
-    the kernels' data-dependent work."""
+    calibration images, no input normalisation): the network the LUT's sum predicts, beside
+    the exported file, which also holds the normalisation of its input."""
     from lut.store import arch_key
     from profilers.e2e import example_input
     from search.spaces.base import parse_architecture
@@ -177,7 +187,9 @@ def untrained_latency(backend: Any, text: str) -> dict[str, Any]:
     measured = backend.measure_module(space.build(arch), example_input(space), cache_key=key)
     instructions = measured.extra["instructions"]
     return {"instructions": instructions,
-            "latency_ms": round(instructions / (backend.clock_mhz * 1e3), 3)}  # fmt: skip
+            "latency_ms": round(instructions / (backend.clock_mhz * 1e3), 3),
+            "operator_instructions": per_operator(measured.extra["op_instructions"]),
+            "model_bytes": measured.extra["model_bytes"]}  # fmt: skip
 
 
 def result_row(
@@ -324,6 +336,14 @@ def _yes(flag: bool) -> str:
     return "yes" if flag else "**no**"
 
 
+def _beyond(row: dict[str, Any]) -> str:
+    """Exported minus untrained instructions per operator type (the non-zero ones)."""
+    exported = row["measured"]["operator_instructions"]
+    untrained = row["untrained"]["operator_instructions"]
+    diffs = {op: exported.get(op, 0) - untrained.get(op, 0) for op in {*exported, *untrained}}
+    return ", ".join(f"{op} {d:+,}" for op, d in sorted(diffs.items()) if d) or "none"
+
+
 def markdown(result: dict[str, Any]) -> str:
     lut, b, st = result["lut"], result["budgets"], result["settings"]
     lines = [
@@ -356,12 +376,13 @@ def markdown(result: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "Latency of each result with random weights, converted as the LUT's "
-        "micro-models are (the LUT's own error, apart from the trained weights'):",
+        "Each result's architecture with random weights, converted as the LUT's micro-models "
+        "are (no input normalisation; what the LUT's sum predicts), run the same way:",
         "",
     ]
     lines += [
-        f"- {row['sram_kb']:g} KiB: {row['result']['untrained']['latency_ms']} ms"
+        f"- {row['sram_kb']:g} KiB: {row['result']['untrained']['latency_ms']} ms; the "
+        f"exported file's instructions beyond it, per operator: {_beyond(row['result'])}"
         for row in result["per_budget"]
     ]
     lines += ["", "Baseline: every layer `ir_k3_e6`, the widest width whose emulated arena fits "
