@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -53,7 +54,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--child-epochs", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", default="0,1,2", help="one search per SRAM budget and seed")
     p.add_argument("--workdir", type=Path, default=Path("/tmp/hwnas-bench-mcu-search"))
     return p.parse_args()
 
@@ -123,7 +124,7 @@ def lut_range(env: dict[str, str], space: Any) -> dict[str, Any]:
 
 def search(args: argparse.Namespace, env: dict[str, str], sram_kb: float) -> dict[str, Any]:
     """One search under `sram_kb` and its export (cached): the run's metrics and wall times."""
-    out = args.workdir / "runs" / f"sram-{sram_kb:g}"
+    out = args.workdir / "runs" / f"sram-{sram_kb:g}-s{args.seed}"
 
     def work() -> dict[str, Any]:
         argv = ["search", "--space", args.space, "--dataset", args.dataset, "--device", DEVICE,
@@ -140,7 +141,7 @@ def search(args: argparse.Namespace, env: dict[str, str], sram_kb: float) -> dic
                 "search_seconds": round(search_s, 1), "export_seconds": round(export_s, 1),
                 "metrics": metrics}  # fmt: skip
 
-    return {**once(out.parent / f"sram-{sram_kb:g}.json", work), "out": str(out)}
+    return {**once(out.parent / f"{out.name}.json", work), "out": str(out)}
 
 
 def on_board(backend: Any, path: Path) -> dict[str, Any]:
@@ -197,9 +198,9 @@ def result_row(
 ) -> dict[str, Any]:
     metrics = run["metrics"]
     path = Path(run["out"]) / "export" / "model.int8.tflite"
-    board = once(Path(run["out"]).parent / f"sram-{sram_kb:g}-board.json",
-                 lambda: on_board(backend, path))  # fmt: skip
-    untrained = once(Path(run["out"]).parent / f"sram-{sram_kb:g}-untrained.json",
+    out = Path(run["out"])
+    board = once(out.parent / f"{out.name}-board.json", lambda: on_board(backend, path))
+    untrained = once(out.parent / f"{out.name}-untrained.json",
                      lambda: untrained_latency(backend, metrics["arch"]))  # fmt: skip
     memory = metrics["predicted_memory"]
     return {
@@ -286,8 +287,51 @@ def baseline_for(
             "within_latency": widest["measured"]["latency_ms"] <= args.latency_ms}  # fmt: skip
 
 
+def one_run(
+    args: argparse.Namespace,
+    env: dict[str, str],
+    backend: Any,
+    data: Any,
+    widths: list[dict[str, Any]],
+    sram_kb: float,
+) -> dict[str, Any]:
+    """The search under `sram_kb` at `args.seed`, its result on the board, and the baselines."""
+    return {
+        "sram_kb": sram_kb,
+        "seed": args.seed,
+        "result": result_row(args, backend, sram_kb, search(args, env, sram_kb)),
+        "baseline": baseline_for(args, data, widths, sram_kb),
+        "baseline_within_latency": baseline_for(args, data, widths, sram_kb, latency_too=True),
+    }
+
+
+def _median(values: list[float]) -> float | None:
+    return round(statistics.median(values), 4) if values else None
+
+
+def summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per SRAM budget: how many results are within every budget on the board, and the median
+    test accuracy of the results and of each baseline over the seeds."""
+    out = []
+    for sram_kb in sorted({r["sram_kb"] for r in runs}):
+        mine = [r for r in runs if r["sram_kb"] == sram_kb]
+        out.append({
+            "sram_kb": sram_kb,
+            "results": len(mine),
+            "within_every_budget": sum(all(r["result"]["within"].values()) for r in mine),
+            "median_accuracy": _median([r["result"]["test_accuracy"] for r in mine]),
+            "baseline_median_accuracy": _median(
+                [r["baseline"]["test_accuracy"] for r in mine if r["baseline"]]),
+            "baseline_within_latency_median_accuracy": _median(
+                [r["baseline_within_latency"]["test_accuracy"] for r in mine
+                 if r["baseline_within_latency"]]),
+        })  # fmt: skip
+    return out
+
+
 def main() -> None:
     args = parse_args()
+    args.seed = int(args.seeds.split(",")[0])
     import torch
 
     torch.set_num_threads(1)
@@ -304,23 +348,22 @@ def main() -> None:
         sys.exit(f"give --latency-ms between {lut['min_latency_ms']} and {lut['max_latency_ms']}")
     backend = McuBackend(clock_mhz=lut["clock_mhz"], cache_dir=args.workdir / "board")
     widths = baseline_widths(args, backend, data)
-    budgets = []
-    for sram_kb in (float(s) for s in args.sram_kb.split(",")):
-        row = result_row(args, backend, sram_kb, search(args, env, sram_kb))
-        budgets.append({"sram_kb": sram_kb, "result": row,
-                        "baseline": baseline_for(args, data, widths, sram_kb),
-                        "baseline_within_latency": baseline_for(args, data, widths, sram_kb,
-                                                                latency_too=True)})  # fmt: skip
-        print(json.dumps(budgets[-1]), flush=True)
+    runs = []
+    for seed in (int(x) for x in args.seeds.split(",")):
+        args.seed = seed
+        data, _ = bound_space(args)
+        for sram_kb in (float(x) for x in args.sram_kb.split(",")):
+            runs.append(one_run(args, env, backend, data, widths, sram_kb))
+            print(json.dumps(runs[-1]), flush=True)
     result = with_run({
         "space": space.spec_string, "dataset": args.dataset, "device": DEVICE,
         "budgets": {"latency_ms": args.latency_ms, "sram_kb": args.sram_kb,
                     "flash_kb": args.flash_kb},
         "settings": {"strategy": "hardcore", "epochs": args.epochs,
                      "child_epochs": args.child_epochs, "batch_size": args.batch_size,
-                     "seed": args.seed},
+                     "seeds": args.seeds},
         "firmware": backend.firmware.fingerprint, "lut": lut,
-        "baseline_widths": widths, "per_budget": budgets,
+        "summary": summary(runs), "baseline_widths": widths, "per_budget": runs,
     })  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "mcu_search.json").write_text(json.dumps(result, indent=1) + "\n")
@@ -354,63 +397,102 @@ def markdown(result: dict[str, Any]) -> str:
         f"emulator estimate). Budgets: latency {b['latency_ms']:g} ms, flash "
         f"{b['flash_kb']:g} KiB, SRAM {b['sram_kb']} KiB. Search: {st['strategy']}, "
         f"{st['epochs']} epochs, child {st['child_epochs']} epochs, batch {st['batch_size']}, "
-        f"seed {st['seed']}.",
+        f"seeds {st['seeds']}.",
         "",
         f"LUT: {lut['ops']} ops in {lut['seconds'] / 60:.1f} min ({lut['ops_per_minute']} "
         f"ops/min, conversions included); the space spans {lut['min_latency_ms']}–"
         f"{lut['max_latency_ms']} ms by the LUT.",
         "",
-        "| SRAM KiB | result | accuracy | latency ms pred / meas | arena KiB pred / meas | "
-        "flash KiB pred / meas | within latency / SRAM / flash | search min |",
-        "|---|---|---|---|---|---|---|---|",
+        "| SRAM KiB | results within every budget (emulated) | median accuracy | baseline "
+        "within SRAM | baseline within SRAM and latency |",
+        "|---|---|---|---|---|",
     ]
-    for row in result["per_budget"]:
+    for row in result["summary"]:
+        lines.append(
+            f"| {row['sram_kb']:g} | {row['within_every_budget']} of {row['results']} | "
+            f"{row['median_accuracy']} | {row['baseline_median_accuracy'] or 'none fits'} | "
+            f"{row['baseline_within_latency_median_accuracy'] or 'none fits'} |"
+        )
+    runs = result["per_budget"]
+    return "\n".join(
+        [*lines, *_results(runs), *_untrained(runs), *_baselines(runs),
+         *_widths(result["baseline_widths"]), "", run_markdown(), ""]
+    )  # fmt: skip
+
+
+def _results(runs: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "",
+        "| SRAM KiB | seed | result | accuracy | latency ms pred / meas | arena KiB pred / meas "
+        "| flash KiB pred / meas | within latency / SRAM / flash | search min |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in runs:
         r, m, w = row["result"], row["result"]["measured"], row["result"]["within"]
         lines.append(
-            f"| {row['sram_kb']:g} | `{r['arch'].split(':')[1]}` | {r['test_accuracy']:.4f} | "
-            f"{r['predicted_latency_ms']} / {m['latency_ms']} | "
+            f"| {row['sram_kb']:g} | {row['seed']} | `{r['arch'].split(':')[1]}` | "
+            f"{r['test_accuracy']:.4f} | {r['predicted_latency_ms']} / {m['latency_ms']} | "
             f"{_kb(r['predicted_sram_bytes'])} / {_kb(m['arena_bytes'])} | "
             f"{_kb(r['predicted_flash_bytes'])} / {_kb(m['flash_bytes'])} | "
             f"{_yes(w['latency'])} / {_yes(w['sram'])} / {_yes(w['flash'])} | "
             f"{r['search_seconds'] / 60:.1f} |"
         )
-    lines += [
+    return lines
+
+
+def _untrained(runs: list[dict[str, Any]]) -> list[str]:
+    lines = [
         "",
         "Each result's architecture with random weights, converted as the LUT's micro-models "
         "are (no input normalisation; what the LUT's sum predicts), run the same way:",
         "",
     ]
-    lines += [
-        f"- {row['sram_kb']:g} KiB: {row['result']['untrained']['latency_ms']} ms; the "
-        f"exported file's instructions beyond it, per operator: {_beyond(row['result'])}"
-        for row in result["per_budget"]
+    return lines + [
+        f"- {row['sram_kb']:g} KiB, seed {row['seed']}: "
+        f"{row['result']['untrained']['latency_ms']} ms; the exported file's instructions "
+        f"beyond it, per operator: {_beyond(row['result'])}"
+        for row in runs
     ]
-    lines += ["", "Baseline: every layer `ir_k3_e6`, the widest width whose emulated arena fits "
-              "the SRAM budget (and, second row, whose latency also fits the latency budget), "
-              "trained with the child's settings; its latency is the untrained network's.", "",
-              "| SRAM KiB | fits | width | accuracy | latency ms | arena KiB | flash KiB | "
-              "within latency |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for row in result["per_budget"]:
-        for fits, base in (("SRAM", row["baseline"]),
-                           ("SRAM and latency", row["baseline_within_latency"])):  # fmt: skip
-            if base is None:
-                lines.append(f"| {row['sram_kb']:g} | {fits} | none fits | | | | | |")
-                continue
-            m = base["measured"]
-            lines.append(
-                f"| {row['sram_kb']:g} | {fits} | {base['width']:g} | "
-                f"{base['test_accuracy']:.4f} | {m['latency_ms']} | {_kb(m['arena_bytes'])} | "
-                f"{_kb(m['flash_bytes'])} | {_yes(base['within_latency'])} |"
-            )
-    lines += ["", "| width | latency ms | arena KiB (file-predicted / emulated) | flash KiB |",
-              "|---|---|---|---|"]  # fmt: skip
-    for w in result["baseline_widths"]:
+
+
+def _baseline_cells(base: dict[str, Any] | None) -> str:
+    if base is None:
+        return "none fits | |"
+    return f"{base['width']:g} | {base['test_accuracy']:.4f} |"
+
+
+def _baselines(runs: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "",
+        "Baseline: every layer `ir_k3_e6`, the widest width whose emulated arena fits the SRAM "
+        "budget (and whose untrained latency also fits the latency budget), trained with the "
+        "child's settings and the same seed.",
+        "",
+        "| SRAM KiB | seed | within SRAM: width | accuracy | within SRAM and latency: width | "
+        "accuracy |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in runs:
+        lines.append(
+            f"| {row['sram_kb']:g} | {row['seed']} | {_baseline_cells(row['baseline'])} "
+            f"{_baseline_cells(row['baseline_within_latency'])}"
+        )
+    return lines
+
+
+def _widths(widths: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "",
+        "| width | latency ms (untrained) | arena KiB (file-predicted / emulated) | flash KiB |",
+        "|---|---|---|---|",
+    ]
+    for w in widths:
         m = w["measured"]
         lines.append(
             f"| {w['width']:g} | {m['latency_ms']} | {_kb(m['file_predicted_arena_bytes'])} / "
             f"{_kb(m['arena_bytes'])} | {_kb(m['flash_bytes'])} |"
         )
-    return "\n".join([*lines, "", run_markdown(), ""])
+    return lines
 
 
 if __name__ == "__main__":
