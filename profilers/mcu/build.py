@@ -75,6 +75,7 @@ def firmware_fingerprint(core: Core) -> dict[str, Any]:
     return {
         **library_fingerprint(core),
         "firmware_version": FIRMWARE_VERSION,
+        "psram_address": f"{core.psram_address:#x}",
         "firmware_sources": sources.hexdigest()[:16],
     }
 
@@ -171,10 +172,10 @@ def _build_library(core: Core, target: Path, jobs: int) -> None:
 def _link_firmware(core: Core, library: Path, target: Path, transport: str) -> None:
     with _scratch_for(target) as scratch:
         sources = [FIRMWARE_SOURCES / "profiler_main.cc", FIRMWARE_SOURCES / "startup.c"]
-        defines: tuple[str, ...] = ()
+        defines: tuple[str, ...] = (f"-DHWNAS_PSRAM_ADDRESS={core.psram_address:#x}u",)
         if transport == "serial":
             sources.append(FIRMWARE_SOURCES / "serial.c")
-            defines = ("-DHWNAS_SERIAL",)
+            defines += ("-DHWNAS_SERIAL",)
         elf = _compile_and_link(core, library, sources, scratch / "firmware.elf", defines)
         lib = json.loads((library / "library.json").read_text())
         info = {

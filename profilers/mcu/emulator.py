@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from profilers.mcu.protocol import (
-    JOB_ADDRESS,
     FirmwareError,
     FirmwareReport,
     job_image,
@@ -26,7 +25,9 @@ RUN_TIMEOUT_S = 600
 def emulator_command(core: Core, elf: Path, job: Path | None = None) -> list[str]:
     """QEMU's command line for `elf` on the core's board, with `job` loaded into its PSRAM."""
     loader = (
-        [] if job is None else ["-device", f"loader,file={job},addr={JOB_ADDRESS:#x},force-raw=on"]
+        []
+        if job is None
+        else ["-device", f"loader,file={job},addr={core.psram_address:#x},force-raw=on"]
     )
     return [
         EMULATOR,

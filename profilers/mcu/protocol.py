@@ -8,13 +8,13 @@ import struct
 from dataclasses import dataclass
 
 JOB_MAGIC = 0x4D4E5748  # "HWNM" little-endian, as firmware/profiler_main.cc checks it
-JOB_ADDRESS = 0x21000000  # the mps2 boards' PSRAM, where the firmware reads the job
 JOB_HEADER_BYTES = 16
 FLAG_PRINT_OUTPUT = 1
 
 
 def job_image(model: bytes, *, invokes: int, print_output: bool = False) -> bytes:
-    """The bytes to place at JOB_ADDRESS: header (magic, model size, invokes, flags) + model."""
+    """The bytes to place at the board's PSRAM (`Core.psram_address`), where the firmware reads
+    its job: header (magic, model size, invokes, flags) + model."""
     if invokes < 1:
         raise ValueError(f"invokes must be at least 1, got {invokes}")
     flags = FLAG_PRINT_OUTPUT if print_output else 0

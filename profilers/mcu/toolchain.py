@@ -21,21 +21,23 @@ EMULATOR = "qemu-system-arm"
 @dataclass(frozen=True)
 class Core:
     """One Cortex-M core: the compiler's name for it, the QEMU board that emulates it, the
-    SysTick clock of that board (instructions per tick under `-icount shift=0`), and the part
-    it stands for: default clock, SRAM and flash (an STM32F4-class M4, an STM32F7-class M7)."""
+    SysTick clock of that board (instructions per tick under `-icount shift=0`), where the
+    board's 16 MiB PSRAM is (the firmware's job and tensor arena), and the part it stands for:
+    default clock, SRAM and flash (an STM32F4-class M4, an STM32F7-class M7)."""
 
     name: str
     cpu: str
     board: str
     instructions_per_tick: int
+    psram_address: int
     clock_mhz: float
     sram_bytes: int
     flash_bytes: int
 
 
 CORES = {
-    "m4": Core("m4", "cortex-m4", "mps2-an386", 40, 100.0, 256 * 1024, 1024 * 1024),
-    "m7": Core("m7", "cortex-m7", "mps2-an500", 40, 216.0, 512 * 1024, 2048 * 1024),
+    "m4": Core("m4", "cortex-m4", "mps2-an386", 40, 0x21000000, 100.0, 256 * 1024, 1024 * 1024),
+    "m7": Core("m7", "cortex-m7", "mps2-an500", 40, 0x60000000, 216.0, 512 * 1024, 2048 * 1024),
 }
 
 

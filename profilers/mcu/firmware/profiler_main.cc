@@ -36,11 +36,16 @@ static void Emit(const char* format, ...) {
 #endif
 }
 
-// The board's 16 MiB PSRAM: the job (header + model, up to 8 MiB) in its lower half, the tensor
-// arena (4 MiB: AllocateTensors() aborted with an 8 MiB one) in its upper half, so a model whose
-// arena exceeds a real part's SRAM still runs and reports the bytes it needs.
-#define HWNAS_JOB_ADDRESS 0x21000000u
-#define HWNAS_ARENA_ADDRESS 0x21800000u
+// The board's 16 MiB PSRAM (HWNAS_PSRAM_ADDRESS, set by the build for the core's board:
+// 0x21000000 on mps2-an386, 0x60000000 on mps2-an500): the job (header + model, up to 8 MiB) in
+// its lower half, the tensor arena (4 MiB: AllocateTensors() aborted with an 8 MiB one) in its
+// upper half, so a model whose arena exceeds a real part's SRAM still runs and reports the bytes
+// it needs.
+#ifndef HWNAS_PSRAM_ADDRESS
+#error "HWNAS_PSRAM_ADDRESS: the build defines where the board's PSRAM is"
+#endif
+#define HWNAS_JOB_ADDRESS HWNAS_PSRAM_ADDRESS
+#define HWNAS_ARENA_ADDRESS (HWNAS_PSRAM_ADDRESS + 0x800000u)
 #define HWNAS_ARENA_BYTES (4 * 1024 * 1024)
 #define HWNAS_MAX_EVENTS 256
 #define HWNAS_JOB_MAGIC 0x4d4e5748u  // "HWNM", little-endian

@@ -27,3 +27,8 @@ def mcu_dir() -> Path:
 @pytest.fixture(scope="session")
 def m4_firmware(mcu_dir: Path) -> Firmware:
     return ensure_firmware(get_core("m4"))
+
+
+@pytest.fixture(scope="session")
+def m7_firmware(mcu_dir: Path) -> Firmware:
+    return ensure_firmware(get_core("m7"))
