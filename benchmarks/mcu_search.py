@@ -5,18 +5,21 @@ What a user runs, as commands, in the benchmark's own HWNAS_HOME (`--workdir`):
 
 1. `hwnas profile --device m4 --backend mcu --space SPACE` with SPACE bound to the dataset's
    channels and classes (the search binds it so; an unbound space's stem is not the searched one);
-2. per SRAM budget, `hwnas search --strategy hardcore --latency-ms L --sram-kb S --flash-kb F`
-   (the same latency and flash budgets for all), then `hwnas export --format tflite-int8,c-array`;
+2. per SRAM budget and seed, `hwnas search --strategy hardcore --latency-ms L --sram-kb S
+   --flash-kb F` (the same latency and flash budgets for all), then `hwnas export --format
+   tflite-int8,c-array --nhwc`;
 3. each exported int8 file run by the profiling firmware on the emulated M4: its instructions at
    the LUT's declared clock, the arena TFLM reports, and the flash of its c-array project
-   (text + data, as `mcu_memory` measures it), each compared with its budget;
+   (text + data, as `mcu_memory` measures it), each compared with its budget; beside it the
+   same architecture converted as the LUT's micro-models are (what the LUT's sum predicts);
 4. the baseline: the space's network with every layer `ir_k3_e6` at each `--widths` multiplier,
-   the widest whose emulated arena fits each SRAM budget trained with the child's settings.
+   the widest whose emulated arena fits each SRAM budget (and the widest that also fits the
+   latency budget) trained with the child's settings and the search's seed.
 
 Everything is cached in `--workdir` (the LUT, runs, conversions, trained baselines), so a rerun
 resumes. Without `--latency-ms` it stops after the LUT and prints the space's latency range.
 
-    python benchmarks/mcu_search.py --latency-ms 300
+    python benchmarks/mcu_search.py --latency-ms 200
 
 Writes benchmarks/results/mcu_search.json and .md.
 """
