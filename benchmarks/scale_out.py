@@ -18,15 +18,17 @@ runs the shorter jobs an earlier version of this benchmark ran (one weight epoch
 architecture steps and two child epochs a budget), where the serial part of the job weighs
 more. A job's wall time runs from the worker's claim to its finish (the database's times), so a
 worker's idle polling is not in it. Each figure is the median over `--repeats` jobs; each
-repeat runs one job of each kind in turn, so a load that drifts hits all alike, and each worker
-first runs one small unmeasured job (a serving worker has imported torch and joined the cluster
-already; its nodes' worker processes are up). The load average after each job is recorded
+repeat runs one job of each kind in turn, so a load that drifts hits all alike, with only the
+configuration in use up (its cluster and workers started for its jobs and stopped after), and
+each worker first runs one small unmeasured job (a serving worker has imported torch and joined
+the cluster already; its nodes' worker processes are up). The load average after each job is recorded
 beside it. Writes benchmarks/results/scale_out.json and .md (scale_out_smoke.* with --smoke).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -34,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
 from statistics import median
@@ -113,8 +116,10 @@ class JobWorker:
             "HWNAS_WORKERS": "0",
             "OMP_NUM_THREADS": "1",
         }
+        fresh = not (root / "home").exists()
         self.settings = load_settings({"HWNAS_HOME": str(root / "home")})
-        seed_synthetic_lut(self.settings.database_url, DEVICE, in_channels=1, num_classes=3)
+        if fresh:
+            seed_synthetic_lut(self.settings.database_url, DEVICE, in_channels=1, num_classes=3)
         from lut.store import LutStore
 
         self.engine = LutStore(self.settings.database_url).engine
@@ -246,24 +251,15 @@ def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     runs: dict[str, list[dict[str, Any]]] = {
         k: [] for k in ("embedded", "ray", "one", "two", "embedded_pair")
     }
-    clusters: list[RayCluster] = []
-    workers: list[JobWorker] = []
-    try:  # every configuration up at once, their runs interleaved: a drifting load hits all alike
-        for name, nodes in (("one-node", 1), ("two-nodes", 2)):
-            clusters.append(RayCluster(root / name / "ray", ray_env=SAME_PRIORITY))
-            clusters[-1].start(second_node=nodes == 2)
-        embedded, one, two = workers_for(root, dataset, clusters, workers)
-        for _ in range(args.repeats):
+    for _ in range(args.repeats):  # interleaved: a load that drifts hits every configuration
+        with serving(root / "embedded", dataset, nodes=0) as embedded:
             runs["embedded"].append(embedded.job(**single))
+            runs["embedded_pair"].append(embedded.pair(**single))
+        with serving(root / "one-node", dataset, nodes=1) as one:
             runs["ray"].append(one.job(**single))
             runs["one"].append(one.job(**four))
+        with serving(root / "two-nodes", dataset, nodes=2) as two:
             runs["two"].append(two.job(**four))
-            runs["embedded_pair"].append(embedded.pair(**single))
-    finally:
-        for worker in workers:
-            worker.stop()
-        for started in clusters:
-            started.stop()
     walls = {k: median(r["wall_s"] for r in v) for k, v in runs.items()}
     loads = [r["load"] for v in runs.values() for r in v]
     return {
@@ -290,20 +286,28 @@ def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     }
 
 
-def workers_for(
-    root: Path, dataset: str, clusters: list[RayCluster], workers: list[JobWorker]
-) -> list[JobWorker]:
-    """The embedded, one-node and two-node workers (appended to `workers` as each starts, so
-    the caller stops them), each warmed by one small unmeasured job."""
-    addresses = {"embedded": "", "one-node": clusters[0].address, "two-nodes": clusters[1].address}
-    for name, address in addresses.items():
-        workers.append(JobWorker(root / name, dataset, address, processes=1 + (not address)))
-    for worker in workers:
-        if len(worker.processes) > 1:
-            worker.pair(**WARM_UP)  # warms both processes
-        else:
+@contextlib.contextmanager
+def serving(root: Path, dataset: str, nodes: int) -> Iterator[JobWorker]:
+    """One configuration up for the jobs run inside: a cluster of `nodes` one-CPU nodes and its
+    job worker, or (no nodes) two embedded worker processes, warmed by one small unmeasured job;
+    all stopped afterwards, so no other configuration's processes (Ray's daemons among them)
+    share the two cores with it."""
+    cluster = RayCluster(root / "ray", ray_env=SAME_PRIORITY) if nodes else None
+    worker = None
+    try:
+        if cluster is not None:
+            cluster.start(second_node=nodes == 2)
+        worker = JobWorker(root, dataset, cluster.address if cluster else "", 1 if nodes else 2)
+        if nodes:
             worker.job(**WARM_UP)
-    return workers
+        else:
+            worker.pair(**WARM_UP)  # warms both processes
+        yield worker
+    finally:
+        if worker is not None:
+            worker.stop()
+        if cluster is not None:
+            cluster.stop()
 
 
 def contention(runs: dict[str, list[dict[str, Any]]], walls: dict[str, float]) -> dict[str, float]:
