@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 # Inclusive bounds of the request's integer fields, shared by the CLI and the job schema.
 BOUNDS: dict[str, tuple[int, int]] = {
@@ -51,7 +51,8 @@ MEMORY_BUDGETS = ("sram_kb", "flash_kb")
 DEFAULT_STRATEGY = "hardcore"
 DEFAULT_TRIALS = 8
 # How the shared supernet's weight phase trains (search.shared, search.sandwich).
-WEIGHT_SAMPLING = ("single", "sandwich")
+WeightSampling = Literal["single", "sandwich"]
+WEIGHT_SAMPLING: tuple[str, ...] = get_args(WeightSampling)
 
 
 def check_bounds(values: Mapping[str, Any]) -> None:
@@ -85,7 +86,7 @@ class SearchSettings:
     # None: its default. A single search does not read it.
     arch_steps: int | None = None
     # The shared supernet's weight steps, one of WEIGHT_SAMPLING; a single search does not read it.
-    weight_sampling: str = "single"
+    weight_sampling: WeightSampling = "single"
 
     def __post_init__(self) -> None:
         check_bounds(

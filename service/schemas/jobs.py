@@ -14,8 +14,8 @@ from search.request import (
     MAX_ARCH_LR,
     MAX_BUDGET_MS,
     MAX_MEMORY_KB,
-    WEIGHT_SAMPLING,
     SearchSettings,
+    WeightSampling,
 )
 from service.schemas import Schema
 from service.worker.states import JobState
@@ -90,9 +90,8 @@ class JobCreate(Schema):
         "architecture steps per budget on a shared supernet (default: the budgets together "
         "take twice a single search's)",
     )
-    weight_sampling: str = Field(
+    weight_sampling: WeightSampling = Field(
         default=DEFAULTS.weight_sampling,
-        pattern=f"^({'|'.join(WEIGHT_SAMPLING)})$",
         description="a shared supernet's weight steps: single (one path a step) or sandwich "
         "(largest, smallest and a sampled path a step, the smaller distilled from the largest; "
         "about three times the weight phase's time)",
