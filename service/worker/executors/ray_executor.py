@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from service.worker.units import SearchUnit, UnitResult, longest_first, run_unit
 # how often Ray runs a unit again after its worker process or node died (each run resumes)
 MAX_RETRIES = 3
 WAIT_S = 0.5  # between checks of the caller's cancel flag
+ROOM_POLL_S = 1.0  # between looks for a node with room for a unit
 
 
 def connect(address: str) -> None:
@@ -118,16 +120,25 @@ def task_options(resources: UnitResources) -> dict[str, Any]:
 
 
 def check_room(address: str, resources: UnitResources) -> list[str]:
-    """The ids of the live nodes with every resource a unit declares; ResourcesUnavailable when
-    there are none (Ray would keep such tasks pending, waiting for a node that never comes)."""
-    alive = [node for node in ray.nodes() if node.get("Alive")]
-    problem = missing_room(resources.wanted(), [node.get("Resources", {}) for node in alive])
-    if problem:
-        raise ResourcesUnavailable(f"no node of the Ray cluster at {address} {problem}")
+    """The ids of the live nodes with every resource a unit declares, waiting up to
+    `resources.room_wait_s` for one to join (a cluster whose workers are still starting);
+    ResourcesUnavailable when none has by then (Ray would keep such tasks pending, waiting for
+    a node that may never come)."""
     wanted = resources.wanted()
-    return [
-        node["NodeID"] for node in alive if not missing_room(wanted, [node.get("Resources", {})])
-    ]
+    deadline = time.monotonic() + resources.room_wait_s
+    while True:
+        nodes = {node["NodeID"]: node.get("Resources", {}) for node in _live_nodes()}
+        problem = missing_room(wanted, list(nodes.values()))
+        if not problem:
+            return [node for node, room in nodes.items() if not missing_room(wanted, [room])]
+        if time.monotonic() >= deadline:
+            waited = f" (waited {resources.room_wait_s:g} s, HWNAS_RAY_ROOM_WAIT_S)"
+            raise ResourcesUnavailable(f"no node of the Ray cluster at {address} {problem}{waited}")
+        time.sleep(ROOM_POLL_S)
+
+
+def _live_nodes() -> list[dict[str, Any]]:
+    return [node for node in ray.nodes() if node.get("Alive")]
 
 
 def wait_all(
