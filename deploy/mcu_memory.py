@@ -2,7 +2,9 @@
 the arena exactly (`deploy.tflm_arena`) and the flash (the file plus the runtime code of the
 operators it uses). For an architecture, from its ops' MCU LUT entries: the arena's head is the
 largest op's head (each op's activations and scratch are planned on their own) and its tail the
-sum of the ops' tails; flash the sum of the ops' files plus their operators' code."""
+sum of the ops' tails — an estimate, since TFLM's greedy plan of a whole network can fragment
+beyond its largest op's (docs/mcu.md); flash the sum of the ops' files plus their operators'
+code."""
 
 from __future__ import annotations
 
