@@ -103,12 +103,12 @@ class Settings(BaseSettings):
         le=16 * 1024**2,
         description="memory (MiB) each Ray task of a job declares to Ray's scheduler (0: none)",
     )
-    ray_room_wait_s: float = Field(
+    ray_wait_s: float = Field(
         default=60.0,
         ge=0,
         le=3600,
-        description="how long a job waits for a node with room for its Ray tasks to join the "
-        "cluster before it fails (a cluster still starting up)",
+        description="how long a job waits for its Ray cluster to come up (to accept the job "
+        "worker, and to have a node with room for its tasks) before it fails",
     )
 
     @model_validator(mode="after")

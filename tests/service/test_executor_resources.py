@@ -14,7 +14,7 @@ def test_the_settings_declare_cpus_and_what_else_is_set(tmp_path: object) -> Non
         {"HWNAS_HOME": str(tmp_path), "HWNAS_RAY_UNIT_GPUS": "1", "HWNAS_RAY_UNIT_MEMORY_MB": "512"}
     )
     resources = UnitResources.of(settings)
-    assert resources == UnitResources(cpus=1.0, gpus=1.0, memory_mb=512, room_wait_s=60.0)
+    assert resources == UnitResources(cpus=1.0, gpus=1.0, memory_mb=512, wait_s=60.0)
     assert resources.wanted() == {"CPU": 1.0, "GPU": 1.0, "memory": 512 * 1024.0**2}
     assert UnitResources().wanted() == {"CPU": 1.0}  # no GPUs or memory declared by default
 

@@ -272,7 +272,7 @@ def test_units_no_node_has_room_for_fail_the_job_at_once(
     not a job pending for ever."""
     job_id = service.submit(budgets={"cpu-synth": [3.0, 6.0]}, arch_steps=5)
     worker = service.worker(
-        "ray", ray_cluster.address, HWNAS_RAY_UNIT_GPUS="1", HWNAS_RAY_ROOM_WAIT_S="2"
+        "ray", ray_cluster.address, HWNAS_RAY_UNIT_GPUS="1", HWNAS_RAY_WAIT_S="2"
     )
     try:
         job = service.finished(job_id)
@@ -281,7 +281,7 @@ def test_units_no_node_has_room_for_fail_the_job_at_once(
     assert job["state"] == "failed"
     assert job["error"].startswith("no node of the Ray cluster at ")
     assert "asks for 1 CPU, 1 GPU" in job["error"] and "0 GPUs" in job["error"]
-    assert job["error"].endswith("(waited 2 s, HWNAS_RAY_ROOM_WAIT_S)")
+    assert job["error"].endswith("(waited 2 s, HWNAS_RAY_WAIT_S)")
     assert not _units(service.events(job_id), "unit_started")
 
 

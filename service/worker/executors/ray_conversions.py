@@ -71,7 +71,7 @@ class RayConvertingStore(ArtifactStore):
         if not missing:
             return
         try:
-            connect(self.address)
+            connect(self.address, self.resources.wait_s)
             check_room(self.address, self.resources)
         except ClusterUnavailable as exc:
             raise JobFailed(str(exc)) from None

@@ -33,11 +33,23 @@ from service.worker.units import SearchUnit, UnitResult, longest_first, run_unit
 # how often Ray runs a unit again after its worker process or node died (each run resumes)
 MAX_RETRIES = 3
 WAIT_S = 0.5  # between checks of the caller's cancel flag
-ROOM_POLL_S = 1.0  # between looks for a node with room for a unit
+ROOM_POLL_S = 1.0  # between tries to join the cluster, and looks for a node with room for a unit
 
 
-def connect(address: str) -> None:
-    """Join the cluster at `address` once per process (`auto`, `ray://host:10001`, `host:port`)."""
+def connect(address: str, wait_s: float = 0.0) -> None:
+    """Join the cluster at `address` once per process (`auto`, `ray://host:10001`, `host:port`),
+    trying again every second for up to `wait_s` (a cluster whose head is still starting)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return _join(address)
+        except ClusterUnavailable:
+            if time.monotonic() >= deadline:
+                raise
+        time.sleep(ROOM_POLL_S)
+
+
+def _join(address: str) -> None:
     if ray.is_initialized():
         return
     # ray.init makes SIGTERM exit the process; the job worker's own handler hands its job back
@@ -69,7 +81,7 @@ def run_units(
     return one (budget units), in their order. Raises ResourcesUnavailable when no node could
     run a unit, UnitsFailed naming every unit that failed for good, or whatever
     `check_cancelled` raises once the running tasks are cancelled."""
-    connect(address)
+    connect(address, resources.wait_s)
     nodes = check_room(address, resources)
     if len(side_by_side) > 1 and len(nodes) > 1:
         _warm(nodes)
@@ -121,18 +133,18 @@ def task_options(resources: UnitResources) -> dict[str, Any]:
 
 def check_room(address: str, resources: UnitResources) -> list[str]:
     """The ids of the live nodes with every resource a unit declares, waiting up to
-    `resources.room_wait_s` for one to join (a cluster whose workers are still starting);
+    `resources.wait_s` for one to join (a cluster whose workers are still starting);
     ResourcesUnavailable when none has by then (Ray would keep such tasks pending, waiting for
     a node that may never come)."""
     wanted = resources.wanted()
-    deadline = time.monotonic() + resources.room_wait_s
+    deadline = time.monotonic() + resources.wait_s
     while True:
         nodes = {node["NodeID"]: node.get("Resources", {}) for node in _live_nodes()}
         problem = missing_room(wanted, list(nodes.values()))
         if not problem:
             return [node for node, room in nodes.items() if not missing_room(wanted, [room])]
         if time.monotonic() >= deadline:
-            waited = f" (waited {resources.room_wait_s:g} s, HWNAS_RAY_ROOM_WAIT_S)"
+            waited = f" (waited {resources.wait_s:g} s, HWNAS_RAY_WAIT_S)"
             raise ResourcesUnavailable(f"no node of the Ray cluster at {address} {problem}{waited}")
         time.sleep(ROOM_POLL_S)
 

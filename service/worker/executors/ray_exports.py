@@ -57,7 +57,7 @@ def ray_exporter(
     returns them. A task that fails for good raises UnitsFailed (`export-<format>`). It joins
     the cluster and checks its room now, in the caller's thread, so exporters made in one
     thread can export from others (the CLI exports its runs side by side)."""
-    connect(address)
+    connect(address, resources.wait_s)
     check_room(address, resources)
 
     def export(

@@ -1,6 +1,6 @@
 """What each Ray task of a job declares (CPUs, GPUs, memory), and whether a cluster's nodes have
 room for it: Ray leaves a task no node can run pending for ever, so the executor asks first, and
-waits `room_wait_s` for such a node to join (a cluster still starting up) before it gives up."""
+waits `wait_s` for such a node to join (a cluster still starting up) before it gives up."""
 
 from __future__ import annotations
 
@@ -15,13 +15,13 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class UnitResources:
     """What each Ray task of a job declares to Ray's scheduler (HWNAS_RAY_UNIT_CPUS, _GPUS,
-    _MEMORY_MB; 0 GPUs or MiB: none declared), and how long the job waits for a node with that
-    room to join (HWNAS_RAY_ROOM_WAIT_S)."""
+    _MEMORY_MB; 0 GPUs or MiB: none declared), and how long the job waits for its cluster to
+    accept it and for a node with that room to join (HWNAS_RAY_WAIT_S)."""
 
     cpus: float = 1.0
     gpus: float = 0.0
     memory_mb: int = 0
-    room_wait_s: float = 60.0
+    wait_s: float = 60.0
 
     @classmethod
     def of(cls, settings: Settings) -> UnitResources:
@@ -29,7 +29,7 @@ class UnitResources:
             settings.ray_unit_cpus,
             settings.ray_unit_gpus,
             settings.ray_unit_memory_mb,
-            settings.ray_room_wait_s,
+            settings.ray_wait_s,
         )
 
     def wanted(self) -> dict[str, float]:
