@@ -7,6 +7,9 @@ read-to-write lock upgrade. PostgreSQL is reached through the same URL setting.
 
 from __future__ import annotations
 
+import random
+import sqlite3
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -155,7 +158,7 @@ def _sqlite_engine(url: str) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _switch_to_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
@@ -165,3 +168,24 @@ def _sqlite_engine(url: str) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """`PRAGMA journal_mode=WAL`, retried while the database is locked, up to the busy timeout.
+
+    The first switch of a file rewrites its header: SQLite reads it, then upgrades to a write
+    lock, and when another connection holds that lock (one switching at the same moment, or a
+    migration) it answers SQLITE_BUSY at once without calling the busy handler, since waiting
+    while holding a read lock could deadlock. Processes opening a new database together (two
+    workers started at once) meet this, so the switch is retried after a short random pause.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+            if not busy or time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.005, 0.05))
