@@ -32,11 +32,11 @@ ESTIMATE = "emulator estimate: instructions / declared clock"
 
 @register_backend("mcu")
 class McuBackend(ModuleTimingBackend):
-    """`device` names the core (m4, m7); `clock_mhz` (default: the core's) turns instructions into
-    milliseconds. Every run is deterministic, so `invokes` (default 2) only checks that: the
-    first Invoke() is the warm-up, the others the samples. `port` (a serial device) runs every
-    model on a board running the serial build of the firmware instead of on QEMU; the firmware's
-    fingerprint is then the serial build's, the one flashed on the board."""
+    """`device` names the core (m4, m7, m55); `clock_mhz` (default: the core's) turns
+    instructions into milliseconds. Every run is deterministic, so `invokes` (default 2) only
+    checks that: the first Invoke() is the warm-up, the others the samples. `port` (a serial
+    device) runs every model on a board running the serial build of the firmware instead of on
+    QEMU; the firmware's fingerprint is then the serial build's, the one flashed on the board."""
 
     layout = "NHWC"
     default_device = "m4"
@@ -57,6 +57,8 @@ class McuBackend(ModuleTimingBackend):
         if invokes < 2:
             raise ValueError(f"invokes must be at least 2 (one warm-up), got {invokes}")
         self.core = toolchain.get_core(self.device)
+        if port:
+            toolchain.check_serial_build(self.core)
         self.clock_mhz = float(clock_mhz or self.core.clock_mhz)
         if self.clock_mhz <= 0:
             raise ValueError(f"clock_mhz must be > 0, got {clock_mhz}")
@@ -102,6 +104,7 @@ class McuBackend(ModuleTimingBackend):
             "flash_bytes": self.core.flash_bytes,
             "tflm_commit": built["tflm_commit"],
             "kernels": built["kernels"],
+            **({"tflm_target": built["tflm_target"]} if "tflm_target" in built else {}),
             "compiler": built["compiler"],
             "firmware": built["firmware_sources"],
             **self._runner(),
@@ -162,9 +165,10 @@ class McuBackend(ModuleTimingBackend):
 
     def measurement(self, report: FirmwareReport, *, converted: bool) -> Measurement:
         """Milliseconds at the declared clock from the ticks of every Invoke() but the first;
-        instructions, arena and flash bytes and per-op instructions in `extra`."""
+        instructions (ticks × the board's instructions a tick, rounded: 31.25 on mps3-an547),
+        arena and flash bytes and per-op instructions in `extra`."""
         per_tick = self.core.instructions_per_tick
-        instructions = [ticks * per_tick for ticks in report.invoke_ticks]
+        instructions = [round(ticks * per_tick) for ticks in report.invoke_ticks]
         samples = [self._ms(count) for count in instructions[1:]]
         flash = report.model_bytes + self.firmware.info["sections"]["text"]
         extra = {
@@ -173,7 +177,7 @@ class McuBackend(ModuleTimingBackend):
             "model_bytes": report.model_bytes,
             "flash_bytes": flash,
             "clock_mhz": self.clock_mhz,
-            "op_instructions": [[tag, ticks * per_tick] for tag, ticks in report.op_ticks],
+            "op_instructions": [[tag, round(ticks * per_tick)] for tag, ticks in report.op_ticks],
             "estimate": ESTIMATE,
             "converted": converted,
         }

@@ -9,6 +9,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from common.files import write_json_atomically
 from common.paths import hwnas_home
 from profilers.mcu.toolchain import (
     Core,
+    check_serial_build,
     compiler_version,
     kit_dir,
     sources_override,
@@ -39,6 +41,9 @@ KERNEL_SET = (
     "reshape", "softmax", "squeeze", "strided_slice", "transpose",
 )  # fmt: skip
 KERNEL_SUPPORT = ("kernel_util", "micro_tensor_utils")
+FIRMWARE_COMMON = ("profiler_main.cc", "serial.c", "startup.c")
+DEFAULT_TFLM_TARGET = "cortex_m_qemu"
+LINK_ARCH_FLAGS = ("-mcpu=", "-mthumb", "-mfloat-abi=", "-mfpu=")
 SKIPPED_CORE_PARTS = ("/signal/", "kissfft", "test_helper", "mock_micro_graph")
 SKIPPED_CMSIS_NN = ("/LSTMFunctions/", "/SVDFunctions/")
 TFLM_MAKEFILE = "tensorflow/lite/micro/tools/make/Makefile"
@@ -58,19 +63,32 @@ class Firmware:
 
 
 def library_fingerprint(core: Core) -> dict[str, Any]:
-    """What the TFLM library's objects depend on."""
+    """What the TFLM library's objects depend on. A core built with another TFLM target than
+    cortex_m_qemu (the M55's cortex_m_generic: hard float, MVE) names it; the cortex_m_qemu
+    builds leave the key out, so their cached libraries keep their keys."""
+    target = {} if core.tflm_target == DEFAULT_TFLM_TARGET else {"tflm_target": core.tflm_target}
     return {
         "core": core.cpu,
         "tflm_commit": tflm_commit(),
         "kernels": "cmsis_nn:" + ",".join(KERNEL_SET),
         "compiler": compiler_version(),
+        **target,
     }
 
 
+def firmware_files(core: Core) -> list[Path]:
+    """The files of `firmware/` the core's firmware is built from: the common sources, its
+    board's linker script and its board files."""
+    names = sorted((*FIRMWARE_COMMON, core.linker_script, *core.board_sources))
+    return [FIRMWARE_SOURCES / name for name in names]
+
+
 def firmware_fingerprint(core: Core) -> dict[str, Any]:
-    """Everything the firmware's counts depend on, save the emulator (the device records it)."""
+    """Everything the firmware's counts depend on, save the emulator (the device records it).
+    The sources' digest covers only the core's own files, so another board's files do not
+    change it."""
     sources = hashlib.sha256()
-    for path in sorted(FIRMWARE_SOURCES.iterdir()):
+    for path in firmware_files(core):
         sources.update(path.name.encode() + path.read_bytes())
     return {
         **library_fingerprint(core),
@@ -106,6 +124,8 @@ def ensure_firmware(
     ValueError if it cannot be built here."""
     if transport not in TRANSPORTS:
         raise ValueError(f"unknown transport {transport!r}; valid: {', '.join(TRANSPORTS)}")
+    if transport == "serial":
+        check_serial_build(core)
     reason = unavailable_reason()
     if reason:
         raise ValueError(f"cannot build the MCU firmware: {reason}")
@@ -171,7 +191,7 @@ def _build_library(core: Core, target: Path, jobs: int) -> None:
 
 def _link_firmware(core: Core, library: Path, target: Path, transport: str) -> None:
     with _scratch_for(target) as scratch:
-        sources = [FIRMWARE_SOURCES / "profiler_main.cc", FIRMWARE_SOURCES / "startup.c"]
+        sources = [FIRMWARE_SOURCES / "profiler_main.cc", *_start_up(core)]
         defines: tuple[str, ...] = (f"-DHWNAS_PSRAM_ADDRESS={core.psram_address:#x}u",)
         if transport == "serial":
             sources.append(FIRMWARE_SOURCES / "serial.c")
@@ -200,9 +220,13 @@ def build_program(
     if reason:
         raise ValueError(f"cannot build for the MCU: {reason}")
     library = _ensure_library(core, os.cpu_count() or 1)
-    startup = FIRMWARE_SOURCES / "startup.c"
     flags = (f"-Wl,-Map={link_map}",) if link_map else ()
-    return _compile_and_link(core, library, [*sources, startup], elf, link_flags=flags)
+    return _compile_and_link(core, library, [*sources, *_start_up(core)], elf, link_flags=flags)
+
+
+def _start_up(core: Core) -> list[Path]:
+    """The start-up code and the core's board files (the M55's turns its FPU and MVE on)."""
+    return [FIRMWARE_SOURCES / "startup.c", *(FIRMWARE_SOURCES / n for n in core.board_sources)]
 
 
 def _compile_and_link(
@@ -214,7 +238,8 @@ def _compile_and_link(
     link_flags: tuple[str, ...] = (),
 ) -> Path:
     """Each source compiled with the library's flags (-O2; its folder on the include path),
-    then linked with --gc-sections against libtflm.a and the firmware's linker script."""
+    then linked with the library's architecture and float ABI, --gc-sections, against libtflm.a
+    and the core's linker script (newlib's semihosting crt0: `rdimon.specs`)."""
     lib = json.loads((library / "library.json").read_text())
     objects = []
     with tempfile.TemporaryDirectory(prefix="hwnas-mcu-obj-") as scratch:
@@ -222,14 +247,15 @@ def _compile_and_link(
             obj = Path(scratch) / f"{index}-{source.stem}.o"
             cxx = source.suffix in (".cc", ".cpp")
             tool = "arm-none-eabi-g++" if cxx else "arm-none-eabi-gcc"
-            flags = (lib["cxxflags"] if cxx else lib["ccflags"]).split()
+            flags = shlex.split(lib["cxxflags"] if cxx else lib["ccflags"])
             _run([tool, *flags, *defines, f"-I{source.parent}", "-O2", "-c", str(source), "-o", str(obj)],
                  f"compile {source.name}")  # fmt: skip
             objects.append(str(obj))
-        _run(["arm-none-eabi-g++", f"-mcpu={core.cpu}", "-mthumb", "-mfloat-abi=soft",
-              "--specs=rdimon.specs", "-T", str(FIRMWARE_SOURCES / "mps2.ld"), "-Wl,--gc-sections",
-              *link_flags, "-o", str(elf), *objects, str(library / "libtflm.a"), "-lm"],
-             "link")  # fmt: skip
+        arch = [f for f in shlex.split(lib["ccflags"]) if f.startswith(LINK_ARCH_FLAGS)]
+        script = FIRMWARE_SOURCES / core.linker_script
+        _run(["arm-none-eabi-g++", *arch, "--specs=rdimon.specs", "-T", str(script),
+              "-Wl,--gc-sections", *link_flags, "-o", str(elf), *objects,
+              str(library / "libtflm.a"), "-lm"], "link")  # fmt: skip
     return elf
 
 
@@ -248,7 +274,7 @@ def _tflm_tree() -> Path:
 
 
 def _tflm_config(tflm: Path, core: Core) -> dict[str, Any]:
-    """Ask TFLM's Makefile for the library's sources and flags (cortex_m_qemu, CMSIS-NN)."""
+    """Ask TFLM's Makefile for the library's sources and flags (the core's target, CMSIS-NN)."""
     variables = ("CXXFLAGS", "CCFLAGS", "INCLUDES")
     command = ["make", "-s", "-f", TFLM_MAKEFILE, *_tflm_target(core)]
     command += ["list_library_sources", "list_third_party_sources"]
@@ -264,7 +290,11 @@ def _tflm_config(tflm: Path, core: Core) -> dict[str, Any]:
 
 
 def _tflm_target(core: Core) -> list[str]:
-    return ["TARGET=cortex_m_qemu", f"TARGET_ARCH={core.cpu}", "OPTIMIZED_KERNEL_DIR=cmsis_nn"]
+    return [
+        f"TARGET={core.tflm_target}",
+        f"TARGET_ARCH={core.cpu}",
+        "OPTIMIZED_KERNEL_DIR=cmsis_nn",
+    ]
 
 
 def _value(lines: list[str], name: str) -> str:

@@ -22,22 +22,46 @@ EMULATOR = "qemu-system-arm"
 class Core:
     """One Cortex-M core: the compiler's name for it, the QEMU board that emulates it, the
     SysTick clock of that board (instructions per tick under `-icount shift=0`), where the
-    board's 16 MiB PSRAM is (the firmware's job and tensor arena), and the part it stands for:
-    default clock, SRAM and flash (an STM32F4-class M4, an STM32F7-class M7)."""
+    board's PSRAM or DDR is (16 MiB of it hold the firmware's job and tensor arena), and the part
+    it stands for: default clock, SRAM and flash (an STM32F4-class M4, an STM32F7-class M7, and
+    an Alif Ensemble E7's high-performance M55 at 400 MHz with its 1 MiB DTCM as SRAM and its
+    5.5 MiB MRAM as flash). The rest says how the firmware is built for the board: TFLM's
+    target (`cortex_m_generic` builds hard-float with MVE, `cortex_m_qemu` soft-float without
+    it), the linker script and board files in `firmware/`, and whether the serial build's
+    UART driver (the mps2 boards' UART0) fits the board."""
 
     name: str
     cpu: str
     board: str
-    instructions_per_tick: int
+    instructions_per_tick: float
     psram_address: int
     clock_mhz: float
     sram_bytes: int
     flash_bytes: int
+    tflm_target: str = "cortex_m_qemu"
+    linker_script: str = "mps2.ld"
+    board_sources: tuple[str, ...] = ()
+    serial_build: bool = True
 
 
 CORES = {
     "m4": Core("m4", "cortex-m4", "mps2-an386", 40, 0x21000000, 100.0, 256 * 1024, 1024 * 1024),
     "m7": Core("m7", "cortex-m7", "mps2-an500", 40, 0x60000000, 216.0, 512 * 1024, 2048 * 1024),
+    # mps3-an547: SYSCLK 32 MHz (31.25 instructions a tick); DDR at 0x60000000; code in SRAM 2
+    "m55": Core(
+        "m55",
+        "cortex-m55",
+        "mps3-an547",
+        31.25,
+        0x60000000,
+        400.0,
+        1024 * 1024,
+        5632 * 1024,
+        tflm_target="cortex_m_generic",
+        linker_script="mps3.ld",
+        board_sources=("mps3_an547.c",),
+        serial_build=False,
+    ),
 }
 
 
@@ -45,6 +69,15 @@ def get_core(name: str) -> Core:
     if name not in CORES:
         raise ValueError(f"unknown MCU core {name!r}; valid: {', '.join(CORES)}")
     return CORES[name]
+
+
+def check_serial_build(core: Core) -> None:
+    """ValueError if the firmware's serial build cannot drive the core's board."""
+    if not core.serial_build:
+        raise ValueError(
+            f"no serial build for {core.name}: firmware/serial.c drives the mps2 boards' UART0, "
+            f"not {core.board}'s"
+        )
 
 
 def kit_dir(environ: Mapping[str, str] | None = None) -> Path:

@@ -32,3 +32,10 @@ def m4_firmware(mcu_dir: Path) -> Firmware:
 @pytest.fixture(scope="session")
 def m7_firmware(mcu_dir: Path) -> Firmware:
     return ensure_firmware(get_core("m7"))
+
+
+@pytest.fixture(scope="session")
+def m55_firmware(mcu_dir: Path) -> Firmware:
+    """The M55's own library build (TFLM's cortex_m_generic: hard float, MVE) costs minutes once
+    per machine; test_cores.py's M55 test is its only user."""
+    return ensure_firmware(get_core("m55"))
