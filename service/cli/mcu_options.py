@@ -13,7 +13,7 @@ def add_mcu_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mcu-core",
         default=None,
-        help="mcu backend: the Cortex-M core to emulate, m4 or m7 (default: the device name "
+        help="mcu backend: the Cortex-M core to emulate, m4, m7 or m55 (default: the device name "
         "if it names a core, else m4)",
     )
     parser.add_argument(
