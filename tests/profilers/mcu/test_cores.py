@@ -70,6 +70,10 @@ def test_an_op_runs_on_the_emulated_m55_with_mve_kernels(
     # asks for 4 x CH_IN_BLOCK_MVE (124) x kernel_w x kernel_h bytes of scratch
     assert on_m55.extra["arena_bytes"] - on_m4.extra["arena_bytes"] == 4 * 124 * 3 * 3
     assert on_m55.median_ms == pytest.approx(on_m55.extra["instructions"] / (400.0 * 1e3))
+    # other kernels, the same int8 arithmetic: the output bytes equal the M4's
+    model = m55.cache_dir / f"{MBCONV.key}.int8.tflite"
+    output = m55.run_file(model, print_output=True).output
+    assert output and output == m4.run_file(model, print_output=True).output
 
 
 def test_the_m55_has_no_serial_build_and_says_so(tmp_path: Path) -> None:
