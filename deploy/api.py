@@ -54,7 +54,7 @@ def export_run(
     produces the files (`deploy.run.export_formats`'s contract; the default is that function,
     in this process): the Ray executor passes one that converts each format as a task."""
     from deploy.card import ERRORS_FILE
-    from deploy.contract import check_pixels, record_inputs
+    from deploy.contract import check_pixels, input_entry, record_inputs
     from deploy.run import check_files, export_formats, export_job, open_run
 
     emit = on_event or (lambda event: None)
@@ -71,8 +71,10 @@ def export_run(
     _record_errors(run.export_dir / ERRORS_FILE, names, errors)
     files = {name: paths[name] for name in names if name not in errors}
     drift = run.normalisation_error(pixels)
-    entry = {"pixels": pixels, "normalisation_max_abs_diff": drift}
-    record_inputs(run.export_dir, {name: entry for name in files})
+    entries = {
+        name: input_entry(name, pixels, run.data.mean, run.data.std, drift) for name in files
+    }
+    record_inputs(run.export_dir, entries)
     emit({"type": "state", "state": "verifying"})
     check_files(run, files, emit, force=True, quick=quick)
     card = write_card(run.run_dir, run=run, quick=quick)

@@ -11,7 +11,8 @@ from common.files import write_text_atomically
 from deploy.exporters import export_tflite_int8  # registered first: c-array starts from it
 from deploy.formats import ExportFailed, ExportJob, register_format
 
-MIN_ARENA_BYTES = 64 * 1024
+MIN_ARENA_BYTES = 64 * 1024  # the fallback's floor, for a model the arena model does not cover
+ARENA_MARGIN_BYTES = 1024
 BYTES_PER_LINE = 16
 
 
@@ -30,16 +31,14 @@ def export_c_array(job: ExportJob, path: Path) -> None:
 
 
 def write_c_project(tflite: Path, out_dir: Path, *, arena_bytes: int | None = None) -> list[Path]:
-    """model_data.h, model_data.cc and main.cc for `tflite` in `out_dir`. The arena defaults to
-    twice the greedy plan of the model's tensors plus 32 KiB (TFLM's persistent buffers and
-    kernels' scratch), at least 64 KiB; main.cc lets `-DTENSOR_ARENA_BYTES=` override it."""
-    from deploy.memory import tflite_memory, tflite_operators
+    """model_data.h, model_data.cc and main.cc for `tflite` in `out_dir`, with the arena
+    `default_arena_bytes` sizes; main.cc lets `-DTENSOR_ARENA_BYTES=` override it."""
+    from deploy.memory import tflite_operators
 
     data = Path(tflite).read_bytes()
     operators = tflite_operators(tflite)
     if arena_bytes is None:
-        planned = int(tflite_memory(tflite)["arena_greedy_bytes"])
-        arena_bytes = max(MIN_ARENA_BYTES, -(-(2 * planned + 32 * 1024) // 1024) * 1024)
+        arena_bytes = default_arena_bytes(tflite)
     files = {
         "model_data.h": MODEL_DATA_H,
         "model_data.cc": model_data_cc(data),
@@ -60,6 +59,22 @@ extern const unsigned int g_model_data_len;
 
 #endif  // HWNAS_MODEL_DATA_H_
 """
+
+
+def default_arena_bytes(tflite: Path) -> int:
+    """The arena TFLite Micro with CMSIS-NN allocates for the model (`deploy.tflm_arena`, exact
+    on a Cortex-M) plus ARENA_MARGIN_BYTES for other kernel builds' scratch, rounded up to a
+    KiB: the SRAM a search's budget counted, not a multiple of it. For a model the arena model
+    does not cover, twice the greedy plan of its tensors plus 32 KiB, at least 64 KiB."""
+    from deploy.memory import tflite_memory
+    from deploy.tflm_arena import predict_arena
+
+    try:
+        needed = predict_arena(tflite).arena_bytes + ARENA_MARGIN_BYTES
+    except ValueError:
+        planned = int(tflite_memory(tflite)["arena_greedy_bytes"])
+        needed = max(MIN_ARENA_BYTES, 2 * planned + 32 * 1024)
+    return -(-needed // 1024) * 1024
 
 
 def model_data_cc(data: bytes) -> str:

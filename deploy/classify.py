@@ -13,7 +13,7 @@ import numpy as np
 
 from deploy.card_input import PIL_MODES
 from deploy.child import DeployError, read_json
-from deploy.contract import file_pixels
+from deploy.contract import file_pixels, quantization_pair
 
 MAX_TOP_K = 1000
 
@@ -47,7 +47,8 @@ def classify(
     correct = total = 0
     for source in inputs:
         batch = load_inputs(source, contract)
-        logits = _predict(path, file_pixels(batch.pixels, files[name]["pixels"]))
+        pixels = file_pixels(batch.pixels, files[name]["pixels"])
+        logits = _predict(path, pixels, quantization_pair(files[name].get("quantization")))
         for index, row in enumerate(logits):
             record = _top(batch.names[index], row, classes, top_k)
             if batch.labels is not None:
@@ -107,10 +108,10 @@ def _npz(source: Path, contract: dict[str, Any]) -> Batch:
     return Batch(pixels, names, raw.labels)
 
 
-def _predict(path: Path, inputs: np.ndarray) -> np.ndarray:
+def _predict(path: Path, inputs: np.ndarray, quantization: tuple[float, int] | None) -> np.ndarray:
     from deploy.runtime import predict_file
 
-    return predict_file(path, inputs)
+    return predict_file(path, inputs, quantization)
 
 
 def _top(name: str, logits: np.ndarray, classes: list[str], top_k: int) -> dict[str, Any]:

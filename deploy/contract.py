@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 PIXEL_KINDS = ("float", "uint8")
 INPUTS_FILE = "inputs.json"  # export/inputs.json: per format, the pixels it takes
+INT8_TFLITE_FORMATS = ("tflite-int8", "c-array")  # full-integer TFLite, int8 input
 
 
 def check_pixels(kind: str) -> str:
@@ -56,6 +57,44 @@ def deployable_module(
     return nn.Sequential(normalise, module).eval()
 
 
+def folds_normalisation(mean: Sequence[float], std: Sequence[float]) -> bool:
+    """Whether a full-integer file can take the normalisation into its input's quantisation
+    instead of an op: one mean and one std for every channel (always so for one channel). The
+    input's per-tensor scale and zero point then map each 8-bit pixel straight to its normalised
+    value (TFLite's usual uint8-camera-input models do the same), so the file runs no extra
+    op; the zero point rounds the mean to a whole pixel level (at most half an input step)."""
+    return len(set(mean)) == 1 and len(set(std)) == 1
+
+
+def pixel_quantization(kind: str) -> dict[str, float | int]:
+    """How a pixel of `kind` becomes a full-integer file's int8 input: q = round(pixel / scale)
+    + zero_point, i.e. q = 8-bit pixel − 128 for either kind. Every hwnas int8 TFLite file
+    takes that; its own input quantisation describes the pixels, or the normalised values
+    where the normalisation is folded into it (`folds_normalisation`)."""
+    return {"scale": pixel_max(kind) / 255.0, "zero_point": -128}
+
+
+def quantization_pair(entry: dict[str, Any] | None) -> tuple[float, int] | None:
+    """A recorded {"scale", "zero_point"} as the (scale, zero point) runtimes take; None stays."""
+    if not entry:
+        return None
+    return float(entry["scale"]), int(entry["zero_point"])
+
+
+def input_entry(
+    fmt: str, kind: str, mean: Sequence[float], std: Sequence[float], drift: float
+) -> dict[str, Any]:
+    """export/inputs.json's entry of a format: the pixels it takes, the PyTorch check of the
+    normalisation and, for full-integer TFLite files (and the C array of one), how pixels map to
+    the int8 input and where the normalisation is."""
+    entry: dict[str, Any] = {"pixels": kind, "normalisation_max_abs_diff": drift}
+    if fmt in INT8_TFLITE_FORMATS:
+        entry["pixel_quantization"] = pixel_quantization(kind)
+        folded = folds_normalisation(mean, std)
+        entry["normalisation"] = "input quantisation" if folded else "op"
+    return entry
+
+
 def graph_module(module: nn.Module, kind: str) -> nn.Module:
     """What the fp32 exporters trace: a uint8 file casts its input to float as its first op."""
     import torch
@@ -82,12 +121,6 @@ def file_pixels(pixels: np.ndarray, kind: str) -> np.ndarray:
     if check_pixels(kind) == "uint8":
         return np.round(pixels * 255.0).astype(np.float32)
     return pixels.astype(np.float32, copy=False)
-
-
-def read_pixel_kinds(export_dir: Path) -> dict[str, str]:
-    """Per format, the pixels its file takes (as recorded when it was exported)."""
-    recorded = read_json_or_empty(export_dir / INPUTS_FILE)
-    return {name: str(entry.get("pixels", "float")) for name, entry in recorded.items()}
 
 
 def record_inputs(export_dir: Path, entries: dict[str, dict[str, Any]]) -> None:
@@ -189,8 +222,9 @@ def input_contract(
         "normalisation": {
             "mean": dataset.get("mean"),
             "std": dataset.get("std"),
-            "where": "inside every file (a 1×1 depthwise convolution before the network): do "
-            "not normalise again",
+            "where": "inside every file (a 1×1 depthwise convolution before the network, or "
+            "the int8 input's quantisation where every channel has one mean and std): do not "
+            "normalise again",
         },
         "class_names": list(dataset.get("class_names") or []),
         "files": {},
@@ -199,16 +233,29 @@ def input_contract(
         io = file_io(path)
         if not io:
             continue
-        kind = str((inputs.get(name) or {}).get("pixels", "float"))
+        recorded = inputs.get(name) or {}
+        kind = str(recorded.get("pixels", "float"))
         entry = {
             **io["input"],
             "layout": layout(io["input"]["shape"], channels, height, width),
             "pixels": kind,
             "value_range": value_range(kind),
             "output": io["output"],
+            "normalisation": recorded.get("normalisation", "op"),
         }
-        check = (inputs.get(name) or {}).get("normalisation_max_abs_diff")
+        _pixel_quantization(entry, recorded)
+        check = recorded.get("normalisation_max_abs_diff")
         if check is not None:
             entry["normalisation_max_abs_diff"] = check
         contract["files"][name] = entry
     return contract
+
+
+def _pixel_quantization(entry: dict[str, Any], recorded: dict[str, Any]) -> None:
+    """`quantization` becomes how pixels map to the int8 input (what a user feeds), the file's
+    own (normalised values where the normalisation is folded in) kept as `file_quantization`."""
+    mapping = recorded.get("pixel_quantization")
+    if not mapping or "quantization" not in entry:
+        return
+    entry["file_quantization"] = entry["quantization"]
+    entry["quantization"] = dict(mapping)

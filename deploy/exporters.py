@@ -9,10 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from common.files import write_atomically
 from common.quiet import silenced
 from deploy.contract import pixel_max
 from deploy.formats import ExportFailed, ExportJob, register_format, unsupported_op_message
+from deploy.tflite_compact import compact_tflite
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -126,34 +129,54 @@ def export_tflite_int8(job: ExportJob, path: Path) -> None:
     """Full-integer TFLite: int8 weights, activations, input and output (what microcontrollers
     and mobile NPUs take), per-channel symmetric weights, ranges calibrated with PT2E observers
     on the job's calibration images (min-max, like ONNX Runtime's default). The input's range
-    is the pixels' whole range, not what calibration saw: scale 1/255 for [0, 1] floats, 1 for
-    0..255, zero point −128 — an 8-bit pixel p maps exactly to q = p − 128."""
-    import torch
+    is the pixels' whole range, not what calibration saw, so an 8-bit pixel p maps exactly to
+    q = p − 128: scale 1/255 for [0, 1] floats, 1 for 0..255, zero point −128; or, where the
+    normalisation folds into the input (`ExportJob.folded_input`), the same q carries the
+    normalised pixel and the file runs no normalisation op. Tensor names other than the
+    input's and output's are dropped (`deploy.tflite_compact`): flash on a microcontroller."""
 
     def write(tmp: Path) -> None:
         with silenced():
-            import litert_torch
-            from litert_torch.quantize import pt2e_quantizer
-            from litert_torch.quantize.quant_config import QuantConfig
-            from torchao.quantization.pt2e import quantize_pt2e
-
-            module, example = _channel_layout(job, litert_torch, quantised=True)
-            quantizer = pt2e_quantizer.PT2EQuantizer().set_global(_min_max_config())
-            graph = torch.export.export(module.eval(), (example,)).module()
-            _name_adds(graph)
-            prepared = quantize_pt2e.prepare_pt2e(graph, quantizer)
-            with torch.no_grad():
-                for image in job.calibration:
-                    prepared(_layout(torch.from_numpy(image[None]), job.nhwc))
-            _declare_input_range(prepared, pixel_max(job.pixels))
-            quantised = quantize_pt2e.convert_pt2e(prepared, fold_quantize=False)
-            edge_model = litert_torch.convert(
-                quantised, (example,), quant_config=QuantConfig(pt2e_quantizer=quantizer)
-            )
-            edge_model.export(str(tmp))
+            _convert_int8(job, tmp)
+        compact_tflite(tmp)
 
     with conversion_errors("tflite-int8"):
         write_atomically(path, write)
+
+
+def _convert_int8(job: ExportJob, path: Path) -> None:
+    import litert_torch
+    import torch
+    from litert_torch.quantize import pt2e_quantizer
+    from litert_torch.quantize.quant_config import QuantConfig
+    from torchao.quantization.pt2e import quantize_pt2e
+
+    module, calibration, input_range = _int8_source(job)
+    example = torch.from_numpy(np.ascontiguousarray(calibration[:1]))
+    module, example = _channel_layout_of(module, example, job.nhwc, litert_torch)
+    quantizer = pt2e_quantizer.PT2EQuantizer().set_global(_min_max_config())
+    graph = torch.export.export(module.eval(), (example,)).module()
+    _name_adds(graph)
+    prepared = quantize_pt2e.prepare_pt2e(graph, quantizer)
+    with torch.no_grad():
+        for image in calibration:
+            prepared(_layout(torch.from_numpy(image[None]), job.nhwc))
+    _declare_input_range(prepared, *input_range)
+    quantised = quantize_pt2e.convert_pt2e(prepared, fold_quantize=False)
+    edge_model = litert_torch.convert(
+        quantised, (example,), quant_config=QuantConfig(pt2e_quantizer=quantizer)
+    )
+    edge_model.export(str(path))
+
+
+def _int8_source(job: ExportJob) -> tuple[Any, np.ndarray, tuple[float, float]]:
+    """The module the quantiser sees, its calibration images and its input's declared range:
+    the network on normalised pixels where the normalisation folds into the input, else the
+    job's module on the pixels' whole range."""
+    folded = job.folded_input()
+    if folded is not None:
+        return folded
+    return job.module, job.calibration, (0.0, pixel_max(job.pixels))
 
 
 @register_format("tensorrt", "model.engine", runtime="tensorrt", needs=("onnx",), exact=False)
@@ -204,8 +227,8 @@ def _name_adds(graph: Any) -> None:
             node.meta["source_fn_stack"] = [(node.name, operator.add)]
 
 
-def _declare_input_range(prepared: Any, top: float) -> None:
-    """Set the observer of the graph's input to [0, top] after calibration."""
+def _declare_input_range(prepared: Any, low: float, high: float) -> None:
+    """Set the observer of the graph's input to [low, high] after calibration."""
     import torch
 
     placeholder = next(node for node in prepared.graph.nodes if node.op == "placeholder")
@@ -215,8 +238,8 @@ def _declare_input_range(prepared: Any, top: float) -> None:
     if len(observers) != 1:
         raise ExportFailed(f"tflite-int8: expected one observer of the input, found {observers}")
     observer = getattr(prepared, str(observers[0]))
-    observer.min_val = torch.tensor(0.0)
-    observer.max_val = torch.tensor(float(top))
+    observer.min_val = torch.tensor(float(low))
+    observer.max_val = torch.tensor(float(high))
 
 
 _LAYOUT_OPS = ("permute", "view", "reshape", "contiguous", "clone")
@@ -239,15 +262,14 @@ def _layout(tensor: Any, nhwc: bool) -> Any:
     return tensor.permute(0, 2, 3, 1).contiguous() if nhwc and tensor.dim() == 4 else tensor
 
 
-def _channel_layout(
-    job: ExportJob, litert_torch: Any, *, quantised: bool = False
-) -> tuple[Any, Any]:
-    """The module and example the converter sees: wrapped for NHWC input/output if asked. The
-    quantised file takes the float module (its int8 input is the quantised pixels); the fp32
-    file casts uint8 pixels first."""
-    module = job.module if quantised else job.graph_module()
-    example = job.float_example() if quantised else job.example()
-    if not job.nhwc or example.dim() != 4:
+def _channel_layout(job: ExportJob, litert_torch: Any) -> tuple[Any, Any]:
+    """The module and example the fp32 converter sees (it casts uint8 pixels first)."""
+    return _channel_layout_of(job.graph_module(), job.example(), job.nhwc, litert_torch)
+
+
+def _channel_layout_of(module: Any, example: Any, nhwc: bool, litert_torch: Any) -> tuple[Any, Any]:
+    """`module` and `example`, wrapped for NHWC input and output if asked."""
+    if not nhwc or example.dim() != 4:
         return module, example
     import torch
 

@@ -36,6 +36,11 @@ class ExportJob:
     tensorrt_precision: str = "fp16"
     pixels: str = "float"  # what the files take: "float" [0, 1] or "uint8" 0..255
     produced: dict[str, Path] = field(default_factory=dict)
+    # The trained network without the normalisation in front, and that normalisation (on [0, 1]
+    # pixels): full-integer files fold it into their input's quantisation where they can.
+    network: nn.Module | None = None
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
 
     def example(self, batch: int = 1) -> Any:
         """The first calibration images as the fp32 files take them (uint8 for uint8 pixels)."""
@@ -54,6 +59,19 @@ class ExportJob:
         from deploy.contract import graph_module
 
         return graph_module(self.module, self.pixels)
+
+    def folded_input(self) -> tuple[nn.Module, np.ndarray, tuple[float, float]] | None:
+        """For a full-integer file that takes the normalisation into its input's quantisation
+        (`deploy.contract.folds_normalisation`): the network without it, the calibration images
+        normalised, and the normalised values of the darkest and brightest pixel. None when the
+        job has no separate network or the channels' statistics differ."""
+        from deploy.contract import folds_normalisation, pixel_max
+
+        if self.network is None or not self.mean or not folds_normalisation(self.mean, self.std):
+            return None
+        mean, std, top = float(self.mean[0]), float(self.std[0]), pixel_max(self.pixels)
+        normalised = ((self.calibration / top - mean) / std).astype(np.float32)
+        return self.network, normalised, (-mean / std, (1.0 - mean) / std)
 
     def calibration_input(self, index: int) -> np.ndarray:
         """Calibration image `index` (batch 1) in the fp32 ONNX file's input dtype."""

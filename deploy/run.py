@@ -14,7 +14,13 @@ import numpy as np
 from common.files import write_json_atomically as write_json
 from deploy.checks import CHECKS_FILE, file_digest, fresh_entry, read_json_or_empty
 from deploy.child import Child, load_run_child, read_json
-from deploy.contract import deployable_module, file_pixels, pixel_max, read_pixel_kinds
+from deploy.contract import (
+    deployable_module,
+    file_pixels,
+    pixel_max,
+    quantization_pair,
+    read_inputs,
+)
 from deploy.formats import ExportFailed, ExportJob, get_format, parse_formats
 from deploy.measure import lut_unit_for, measure_exported
 from deploy.rundata import EvalData, run_dataset
@@ -120,6 +126,9 @@ def export_job(
         nhwc=nhwc,
         dynamic_batch=dynamic_batch,
         pixels=pixels,
+        network=run.child.module,
+        mean=tuple(float(m) for m in run.data.mean),
+        std=tuple(float(s) for s in run.data.std),
     )
 
 
@@ -168,7 +177,8 @@ def check_one(
     run: OpenRun, name: str, file: Path, emit: Emit, *, measure: bool, quick: bool
 ) -> dict[str, Any]:
     fmt = get_format(name)
-    pixels = read_pixel_kinds(run.export_dir).get(name, "float")
+    recorded = read_inputs(run.export_dir).get(name) or {}
+    pixels = str(recorded.get("pixels", "float"))
     inputs = run.test_inputs(pixels)
     emit({"type": "verify", "format": name})
     entry: dict[str, Any] = {
@@ -184,6 +194,7 @@ def check_one(
             run.reference(pixels),
             int8=not fmt.exact,
             real_labels=run.real_labels,
+            input_quantization=quantization_pair(recorded.get("pixel_quantization")),
         ),
     }
     if measure:

@@ -16,11 +16,18 @@ from profilers.timers.ort import numpy_dtype
 ORT_CHUNK = 256
 
 
-def predict_file(path: Path, images: np.ndarray) -> np.ndarray:
+Quantization = tuple[float, int]
+
+
+def predict_file(
+    path: Path, images: np.ndarray, input_quantization: Quantization | None = None
+) -> np.ndarray:
+    """`input_quantization` (scale, zero point): how the images become an int8 file's input
+    (`deploy.contract.pixel_quantization`), where it differs from the file's own."""
     if path.suffix == ".onnx":
         return predict_onnx(path, images)
     if path.suffix == ".tflite":
-        return predict_tflite(path, images)
+        return predict_tflite(path, images, input_quantization)
     if path.suffix == ".engine":
         from deploy.tensorrt import EngineRunner
 
@@ -51,8 +58,11 @@ def predict_onnx(path: Path, images: np.ndarray) -> np.ndarray:
     return np.concatenate(outputs).astype(np.float32)
 
 
-def predict_tflite(path: Path, images: np.ndarray) -> np.ndarray:
-    """One image per `invoke` (the files have batch 1, as deployed)."""
+def predict_tflite(
+    path: Path, images: np.ndarray, input_quantization: Quantization | None = None
+) -> np.ndarray:
+    """One image per `invoke` (the files have batch 1, as deployed); integer inputs quantised
+    with `input_quantization`, else with the file's own."""
     from ai_edge_litert.interpreter import Interpreter
 
     with silenced():
@@ -61,10 +71,11 @@ def predict_tflite(path: Path, images: np.ndarray) -> np.ndarray:
     source = interpreter.get_input_details()[0]
     target = interpreter.get_output_details()[0]
     scale, zero_point = target["quantization"]
+    quantization = input_quantization or source["quantization"]
     outputs = []
     for image in images:
         array = fit_input(
-            torch.from_numpy(image[None]), source["shape"], source["dtype"], source["quantization"]
+            torch.from_numpy(image[None]), source["shape"], source["dtype"], quantization
         )
         interpreter.set_tensor(source["index"], array)
         interpreter.invoke()

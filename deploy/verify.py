@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from deploy.runtime import predict_file
+from deploy.runtime import Quantization, predict_file
 
 FP32_MAX_ABS_DIFF = 1e-4  # fp32 files must reproduce PyTorch's logits this closely
 INT8_MAX_DROP_PP = 1.0  # int8 files may lose at most this much accuracy (percentage points)
@@ -34,11 +34,12 @@ def verify_file(
     *,
     int8: bool,
     real_labels: bool = True,
+    input_quantization: Quantization | None = None,
 ) -> dict[str, Any]:
-    """Runs `path` on `images`; fp32 files pass when the logits match within FP32_MAX_ABS_DIFF,
-    int8 files when accuracy drops by at most INT8_MAX_DROP_PP (or, without real labels, when
-    they load and run)."""
-    logits = predict_file(path, images)
+    """Runs `path` on `images` (int8 inputs quantised with `input_quantization` if given); fp32
+    files pass when the logits match within FP32_MAX_ABS_DIFF, int8 files when accuracy drops
+    by at most INT8_MAX_DROP_PP (or, without real labels, when they load and run)."""
+    logits = predict_file(path, images, input_quantization)
     if logits.shape != reference.shape:
         raise ValueError(
             f"{path.name} gives logits of shape {logits.shape}, PyTorch {reference.shape}"

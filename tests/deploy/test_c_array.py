@@ -9,8 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deploy.c_array import model_data_cc, resolver_method, write_c_project
+from deploy.c_array import (
+    ARENA_MARGIN_BYTES,
+    default_arena_bytes,
+    model_data_cc,
+    resolver_method,
+    write_c_project,
+)
 from deploy.formats import get_format
+from deploy.tflm_arena import predict_arena
 from lut.opspec import OpSpec
 from tests.profilers.mcu.conftest import mcu_dir  # noqa: F401  (the shared MCU build folder)
 
@@ -63,5 +70,6 @@ def test_project_builds_for_the_m4_and_matches_the_host_interpreter_on_the_emula
     core = get_core("m4")
     printed = run_program(core, build_program(core, sources, tmp_path / "app.elf"))
     lines = dict(line.split(" ", 1) for line in printed.splitlines() if " " in line)
-    assert int(lines["arena_used"]) > 0
+    assert int(lines["arena_used"]) == predict_arena(model).arena_bytes
+    assert default_arena_bytes(model) - ARENA_MARGIN_BYTES < int(lines["arena_used"]) + 1024
     assert bytes.fromhex(lines["output"]) == _host_output(model)

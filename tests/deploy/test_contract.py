@@ -129,6 +129,34 @@ def test_every_file_reaches_the_cards_accuracy_driven_by_the_card_alone(
     quant = contract["files"]["tflite-int8"]["quantization"]
     assert quant["zero_point"] == -128  # an 8-bit pixel p maps exactly to q = p - 128
     assert quant["scale"] == pytest.approx(1.0 if pixels == "uint8" else 1 / 255, rel=1e-6)
+    assert_normalisation_placed(run, contract)
+
+
+def assert_normalisation_placed(run: Path, contract: dict[str, Any]) -> None:
+    """One channel: the int8 TFLite file takes the normalisation into its input's quantisation
+    (no op before the network; the file's scale is 1 / (255 std)); colour images with one mean
+    per channel keep the 1×1 depthwise convolution. fp32 files keep it either way."""
+    from deploy.tflm_arena import operator_name, read_model
+
+    entry, norm = contract["files"]["tflite-int8"], contract["normalisation"]
+    model = read_model(run / "export" / "model.int8.tflite")
+    graph = model.subgraphs[0]
+    pointwise_depthwise = [  # the normalisation's op: the network's depthwise kernels are k×k
+        op
+        for op in graph.operators
+        if operator_name(model, op) == "DEPTHWISE_CONV_2D"
+        and list(graph.tensors[op.inputs[1]].shape[1:3]) == [1, 1]
+    ]
+    if contract["channels"] == 1:
+        assert entry["normalisation"] == "input quantisation" and not pointwise_depthwise
+        own = entry["file_quantization"]
+        assert own["scale"] == pytest.approx(1 / (255 * norm["std"][0]), rel=1e-5)
+        assert own["zero_point"] == round(255 * norm["mean"][0]) - 128
+    else:
+        assert entry["normalisation"] == "op" and len(pointwise_depthwise) == 1
+    assert contract["files"]["tflite"]["normalisation"] == "op"
+    names = [t.name for t in model.subgraphs[0].tensors if t.name]
+    assert len(names) == 2  # the input's and the output's: the others take flash for nothing
 
 
 def test_classify_reproduces_the_cards_accuracy_and_reads_image_files(
