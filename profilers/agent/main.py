@@ -102,7 +102,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "converts each op to int8 TFLite and sends it over the line.",
     )
     board.add_argument("--port", help="the board's serial device, e.g. /dev/ttyACM0")
-    board.add_argument("--core", default="m4", help="the board's core: m4 or m7 (default m4)")
+    board.add_argument(
+        "--core",
+        default="m4",
+        help="the board's core: m4 or m7 (default m4); with --backend mcu and no --via, the core "
+        "QEMU emulates: m4, m7 or m55",
+    )
     board.add_argument(
         "--clock-mhz", type=float, help="the clock counts are divided by (default: the core's)"
     )
@@ -180,13 +185,28 @@ def make_measurer(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError(
             f"unknown backend {args.backend!r}; this agent times {', '.join(timer_names())}"
         ) from None
+    core = emulated_core(args) if args.backend == "mcu" else {}
     try:
         backend = create_backend(
-            args.backend, threads=args.threads, cache_dir=model_cache_dir(), protocol=protocol
+            args.backend,
+            threads=args.threads,
+            cache_dir=model_cache_dir(),
+            protocol=protocol,
+            **core,
         )
     except (BackendUnavailable, ValueError) as exc:
         raise StartError(str(exc)) from None
     return {"backend": backend}
+
+
+def emulated_core(args: argparse.Namespace) -> dict[str, Any]:
+    """The mcu backend's core and clock from `--core` and `--clock-mhz`; UsageError for a core
+    the backend does not know."""
+    from profilers.mcu.toolchain import CORES
+
+    if args.core not in CORES:
+        raise UsageError(f"unknown --core {args.core!r}; valid: {', '.join(CORES)}")
+    return {"device": args.core, "clock_mhz": args.clock_mhz}
 
 
 def serial_backend(args: argparse.Namespace, protocol: Any) -> Any:

@@ -88,3 +88,22 @@ def test_a_cores_firmware_digest_covers_only_its_boards_files() -> None:
     assert names["m4"] == ["mps2.ld", "profiler_main.cc", "serial.c", "startup.c"]
     assert "mps3.ld" in names["m55"] and "mps3_an547.c" in names["m55"]
     assert "mps2.ld" not in names["m55"]
+
+
+def test_the_agent_emulates_the_core_it_is_given(
+    mcu_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from profilers.agent.main import build_parser, main, make_measurer
+
+    monkeypatch.setenv("HWNAS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HWNAS_AGENT_KEY", "k")
+    base = ["--server", "http://127.0.0.1:9", "--name", "emulated", "--backend", "mcu"]
+    base += ["--cache", str(tmp_path / "files")]
+    backend = make_measurer(build_parser().parse_args([*base, "--core", "m55"]))["backend"]
+    assert isinstance(backend, McuBackend)
+    assert (backend.core.board, backend.clock_mhz) == ("mps3-an547", 400.0)
+    assert main([*base, "--core", "m9"]) == 2
+    assert "unknown --core 'm9'; valid: m4, m7, m55" in capsys.readouterr().err
