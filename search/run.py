@@ -14,6 +14,7 @@ from common.files import write_atomically, write_json_atomically
 from lut.store import LutStore
 from search.cost import LatencyCostModel, build_cost_model
 from search.engine import SupernetSearch
+from search.exact_sram import exact_sram
 from search.mckp import Infeasible
 from search.memory_budgets import memory_metrics, request_memory_budgets
 from search.request import SearchRequest
@@ -93,6 +94,7 @@ def run_search(
     models = cost_models(store, space, request.devices)
     budgets = check_feasible(models, request.budgets_ms)
     budgets += request_memory_budgets(store, space, request)
+    sram = exact_sram(store, space, request, data)
     out_dir.mkdir(parents=True, exist_ok=True)
     version = lut_version(models)
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -111,6 +113,7 @@ def run_search(
             **request.settings.strategy_options,
         )
         choices, supernet = baseline.run(), None
+        sram_record = sram.check(choices) if sram else None
     else:
         supernet = Supernet(space)
         search = SupernetSearch.create(
@@ -124,6 +127,7 @@ def run_search(
             on_event=emit,
         )
         choices = search.run()
+        choices, sram_record = sram.fit(search.strategy, choices, emit) if sram else (choices, None)
         strategy_report = {
             "arch_lr": search.arch_opt.param_groups[0]["lr"],
             **search.strategy.report(),
@@ -142,7 +146,10 @@ def run_search(
         strategy_report=strategy_report,
         data=data,
         emit=emit,
-        extra_metrics=memory_metrics(store, space, request, choices),
+        extra_metrics={
+            **memory_metrics(store, space, request, choices),
+            **({"sram_check": sram_record} if sram_record else {}),
+        },
     )
 
 

@@ -56,6 +56,8 @@ from lut.store import LutStore
 from search.checkpoint import load_checkpoint, save_checkpoint
 from search.cost import LatencyCostModel
 from search.engine import alpha_gradients, history_line, seeded_batch, truncate_history
+from search.exact_sram import ExactSram, exact_sram
+from search.memory_budgets import memory_metrics, request_memory_budgets
 from search.request import SearchRequest, SearchSettings
 from search.run import (
     bind_space,
@@ -405,7 +407,9 @@ def _check_alike(requests: Sequence[BudgetRun]) -> SearchRequest:
             request.settings,
             request.space,
             request.devices,
-        ) != (first.settings, first.space, first.devices):
+            request.sram_kb,
+            request.flash_kb,
+        ) != (first.settings, first.space, first.devices, first.sram_kb, first.flash_kb):
             raise ValueError("the budgets of a shared supernet must share every other setting")
     return first
 
@@ -439,6 +443,7 @@ class SharedPlan:
     per_epoch: int
     arch_steps: int
     weights_id: str
+    sram: ExactSram | None = None
 
     @property
     def weight_steps(self) -> int:
@@ -459,7 +464,10 @@ def plan_shared_search(requests: Sequence[BudgetRun], store: LutStore, data: Any
     strategy_class.check_options(settings.strategy_options)
     space = bind_space(first.space, data)
     models = cost_models(store, space, first.devices)
-    budget_sets = [check_feasible(models, request.budgets_ms) for _, _, request in requests]
+    memory = request_memory_budgets(store, space, first)  # the same for every request
+    budget_sets = [
+        check_feasible(models, request.budgets_ms) + memory for _, _, request in requests
+    ]
     primary = models[0]
     largest = max(float(b) for b, _, _ in requests if b is not None)
     low, high = primary.min_latency_ms, min(largest, primary.max_latency_ms)
@@ -488,6 +496,7 @@ def plan_shared_search(requests: Sequence[BudgetRun], store: LutStore, data: Any
         per_epoch,
         arch_steps,
         weights_id,
+        exact_sram(store, space, first, data),
     )
 
 
@@ -580,6 +589,7 @@ def search_budget(
             identity,
             plan.progress(index),
             emit,
+            plan.sram,
         )
     supernet.load_state_dict(shared_state)  # the child inherits the shared weights
     torch.manual_seed(settings.seed)  # each child's initialisation, whatever ran before
@@ -604,7 +614,11 @@ def search_budget(
         strategy_report=dict(choice["strategy_report"]),
         data=data,
         emit=emit,
-        extra_metrics={"shared_supernet": {**record, "identity": choice["identity"]}},
+        extra_metrics={
+            "shared_supernet": {**record, "identity": choice["identity"]},
+            **memory_metrics(store, plan.space, request, list(choice["choices"])),
+            **({"sram_check": choice["sram_check"]} if choice.get("sram_check") else {}),
+        },
     )
     return budget, run_dir, metrics
 
@@ -650,9 +664,11 @@ def _architecture(
     identity: str,
     progress: Progress,
     emit: EventFn,
+    sram: ExactSram | None = None,
 ) -> dict[str, Any]:
     """One budget's architecture phase from the shared weights and the uniform architecture;
-    its derived choices recorded in `derived.json`."""
+    its derived choices (checked on the file's exact arena under an SRAM budget) recorded in
+    `derived.json`."""
     supernet.load_state_dict(shared_state)
     strategy = strategy_class(supernet, budgets, **settings.strategy_options)
     phase = ArchitecturePhase(
@@ -668,9 +684,13 @@ def _architecture(
         emit,
     )
     choices, times = phase.run()
+    sram_record = None
+    if sram is not None:
+        choices, sram_record = sram.fit(strategy, choices, emit)
     result = {
         "identity": identity,
         "choices": choices,
+        **({"sram_check": sram_record} if sram_record else {}),
         **times,
         "strategy_report": {"arch_lr": phase.arch_opt.param_groups[0]["lr"], **strategy.report()},
     }

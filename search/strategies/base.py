@@ -107,6 +107,11 @@ class SearchStrategy(Strategy, ABC):
     def derive(self) -> list[int]:
         """The final discrete architecture: one candidate index per searchable layer."""
 
+    def replace_budget(self, index: int, budget: Budget) -> None:
+        """Derive under `budget` in place of budget `index` from now on (the exact SRAM check's
+        tighter budget, `search.exact_sram`)."""
+        self.budgets[index] = budget
+
     def expected_latencies(self) -> dict[str, torch.Tensor]:
         probs = self.supernet.probabilities()
         return {b.device: b.cost_model.expected_cost(probs) for b in self.budgets}

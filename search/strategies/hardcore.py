@@ -69,6 +69,14 @@ class HardCoReStrategy(SearchStrategy):
         self._cost_rows = [stack_rows(b.cost_model.layer_costs, pad=0.0) for b in self.budgets]
         self.project()
 
+    def replace_budget(self, index: int, budget: Budget) -> None:
+        super().replace_budget(index, budget)
+        self.margins[index] = self._margin(budget)
+        self.limits_ms[index] = max(
+            budget.latency_ms * (1.0 - self.margins[index]), budget.cost_model.min_latency_ms
+        )
+        self._cost_rows[index] = stack_rows(budget.cost_model.layer_costs, pad=0.0)
+
     @classmethod
     def validate_options(cls, options: dict[str, Any]) -> None:
         check_relaxation("hardcore", options)

@@ -10,40 +10,15 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from deploy.mcu_memory import compose
-from search.memory_budgets import KIB, SpaceMemory, flash_budget, sram_budget
+from search.memory_budgets import KIB, flash_budget, sram_budget
 from search.request import build_requests
 from service.schemas.jobs import JobCreate
 from service.worker.runner import search_request
-
-
-def _op(head_kb: float, tail_kb: float, model_kb: float, ops: tuple[str, ...]) -> dict:
-    return {
-        "arena_head_bytes": int(head_kb * KIB),
-        "arena_tail_bytes": int(tail_kb * KIB),
-        "model_bytes": int(model_kb * KIB),
-        "operators": list(ops),
-    }
-
-
-CONV = ("CONV_2D",)
-MBCONV = ("CONV_2D", "DEPTHWISE_CONV_2D", "PAD")
-MEMORY = SpaceMemory(
-    candidates=[
-        [_op(40, 3, 10, MBCONV), _op(60, 5, 20, MBCONV), _op(0, 0, 0, ())],
-        [_op(30, 2, 8, MBCONV), _op(90, 6, 30, MBCONV), _op(20, 1, 4, CONV)],
-    ],
-    fixed=[_op(50, 4, 2, CONV), _op(5, 2, 12, ("MEAN", "FULLY_CONNECTED"))],
-)
+from tests.search.memory_fixtures import MEMORY, composed
 
 
 def _within(budget, choice) -> bool:  # type: ignore[no-untyped-def]
     return budget.cost_model.cost(choice) <= budget.latency_ms
-
-
-def _composed(choice: tuple[int, ...]):  # type: ignore[no-untyped-def]
-    ops = [layer[i] for layer, i in zip(MEMORY.candidates, choice, strict=True)]
-    return compose([*MEMORY.fixed, *ops])
 
 
 @pytest.mark.parametrize("sram_kb", [70.0, 80.0, 100.0, 160.0])
@@ -52,7 +27,7 @@ def test_every_choice_within_the_sram_budget_fits_it(sram_kb: float) -> None:
     choices = list(itertools.product(range(3), range(3)))
     allowed = [c for c in choices if _within(budget, c)]
     assert allowed
-    assert all(_composed(c).sram_bytes <= sram_kb * KIB for c in allowed)
+    assert all(composed(c).sram_bytes <= sram_kb * KIB for c in allowed)
     if sram_kb >= 160:  # everything fits: nothing is excluded
         assert allowed == choices
 
@@ -65,9 +40,9 @@ def test_an_sram_budget_below_the_fixed_ops_is_refused_with_the_smallest() -> No
 def test_the_flash_budget_is_the_sum_of_files_and_the_code_of_every_operator() -> None:
     budget = flash_budget(MEMORY, "m4", 400.0)
     for choice in itertools.product(range(3), range(3)):
-        composed = _composed(choice)
+        memory = composed(choice)
         # the cost holds the code of every operator the space uses, at least the choice's own
-        assert budget.cost_model.cost(choice) * KIB >= composed.flash_bytes
+        assert budget.cost_model.cost(choice) * KIB >= memory.flash_bytes
     with pytest.raises(ValueError, match="flash budget 100 KiB is infeasible"):
         flash_budget(MEMORY, "m4", 100.0)
 

@@ -1,8 +1,8 @@
 """SRAM as a hard search budget, for real: a small MCUNet-like space profiled on the emulated
 Cortex-M4 (each op's micro-model converted and run, its arena predicted), a search under an SRAM
 budget that rules out its largest blocks, and the result converted and run on the board: the
-arena TFLM reports fits the budget and equals the prediction from the file; `hwnas predict`
-reports the composed SRAM and flash."""
+arena TFLM reports fits the budget and equals the prediction from the file and the search's own
+check of it; `hwnas predict` reports the composed SRAM and flash."""
 
 from __future__ import annotations
 
@@ -119,6 +119,8 @@ def test_a_search_under_an_sram_budget_fits_it_on_the_emulated_board(
     exact = predict_arena(backend.cache_dir / "result.int8.tflite")
     assert exact.arena_bytes == measured.extra["arena_bytes"]
     assert metrics["predicted_memory"]["sram_bytes"] >= exact.arena_bytes
+    check = metrics["sram_check"]  # the search's own check of the file's arena
+    assert check["within"] and check["file_arena_bytes"] == measured.extra["arena_bytes"]
 
 
 def test_predict_reports_the_composed_sram_and_flash(
