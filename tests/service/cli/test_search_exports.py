@@ -93,6 +93,7 @@ class Cli:
     process: subprocess.Popen[str]
     stdout: list[str] = field(default_factory=list)
     stderr: list[str] = field(default_factory=list)
+    readers: list[threading.Thread] = field(default_factory=list)
 
     @classmethod
     def start(cls, cluster: Cluster, *args: str) -> Cli:
@@ -107,7 +108,8 @@ class Cli:
         )
         cli = cls(process)
         for stream, lines in ((process.stdout, cli.stdout), (process.stderr, cli.stderr)):
-            threading.Thread(target=lines.extend, args=(stream,), daemon=True).start()
+            cli.readers.append(threading.Thread(target=lines.extend, args=(stream,), daemon=True))
+            cli.readers[-1].start()
         return cli
 
     def wait_for(self, found: Callable[[], Any]) -> Any:
@@ -122,7 +124,10 @@ class Cli:
     def ctrl_c(self) -> int:
         """SIGINT to the CLI's process group, as a terminal's Ctrl-C; its exit code."""
         os.killpg(self.process.pid, signal.SIGINT)
-        return self.process.wait(timeout=60)
+        code = self.process.wait(timeout=60)
+        for reader in self.readers:  # the output's last lines
+            reader.join(timeout=10)
+        return code
 
 
 def _first_export_started(out: Path) -> dict[str, Any] | None:
