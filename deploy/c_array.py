@@ -63,14 +63,17 @@ extern const unsigned int g_model_data_len;
 
 def default_arena_bytes(tflite: Path) -> int:
     """The arena TFLite Micro with CMSIS-NN allocates for the model (`deploy.tflm_arena`, exact
-    on a Cortex-M) plus ARENA_MARGIN_BYTES for other kernel builds' scratch, rounded up to a
-    KiB: the SRAM a search's budget counted, not a multiple of it. For a model the arena model
-    does not cover, twice the greedy plan of its tensors plus 32 KiB, at least 64 KiB."""
+    on a Cortex-M; the larger of the DSP and MVE builds', as the project may be built for
+    either) plus ARENA_MARGIN_BYTES, rounded up to a KiB: the SRAM a search's budget counted,
+    not a multiple of it. For a model the arena model does not cover, twice the greedy plan of
+    its tensors plus 32 KiB, at least 64 KiB."""
     from deploy.memory import tflite_memory
     from deploy.tflm_arena import predict_arena
+    from deploy.tflm_kernels import KERNEL_SETS
 
     try:
-        needed = predict_arena(tflite).arena_bytes + ARENA_MARGIN_BYTES
+        needed = max(predict_arena(tflite, k).arena_bytes for k in KERNEL_SETS)
+        needed += ARENA_MARGIN_BYTES
     except ValueError:
         planned = int(tflite_memory(tflite)["arena_greedy_bytes"])
         needed = max(MIN_ARENA_BYTES, 2 * planned + 32 * 1024)

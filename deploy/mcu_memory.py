@@ -64,9 +64,9 @@ def code_bytes(operators: Iterable[str], table: Mapping[str, Any] | None = None)
     return int(code["base"]) + shared + sum(int(code["own"][op]) for op in used) + several
 
 
-def file_memory(path: Path) -> McuMemory:
-    """A .tflite file's predicted arena (exact) and flash."""
-    arena = predict_arena(path)
+def file_memory(path: Path, kernels: str = "dsp") -> McuMemory:
+    """A .tflite file's predicted arena (exact, for the `kernels` build) and flash."""
+    arena = predict_arena(path, kernels)
     operators = tuple(file_operators(path))
     size = Path(path).stat().st_size
     return McuMemory(
@@ -81,11 +81,12 @@ def file_operators(path: Path) -> list[str]:
     return list(dict.fromkeys(used))
 
 
-def entry_memory(path: Path) -> dict[str, Any]:
+def entry_memory(path: Path, kernels: str = "dsp") -> dict[str, Any]:
     """What an MCU LUT entry records of its micro-model, for `compose`: the arena's head and
-    tail and the operators; nothing where the arena model does not cover the file."""
+    tail with the `kernels` build, and the operators; nothing where the arena model does not
+    cover the file."""
     try:
-        arena = predict_arena(path)
+        arena = predict_arena(path, kernels)
     except ValueError:
         return {}
     return {

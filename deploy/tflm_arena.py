@@ -77,15 +77,16 @@ def read_model(path: Path) -> Any:
     return schema.ModelT.InitFromPackedBuf(Path(path).read_bytes(), 0)
 
 
-def predict_arena(path: Path) -> ArenaPrediction:
+def predict_arena(path: Path, kernels: str = "dsp") -> ArenaPrediction:
     """The arena `arena_used_bytes()` reports after `AllocateTensors()` for the model at `path`
-    (one subgraph, no offline plan); ValueError for a model or operator it does not cover."""
+    with the `kernels` build (`deploy.tflm_kernels`: dsp, mve) (one subgraph, no offline plan);
+    ValueError for a model or operator it does not cover."""
     model = read_model(path)
     if len(model.subgraphs) != 1:
         raise ValueError(f"the arena model covers one subgraph, not {len(model.subgraphs)}")
     graph = model.subgraphs[0]
     ops = [_op_view(model, graph, op) for op in graph.operators]
-    needs = [kernel_needs(op) for op in ops]
+    needs = [kernel_needs(op, kernels) for op in ops]
     tail = Tail()
     _allocator_objects(tail, graph, len(ops))
     for op in ops:

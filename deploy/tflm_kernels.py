@@ -1,8 +1,10 @@
-"""What each TFLite Micro kernel (CMSIS-NN build for a DSP Cortex-M such as the M4, GCC) takes
-from the tensor arena while the interpreter allocates a model: its parsed builtin options and
-operator data (persistent, the arena's tail) and its scratch buffers (planned with the tensors,
-the arena's head). Sizes are those of TFLM 90b983c's structs on 32-bit Arm with GCC's short enums,
-read from the compiler (`sizeof`/`alignof` of each struct)."""
+"""What each TFLite Micro kernel (CMSIS-NN, GCC) takes from the tensor arena while the interpreter
+allocates a model: its parsed builtin options and operator data (persistent, the arena's tail)
+and its scratch buffers (planned with the tensors, the arena's head). Two kernel sets: `dsp`,
+the build for a DSP Cortex-M such as the M4 or M7, and `mve`, the build with Helium (M55), whose
+convolutions ask for other buffers (CMSIS-NN's `*_get_buffer_size_mve`). Sizes are those of TFLM
+90b983c's structs on 32-bit Arm with GCC's short enums, read from the compiler
+(`sizeof`/`alignof` of each struct)."""
 
 from __future__ import annotations
 
@@ -42,6 +44,9 @@ OP_DATA_BYTES: dict[str, int] = {
 }
 INT8 = 9  # TensorType.INT8 in the TFLite schema
 PADDING_SAME = 0
+KERNEL_SETS = ("dsp", "mve")
+CH_IN_BLOCK_MVE = 124  # CMSIS-NN's channel block of the MVE depthwise kernel
+MVE_LANES = 16  # int8 elements in one MVE Q register
 
 
 @dataclass
@@ -67,14 +72,21 @@ def covered_ops() -> list[str]:
     return sorted(OP_DATA_BYTES)
 
 
-def kernel_needs(op: OpView) -> KernelNeeds:
-    """Prepare()'s persistent buffers and scratch requests of `op` (ValueError for an operator
-    the model does not cover)."""
+def check_kernels(kernels: str) -> str:
+    if kernels not in KERNEL_SETS:
+        raise ValueError(f"unknown kernel set {kernels!r}; valid: {', '.join(KERNEL_SETS)}")
+    return kernels
+
+
+def kernel_needs(op: OpView, kernels: str = "dsp") -> KernelNeeds:
+    """Prepare()'s persistent buffers and scratch requests of `op` with the `kernels` build
+    (ValueError for an operator the model does not cover)."""
     if op.name not in OP_DATA_BYTES:
         raise ValueError(
             f"the TFLM arena model does not cover {op.name}; it covers {', '.join(covered_ops())}"
         )
-    rule = PREPARE_RULES.get(op.name)
+    rules = MVE_RULES if check_kernels(kernels) == "mve" else PREPARE_RULES
+    rule = rules.get(op.name) or PREPARE_RULES.get(op.name)
     return rule(op) if rule else KernelNeeds()
 
 
@@ -188,4 +200,70 @@ PREPARE_RULES: dict[str, Callable[[OpView], KernelNeeds]] = {
     "MEAN": _mean,
     "SUM": _mean,
     "AVERAGE_POOL_2D": _average_pool,
+}
+
+
+def _conv_mve(op: OpView) -> KernelNeeds:
+    """The DSP rule's arrays; MVE's im2col: 4 buffers of the column rounded to whole Q registers
+    (none for a 1x1 conv)."""
+    needs = _conv(op)
+    _, kernel_h, kernel_w, _ = _shape(op.inputs[1])
+    if needs.scratch:
+        in_h = _shape(op.inputs[0])[1]
+        if in_h == 1 and kernel_h == 1:
+            raise ValueError("the TFLM arena model covers no 1xN convolution on MVE")
+        needs.scratch = [_mve_im2col(kernel_h * kernel_w * _shape(op.inputs[0])[3])]
+    return needs
+
+
+def _mve_im2col(column: int) -> int:
+    return 4 * (-(-column // MVE_LANES) * MVE_LANES)
+
+
+def _depthwise_mve(op: OpView) -> KernelNeeds:
+    """Per-channel arrays; MVE's buffer of 4 channel blocks on every plain depthwise conv (no
+    scratch-free 3x3 path); one input channel into several runs as a convolution."""
+    _, kernel_h, kernel_w, channels = _shape(op.inputs[1])
+    _require_int8(op)
+    needs = KernelNeeds(persistent=[4 * channels, 4 * channels])
+    in_n, _, _, in_c = _shape(op.inputs[0])
+    out_c = _shape(op.outputs[0])[3]
+    if in_c == 1 and out_c > 1:
+        pad_h, pad_w = _conv_padding(op, kernel_h, kernel_w)
+        pointwise = (kernel_h, kernel_w, pad_h, pad_w) == (1, 1, 0, 0)
+        im2col = 0 if pointwise else _mve_im2col(kernel_h * kernel_w)
+        needs.scratch.append(im2col + kernel_h * kernel_w * channels)
+        return needs
+    plain = (
+        in_c == out_c
+        and in_n == 1
+        and op.options.dilationHFactor == 1
+        and op.options.dilationWFactor == 1
+    )
+    if plain:
+        needs.scratch.append(4 * CH_IN_BLOCK_MVE * kernel_h * kernel_w)
+    return needs
+
+
+def _fully_connected_mve(op: OpView) -> KernelNeeds:
+    """The DSP rule; where it runs as a fully connected layer (not a 1x1 conv), the kernel sums
+    of its constant weights (an int32 per output) persist, built for speed as TFLM's default."""
+    needs = _fully_connected(op)
+    accum_depth = _shape(op.inputs[1])[-1]
+    output_shape = _shape(op.outputs[0])
+    if not (len(output_shape) > 2 and accum_depth % 4 == 0):
+        needs.persistent.append(4 * _shape(op.inputs[1])[0])
+    return needs
+
+
+def _average_pool_mve(op: OpView) -> KernelNeeds:
+    """MVE's int8 average pool needs no buffer."""
+    return KernelNeeds()
+
+
+MVE_RULES: dict[str, Callable[[OpView], KernelNeeds]] = {
+    "CONV_2D": _conv_mve,
+    "DEPTHWISE_CONV_2D": _depthwise_mve,
+    "FULLY_CONNECTED": _fully_connected_mve,
+    "AVERAGE_POOL_2D": _average_pool_mve,
 }

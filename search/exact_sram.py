@@ -35,6 +35,7 @@ class ExactSram:
     sram_kb: float
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    kernels: str = "dsp"  # the device's kernel build, whose scratch buffers the arena holds
 
     @property
     def budget_bytes(self) -> int:
@@ -47,7 +48,7 @@ class ExactSram:
         with tempfile.TemporaryDirectory() as scratch:
             path = Path(scratch) / "model.int8.tflite"
             self._convert(choices, path)
-            return predict_arena(path).arena_bytes
+            return predict_arena(path, self.kernels).arena_bytes
 
     def _convert(self, choices: Sequence[int], path: Path) -> None:
         import numpy as np
@@ -140,6 +141,8 @@ def exact_sram(store: Any, space: SearchSpace, request: Any, data: Any) -> Exact
     """The check for a request with an SRAM budget on an MCU device; None otherwise."""
     if request.sram_kb is None:
         return None
+    from profilers.mcu.toolchain import arena_kernels_of
+
     device = store.resolve_device(request.devices[0])
     memory = space_memory(store, device, space)
     return ExactSram(
@@ -149,4 +152,5 @@ def exact_sram(store: Any, space: SearchSpace, request: Any, data: Any) -> Exact
         float(request.sram_kb),
         tuple(float(m) for m in data.mean),
         tuple(float(s) for s in data.std),
+        arena_kernels_of(str(device.fingerprint.get("core", ""))),
     )

@@ -199,7 +199,7 @@ class McuBackend(ModuleTimingBackend):
 
         path, converted = self.int8_model(module, example, key)
         measured = self.measurement(self.run_file(path), converted=converted)
-        measured.extra.update(entry_memory(path))
+        measured.extra.update(entry_memory(path, self.core.arena_kernels))
         return measured
 
 

@@ -42,6 +42,9 @@ class Core:
     linker_script: str = "mps2.ld"
     board_sources: tuple[str, ...] = ()
     serial_build: bool = True
+    arena_kernels: str = (
+        "dsp"  # whose scratch buffers the arena model follows (deploy.tflm_kernels)
+    )
 
 
 CORES = {
@@ -61,6 +64,7 @@ CORES = {
         linker_script="mps3.ld",
         board_sources=("mps3_an547.c",),
         serial_build=False,
+        arena_kernels="mve",
     ),
 }
 
@@ -69,6 +73,15 @@ def get_core(name: str) -> Core:
     if name not in CORES:
         raise ValueError(f"unknown MCU core {name!r}; valid: {', '.join(CORES)}")
     return CORES[name]
+
+
+def arena_kernels_of(cpu: str) -> str:
+    """The kernel set the arena model follows for a device fingerprint's `core` (its cpu name):
+    `mve` for a core built with Helium, else `dsp`."""
+    for core in CORES.values():
+        if core.cpu == cpu:
+            return core.arena_kernels
+    return "dsp"
 
 
 def check_serial_build(core: Core) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from deploy.tflm_arena import predict_arena
 from lut.opspec import OpSpec
 from profilers.backends.mcu_backend import McuBackend
 from profilers.mcu.build import Firmware, ensure_firmware, firmware_files
@@ -69,9 +70,14 @@ def test_an_op_runs_on_the_emulated_m55_with_mve_kernels(
     # the arena is not the M4's: CMSIS-NN's MVE depthwise kernel has no scratch-free 3x3 path and
     # asks for 4 x CH_IN_BLOCK_MVE (124) x kernel_w x kernel_h bytes of scratch
     assert on_m55.extra["arena_bytes"] - on_m4.extra["arena_bytes"] == 4 * 124 * 3 * 3
+    # ... which the arena model's MVE kernel set predicts, and the LUT entry records
+    model = m55.cache_dir / f"{MBCONV.key}.int8.tflite"
+    assert predict_arena(model, "mve").arena_bytes == on_m55.extra["arena_bytes"]
+    assert predict_arena(model, "dsp").arena_bytes == on_m4.extra["arena_bytes"]
+    recorded = on_m55.extra["arena_head_bytes"] + on_m55.extra["arena_tail_bytes"]
+    assert recorded == on_m55.extra["arena_bytes"]
     assert on_m55.median_ms == pytest.approx(on_m55.extra["instructions"] / (400.0 * 1e3))
     # other kernels, the same int8 arithmetic: the output bytes equal the M4's
-    model = m55.cache_dir / f"{MBCONV.key}.int8.tflite"
     output = m55.run_file(model, print_output=True).output
     assert output and output == m4.run_file(model, print_output=True).output
 
