@@ -181,7 +181,8 @@ def per_operator(op_instructions: list[list[Any]]) -> dict[str, int]:
 def untrained_latency(backend: Any, text: str) -> dict[str, Any]:
     """The architecture with random weights, converted as the LUT's micro-models are (random
     calibration images, no input normalisation): the network the LUT's sum predicts, beside
-    the exported file, which also holds the normalisation of its input."""
+    the exported file (which holds the input normalisation in its input's quantisation, or as
+    an op where the channels' statistics differ)."""
     from lut.store import arch_key
     from profilers.e2e import example_input
     from search.spaces.base import parse_architecture
