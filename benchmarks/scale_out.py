@@ -42,7 +42,10 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+from _plain_units import plain_units
+from _proc_cpu import cpu_by_kind, snapshot
 from _record import REPO, run_markdown, with_run
+from _scale_out_cpu import cpu_by_configuration, cpu_markdown, paired_units, units_usage
 
 sys.path.insert(0, str(REPO))
 
@@ -56,6 +59,7 @@ NAME = "scale_out"
 RESULTS = REPO / "benchmarks" / "results"
 GOALS = {"two_over_one_node": 0.6, "ray_overhead": 0.10}
 BUDGETS = [2.5, 3.5, 4.5, 5.5]
+PAIRED = BUDGETS[-2:]  # the units the two-node job runs first, side by side
 DEVICE = "cpu-synth"
 FINISHED = ("done", "failed", "cancelled")
 PHASES = (
@@ -104,9 +108,12 @@ class JobWorker:
     long-lived `hwnas worker` processes (`processes` of them), embedded (`ray_address` empty) or
     Ray drivers."""
 
-    def __init__(self, root: Path, dataset: str, ray_address: str, processes: int = 1) -> None:
+    def __init__(
+        self, root: Path, dataset: str, cluster: RayCluster | None, processes: int = 1
+    ) -> None:
         root.mkdir(parents=True, exist_ok=True)
-        self.root, self.dataset = root, dataset
+        self.root, self.dataset, self.cluster = root, dataset, cluster
+        ray_address = cluster.address if cluster else ""
         self.label = "ray" if ray_address else "embedded"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("HWNAS_", "RAY_"))}
         env |= {
@@ -130,6 +137,7 @@ class JobWorker:
                 cwd=REPO,
                 stdout=(root / f"worker-{i}.log").open("ab"),
                 stderr=subprocess.STDOUT,
+                start_new_session=True,  # its group: the CPU accounting finds its processes
             )
             for i in range(processes)
         ]
@@ -144,16 +152,26 @@ class JobWorker:
                 process.kill()
 
     def job(self, **fields: Any) -> dict[str, Any]:
-        """Submit a job and wait for a worker to finish it; its wall time and results."""
-        return self._result(self._submit(fields))
+        """Submit a job and wait for a worker to finish it; its wall time and results, and the
+        CPU seconds each kind of process used from its submission to its end."""
+        before = snapshot(self.groups())
+        run = self._result(self._submit(fields))
+        return run | {"cpu_s": cpu_by_kind(before, snapshot(self.groups()))}
+
+    def groups(self) -> set[int]:
+        """The process groups of this configuration: its job workers, its cluster's nodes."""
+        nodes = set(self.cluster.groups.values()) if self.cluster else set()
+        return {process.pid for process in self.processes} | nodes
 
     def pair(self, **fields: Any) -> dict[str, Any]:
         """Two jobs at once, one per worker process (it takes two): each one's wall time, to
         compare with one job alone: what two units running side by side cost each other on
         this machine, with no Ray involved."""
+        before = snapshot(self.groups())
         runs = [self._result(job_id) for job_id in [self._submit(fields), self._submit(fields)]]
         walls = [run["wall_s"] for run in runs]
-        return {"wall_s": sum(walls) / 2, "walls": walls, "load": os.getloadavg()[0]}
+        used = cpu_by_kind(before, snapshot(self.groups()))
+        return {"wall_s": sum(walls) / 2, "walls": walls, "load": os.getloadavg()[0], "cpu_s": used}
 
     def _submit(self, fields: dict[str, Any]) -> str:
         request = JobCreate(
@@ -173,10 +191,33 @@ class JobWorker:
         rows = metrics.get("pareto") or [{"arch": metrics["arch"]}]
         archs = [row["arch"] for row in rows]
         log(f"  {self.root.name} {len(archs)} budget(s): {wall:.1f} s")
-        run = {"wall_s": wall, "archs": archs, "load": os.getloadavg()[0]}
+        run = {"wall_s": wall, "archs": archs, "load": os.getloadavg()[0], "job_id": job_id}
         if self.label == "embedded":
             return run
-        return run | {"phases": unit_phases([(e, at - claimed) for e, at in events], wall)}
+        usage = [e for e, _ in events if e.get("type") == "unit_usage"]
+        phases = unit_phases([(e, at - claimed) for e, at in events], wall)
+        return run | {"phases": phases, "units": usage}
+
+    def plain_units(self, run: dict[str, Any], side_by_side: bool) -> dict[str, Any]:
+        """The PAIRED budgets' units of the job of `run` again in plain processes
+        (`_plain_units`), side by side or one after the other, once this configuration's
+        processes have stopped."""
+        from service.worker.runner import run_dir_of
+
+        job = get_job(self.engine, run["job_id"])
+        if job is None:
+            raise RuntimeError(f"job {run['job_id']} is gone")
+        how = "side-by-side" if side_by_side else "alone"
+        usage = plain_units(
+            job["request"],
+            run_dir_of(self.settings, run["job_id"]),
+            self.settings.database_url,
+            PAIRED,
+            self.root / f"plain-{how}-{run['job_id']}",
+            side_by_side,
+        )
+        log(f"  plain units {[u['unit'] for u in usage]} {how}")
+        return {"units": usage}
 
     def _wait(self, job_id: str) -> dict[str, Any]:
         while True:
@@ -249,7 +290,8 @@ def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     dataset = str(write_npz(root / "squares.npz", samples=args.samples))
     four, single = job_fields(args.shape)
     runs: dict[str, list[dict[str, Any]]] = {
-        k: [] for k in ("embedded", "ray", "one", "two", "embedded_pair")
+        k: []
+        for k in ("embedded", "ray", "one", "two", "embedded_pair", "plain_alone", "plain_pair")
     }
     for _ in range(args.repeats):  # interleaved: a load that drifts hits every configuration
         with serving(root / "embedded", dataset, nodes=0) as embedded:
@@ -258,10 +300,13 @@ def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         with serving(root / "one-node", dataset, nodes=1) as one:
             runs["ray"].append(one.job(**single))
             runs["one"].append(one.job(**four))
+        runs["plain_alone"].append(one.plain_units(runs["one"][-1], side_by_side=False))
+        runs["plain_pair"].append(one.plain_units(runs["one"][-1], side_by_side=True))
         with serving(root / "two-nodes", dataset, nodes=2) as two:
             runs["two"].append(two.job(**four))
-    walls = {k: median(r["wall_s"] for r in v) for k, v in runs.items()}
-    loads = [r["load"] for v in runs.values() for r in v]
+    jobs = {k: v for k, v in runs.items() if not k.startswith("plain_")}
+    walls = {k: median(r["wall_s"] for r in v) for k, v in jobs.items()}
+    loads = [r["load"] for v in jobs.values() for r in v]
     return {
         "settings": vars(args)
         | {"budgets_ms": BUDGETS, "four_budgets": four, "one_budget": single},
@@ -276,6 +321,9 @@ def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         },
         "ray_overhead": walls["ray"] / walls["embedded"] - 1,
         **contention(runs, walls),
+        "median_cpu_by_kind_s": cpu_by_configuration(jobs),
+        "paired_units": paired_units(runs, PAIRED),
+        "median_units_usage": {nodes: units_usage(runs[nodes]) for nodes in ("ray", "one", "two")},
         "goals": GOALS,
         "load_average": f"{min(loads):.1f}–{max(loads):.1f}",
         "same_architectures": {
@@ -292,12 +340,14 @@ def serving(root: Path, dataset: str, nodes: int) -> Iterator[JobWorker]:
     job worker, or (no nodes) two embedded worker processes, warmed by one small unmeasured job;
     all stopped afterwards, so no other configuration's processes (Ray's daemons among them)
     share the two cores with it."""
-    cluster = RayCluster(root / "ray", ray_env=SAME_PRIORITY) if nodes else None
+    cluster = (
+        RayCluster(root / "ray", ray_env=SAME_PRIORITY, fast_health_checks=False) if nodes else None
+    )
     worker = None
     try:
         if cluster is not None:
             cluster.start(second_node=nodes == 2)
-        worker = JobWorker(root, dataset, cluster.address if cluster else "", 1 if nodes else 2)
+        worker = JobWorker(root, dataset, cluster, 1 if nodes else 2)
         if nodes:
             worker.job(**WARM_UP)
         else:
@@ -370,6 +420,8 @@ def write(result: dict[str, Any], smoke: bool) -> None:
             + " |"
             for nodes in ("one", "two")
         ],
+        "",
+        *cpu_markdown(result),
         "",
         f"Jobs: {result['settings']['shape']} (four budgets: {_fields(result, 'four_budgets')}; "
         f"one budget: {_fields(result, 'one_budget')}), each served by a long-lived "

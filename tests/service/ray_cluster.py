@@ -22,14 +22,23 @@ from tests.service.fixtures import REPO, free_port
 STARTUP_S = 90.0
 OBJECT_STORE_BYTES = 100 * 1024**2  # the units pass no large objects: keep /dev/shm free
 RAY = str(Path(sys.executable).with_name("ray"))
+# a lost node is noticed in seconds, not Ray's default half a minute
+FAST_HEALTH_CHECKS = {
+    "RAY_health_check_period_ms": "1000",
+    "RAY_health_check_failure_threshold": "3",
+}
 
 
 class RayCluster:
     """The cluster's address and its two nodes' process groups."""
 
-    def __init__(self, root: Path, ray_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, root: Path, ray_env: dict[str, str] | None = None, fast_health_checks: bool = True
+    ) -> None:
         self.root = root  # the nodes' logs
-        self.ray_env = ray_env or {}  # Ray settings for the nodes, e.g. RAY_worker_niceness
+        # Ray settings for the nodes, e.g. RAY_worker_niceness; a lost node noticed in seconds
+        # (the fault tests), or at Ray's default pace (a benchmark measuring what Ray costs)
+        self.ray_env = (FAST_HEALTH_CHECKS if fast_health_checks else {}) | (ray_env or {})
         root.mkdir(parents=True, exist_ok=True)
         self.temp = short_temp_dir()  # the nodes' sessions, sockets among them
         self.port = free_port()
@@ -53,6 +62,9 @@ class RayCluster:
             "--temp-dir",
             str(temp),
             "--disable-usage-stats",
+            # the job workers join with log_to_driver=False: nothing reads what it would publish
+            "--include-log-monitor",
+            "false",
         ]
         # its own session: every process of the node (raylet, workers) shares its group
         process = subprocess.Popen(
@@ -118,10 +130,7 @@ def short_temp_dir() -> Path:
 
 
 def _node_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HWNAS_", "RAY_"))}
-    # a lost node is noticed in seconds, not the default half a minute
-    env.update({"RAY_health_check_period_ms": "1000", "RAY_health_check_failure_threshold": "3"})
-    return env
+    return {k: v for k, v in os.environ.items() if not k.startswith(("HWNAS_", "RAY_"))}
 
 
 def _stat(pid: int) -> tuple[str, int, int] | None:

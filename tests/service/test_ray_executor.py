@@ -1,9 +1,10 @@
 """Jobs on a real two-node local Ray cluster (one CPU a node): a three-budget job runs its budgets
-as tasks, no more at once than there are CPUs, with the embedded runner's Pareto table;
-a baseline's candidates train as tasks with the embedded runner's trials and result; units no
-node has room for fail the job at once; cancelling ends its tasks; a node lost mid-search leaves
-a job that finishes, its events naming the resumed step; and without HWNAS_RAY_ADDRESS nothing
-imports Ray. Jobs go in through the real API and are run by real `hwnas worker` processes."""
+as tasks, no more at once than there are CPUs, with the embedded runner's Pareto table, each
+unit's task on one torch thread; a baseline's candidates train as tasks with the embedded
+runner's trials and result; units no node has room for fail the job at once; cancelling ends its
+tasks; a node lost mid-search leaves a job that finishes, its events naming the resumed step; and
+without HWNAS_RAY_ADDRESS nothing imports Ray. Jobs go in through the real API and are run by
+real `hwnas worker` processes."""
 
 from __future__ import annotations
 
@@ -140,6 +141,10 @@ def test_three_budgets_run_as_tasks_with_the_embedded_runners_pareto_table(
     assert most <= 2  # two nodes of one CPU each
     tagged = {e["budget_ms"] for e in events if e["type"] == "search" and "budget_ms" in e}
     assert tagged == {3.0, 4.0, 6.0}
+    usage = {e["unit"]: e for e in _units(events, "unit_usage")}
+    assert sorted(usage) == sorted(started)  # what each unit's process used
+    assert {e["torch_threads"] for e in usage.values()} == {1}  # one CPU a task: one thread
+    assert all(e["cpu_s"] > 0 and e["wall_s"] > 0 for e in usage.values())
 
     embedded = service.submit(**body)
     worker = service.worker("embedded")

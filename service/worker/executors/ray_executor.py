@@ -9,6 +9,7 @@ still running; a task that fails for good fails its unit, and the others finish 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -27,8 +28,15 @@ from service.worker.executors import (
     UnitsFailed,
 )
 from service.worker.executors.ray_candidates import ray_trainer
+from service.worker.executors.ray_usage import UsageMeter
 from service.worker.executors.resources import missing_room
-from service.worker.units import SearchUnit, UnitResult, longest_first, run_unit
+from service.worker.units import (
+    JobSink,
+    SearchUnit,
+    UnitResult,
+    longest_first,
+    run_unit,
+)
 
 # how often Ray runs a unit again after its worker process or node died (each run resumes)
 MAX_RETRIES = 3
@@ -112,13 +120,19 @@ def _import_units() -> None:
 
 
 def _run_unit(unit: SearchUnit, candidate_cpus: float) -> UnitResult | None:
-    """The unit, its baseline's candidates (if any) trained as tasks of their own."""
+    """The unit, its baseline's candidates (if any) trained as tasks of their own; its
+    `unit_usage` event says what its process used (`ray_usage`)."""
     from search.request import build_requests
 
+    meter = UsageMeter()
     folder = unit.folder(build_requests(unit.document, Path(unit.out)))
     folder.mkdir(parents=True, exist_ok=True)
     with candidates_trained_by(ray_trainer(candidate_cpus, MAX_RETRIES, folder)):
-        return run_unit(unit)
+        result = run_unit(unit)
+    emit = unit.sink.open() if isinstance(unit.sink, JobSink) else unit.sink.open_at(folder)
+    tag = {} if unit.budget is None else {"budget_ms": unit.budget}
+    emit({"type": "unit_usage", "unit": unit.name, "pid": os.getpid(), **tag, **meter.read()})
+    return result
 
 
 def task_options(resources: UnitResources) -> dict[str, Any]:
