@@ -21,8 +21,18 @@ worker's idle polling is not in it. Each figure is the median over `--repeats` j
 repeat runs one job of each kind in turn, so a load that drifts hits all alike, with only the
 configuration in use up (its cluster and workers started for its jobs and stopped after), and
 each worker first runs one small unmeasured job (a serving worker has imported torch and joined
-the cluster already; its nodes' worker processes are up). The load average after each job is recorded
-beside it. Writes benchmarks/results/scale_out.json and .md (scale_out_smoke.* with --smoke).
+the cluster already; its nodes' worker processes are up). The load average after each job is
+recorded beside it.
+
+Where the time goes, in CPU seconds (which other load on a shared machine hardly changes, unlike
+wall seconds): each job's CPU by kind of process, from every process's /proc times at its
+submission and its end (`_proc_cpu`: Ray's daemons, Ray's workers, the `hwnas worker` driver,
+and the rest of the machine's busy time as other work); each Ray unit's own CPU, wall, time
+waiting for a core and torch threads (its `unit_usage` event); and, as a control with no Ray,
+the two largest budgets' units of each one-node job run again in plain processes, one after the
+other and side by side (`_plain_units`). Ray's nodes run with Ray's default health checks and no
+log monitor, as docker-compose.yml's do. Writes benchmarks/results/scale_out.json and .md
+(scale_out_smoke.* with --smoke).
 """
 
 from __future__ import annotations
