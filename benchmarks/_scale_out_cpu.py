@@ -84,6 +84,20 @@ CONFIGS = {
 }
 
 
+NOT_DAEMONS = (
+    "other processes",
+    "machine",
+    "ray workers (units)",
+    "hwnas worker (driver)",
+    "reaped children",
+)
+
+
+def daemons_cpu_s(by_kind: dict[str, float]) -> float:
+    """The CPU seconds of Ray's own processes (GCS, raylets, agents, client server, monitors)."""
+    return sum(seconds for kind, seconds in by_kind.items() if kind not in NOT_DAEMONS)
+
+
 def cpu_markdown(result: dict[str, Any]) -> list[str]:
     """The CPU tables: each configuration's CPU seconds a job by process kind, and what its
     budget units' own processes used."""
@@ -96,6 +110,12 @@ def cpu_markdown(result: dict[str, Any]) -> list[str]:
             f"| {kind} | " + " | ".join(f"{cpu[c].get(kind, 0.0):.1f}" for c in CONFIGS) + " |"
             for kind in kinds
         ],
+        "",
+        "Ray's own processes used "
+        + " / ".join(f"{daemons_cpu_s(cpu[c]):.1f}" for c in ("one", "two"))
+        + " CPU s during a four-budget job on one / two nodes, beside "
+        + " / ".join(f"{cpu[c].get('ray workers (units)', 0.0):.1f}" for c in ("one", "two"))
+        + " CPU s of its units' worker processes.",
         "",
         "| budget units, summed a job (median) | CPU s | wall s | waited for a core s "
         "| CPU / wall | torch threads (intra, inter-op) | OS threads | CPU s by thread |",
