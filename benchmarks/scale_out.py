@@ -336,6 +336,7 @@ def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         "median_units_usage": {nodes: units_usage(runs[nodes]) for nodes in ("ray", "one", "two")},
         "goals": GOALS,
         "load_average": f"{min(loads):.1f}–{max(loads):.1f}",
+        "autogroup_scheduling": autogroup_scheduling(),
         "same_architectures": {
             "one_vs_two_nodes": all(r["archs"] == runs["one"][0]["archs"] for r in runs["two"]),
             "ray_vs_embedded": all(r["archs"] == runs["embedded"][0]["archs"] for r in runs["ray"]),
@@ -389,6 +390,15 @@ def contention(runs: dict[str, list[dict[str, Any]]], walls: dict[str, float]) -
     }
 
 
+def autogroup_scheduling() -> str:
+    """Whether the kernel shares the CPU between sessions before niceness counts (`on`), which
+    lets other work at low priority take a session's share from the jobs."""
+    path = Path("/proc/sys/kernel/sched_autogroup_enabled")
+    if not path.exists():
+        return "absent"
+    return "on" if path.read_text().strip() == "1" else "off"
+
+
 def amdahl_bound(one_node: dict[str, Any], nodes: int) -> float:
     """The least wall ratio `nodes` nodes can reach against a one-node run: only its budget
     units' span divides (Amdahl's law); all else in the job is serial."""
@@ -439,7 +449,8 @@ def write(result: dict[str, Any], smoke: bool) -> None:
         "",
         f"Same architectures one vs two nodes: {same['one_vs_two_nodes']}; Ray vs embedded: "
         f"{same['ray_vs_embedded']}. Medians of {result['settings']['repeats']} jobs each; "
-        f"load average after the jobs: {result['load_average']}.",
+        f"load average after the jobs: {result['load_average']}; Linux's autogroup "
+        f"scheduling {result['autogroup_scheduling']}.",
         "",
         run_markdown(),
     ]
