@@ -105,6 +105,7 @@ class Cli:
             stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,
+            preexec_fn=_interruptible,
         )
         cli = cls(process)
         for stream, lines in ((process.stdout, cli.stdout), (process.stderr, cli.stderr)):
@@ -128,6 +129,13 @@ class Cli:
         for reader in self.readers:  # the output's last lines
             reader.join(timeout=10)
         return code
+
+
+def _interruptible() -> None:
+    """SIGINT back to its default in the child, as a terminal's foreground job has it: a test
+    run started in the background (`pytest ... &`) ignores SIGINT, and Python keeps an ignored
+    SIGINT ignored, so the CLI would never see the Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _first_export_started(out: Path) -> dict[str, Any] | None:
