@@ -67,6 +67,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--fractions", default="0.3,0.55,0.8", help="budgets, min→max predicted")
     p.add_argument("--widths", default="0.25,0.35,0.5,0.75,1.0", help="MobileNetV2 widths")
     p.add_argument("--child-shift", type=int, default=2, help="pixels (0: no augmentation)")
+    p.add_argument(
+        "--weight-sampling",
+        choices=("single", "sandwich"),
+        default="single",
+        help="the shared supernet's weight phase: one path a step, or the sandwich rule",
+    )
     args = c.parse(p, SMOKE)
     args.seeds = [int(s) for s in str(args.seeds).split(",") if s]
     unknown = set(args.strategies) - set(METHODS)
@@ -123,8 +129,9 @@ def shared_job(
 ) -> list[dict[str, Any]]:
     """The budgets as one request on one supernet (resumes; cached once finished): each
     budget's metrics."""
+    sampling = "" if args.weight_sampling == "single" else f"-{args.weight_sampling}"
     out = (
-        c.run_dir(args, NAME, None, f"{strategy}-shared-nested")
+        c.run_dir(args, NAME, None, f"{strategy}-shared-nested{sampling}")
         / "b"
         / "_".join(f"{b:.6f}" for b in budgets)
     )
@@ -140,6 +147,7 @@ def shared_job(
         "seed": args.seed,
         "child_epochs": args.child_epochs,
         "child_shift_px": args.child_shift,
+        "weight_sampling": args.weight_sampling,
     }
     c.log(f"seed {args.seed} {strategy}: {len(budgets)} budgets on one supernet -> {out}")
     results = run_shared_search(build_requests(doc, out), bench.store, out, data=bench.data)
@@ -291,7 +299,7 @@ def markdown(payload: dict[str, Any]) -> list[str]:
         "",
         f"{m['dataset']}{synthetic}, fbnet-tiny, {m['backend']} LUT (calibrated). Search "
         f"{m['epochs']} epochs (hardcore and fbnet: the three budgets as one request on one "
-        f"supernet); every child trained {m['child_epochs']} epochs with shifts up to "
+        f"supernet, weight sampling {m.get('weight_sampling', 'single')}); every child trained {m['child_epochs']} epochs with shifts up to "
         f"{m['child_shift_px']} px; seeds {', '.join(map(str, m['seeds']))}. Random "
         f"architectures of the space span {payload['accuracy_span_pp']:.1f} pp on this task "
         "(accuracy_span).",
@@ -348,6 +356,7 @@ def main() -> None:
         "epochs": args.epochs,
         "child_epochs": args.child_epochs,
         "child_shift_px": args.child_shift,
+        "weight_sampling": args.weight_sampling,
         "seeds": args.seeds,
         "space_range_ms": [lo, hi],
         "fractions": args.fractions,
