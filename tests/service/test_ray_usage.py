@@ -25,8 +25,9 @@ def test_the_cpu_of_busy_work_is_reported_under_its_thread_s_name() -> None:
     _spin(0.3)  # on the main thread, where Ray runs a task
     usage = meter.read()
     main_thread = thread_cpu_s()[os.getpid()][0]
-    assert usage["threads_cpu_s"][main_thread] >= 0.3
-    assert usage["cpu_s"] >= 0.3
+    # /proc counts in clock ticks, the process clock finer: allow a few ticks either way
+    assert usage["threads_cpu_s"][main_thread] >= 0.25
+    assert usage["cpu_s"] >= 0.25
     assert usage["torch_threads"] == torch.get_num_threads()
     assert usage["torch_interop_threads"] == torch.get_num_interop_threads()
     assert usage["os_threads"] >= 1 and usage["waited_for_cpu_s"] >= 0.0
