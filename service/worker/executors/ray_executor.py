@@ -41,6 +41,7 @@ from service.worker.units import (
 # how often Ray runs a unit again after its worker process or node died (each run resumes)
 MAX_RETRIES = 3
 WAIT_S = 0.5  # between checks of the caller's cancel flag
+CANCEL_GRACE_S = 5.0  # a cancelled task's time to stop on its own before its worker is killed
 ROOM_POLL_S = 1.0  # between tries to join the cluster, and looks for a node with room for a unit
 
 
@@ -179,8 +180,7 @@ def wait_all(
             _, pending = ray.wait(pending, num_returns=len(pending), timeout=WAIT_S)
             check_cancelled()
     except BaseException:
-        for ref in pending:
-            ray.cancel(ref, force=True)
+        cancel(pending)
         raise
     results: list[Any] = []
     failures: dict[str, str] = {}
@@ -192,6 +192,19 @@ def wait_all(
     if failures:
         raise UnitsFailed(failures)
     return results
+
+
+def cancel(refs: list[Any]) -> None:
+    """Cancel the tasks: first as Ctrl-C would (a KeyboardInterrupt in the task, so its own
+    cleanup runs: a file being written atomically leaves no temporary), then, for those still
+    running after CANCEL_GRACE_S (stuck in native code), by killing their worker."""
+    if not refs:
+        return
+    for ref in refs:
+        ray.cancel(ref, force=False)
+    _, running = ray.wait(refs, num_returns=len(refs), timeout=CANCEL_GRACE_S)
+    for ref in running:
+        ray.cancel(ref, force=True)
 
 
 def _reason(exc: Exception) -> str:
