@@ -39,6 +39,21 @@ def waited_for_cpu_s() -> float:
         return 0.0
 
 
+def context_switches() -> tuple[int, int]:
+    """(voluntary, involuntary) context switches of this process's main thread so far: an
+    involuntary one is a preemption by another process, whose cache refills cost the unit CPU
+    time; (0, 0) where there is no /proc."""
+    counts = {"voluntary_ctxt_switches": 0, "nonvoluntary_ctxt_switches": 0}
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in counts:
+                counts[key] = int(value)
+    except OSError:
+        pass
+    return counts["voluntary_ctxt_switches"], counts["nonvoluntary_ctxt_switches"]
+
+
 class UsageMeter:
     """Started before a unit runs; `read` gives what the process used since."""
 
@@ -47,11 +62,13 @@ class UsageMeter:
         self.cpu = time.process_time()
         self.threads = thread_cpu_s()
         self.waited = waited_for_cpu_s()
+        self.switches = context_switches()
 
     def read(self) -> dict[str, Any]:
         import torch
 
         now = thread_cpu_s()
+        switches = context_switches()
         by_name: dict[str, float] = {}
         for tid, (name, seconds) in now.items():
             before = self.threads.get(tid, (name, 0.0))[1]
@@ -63,6 +80,9 @@ class UsageMeter:
             "cpu_s": round(time.process_time() - self.cpu, 3),
             "wall_s": round(time.perf_counter() - self.wall, 3),
             "waited_for_cpu_s": round(waited_for_cpu_s() - self.waited, 3),
+            "context_switches": [
+                now - before for now, before in zip(switches, self.switches, strict=True)
+            ],
             "torch_threads": torch.get_num_threads(),
             "torch_interop_threads": torch.get_num_interop_threads(),
             "os_threads": len(now),
