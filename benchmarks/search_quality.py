@@ -210,13 +210,23 @@ def one_seed(
     return rows
 
 
+def span_of(span_result: Path, space: Any, dataset: str) -> dict[str, Any]:
+    """accuracy_span's record of `dataset`, or {} where the file is missing or holds another
+    space's architectures (their span says nothing about this space)."""
+    if not span_result.exists():
+        return {}
+    span = json.loads(span_result.read_text())
+    if span.get("protocol", {}).get("space") != space.name:
+        return {}
+    return dict(span["datasets"].get(dataset, {}))
+
+
 def random_archs_under(
     budgets: list[float], model: Any, space: Any, dataset: str, span_result: Path
 ) -> list[dict]:
     """Per budget: accuracy_span's random architectures (stand-alone, one seed) that fit it, and
     their mean test accuracy — the bar "Evaluating the Search Phase of NAS" sets."""
-    span = json.loads(span_result.read_text())
-    runs = span["datasets"].get(dataset, {}).get("runs", [])
+    runs = span_of(span_result, space, dataset).get("runs", [])
     out = []
     for budget in budgets:
         fit = [
@@ -294,15 +304,19 @@ def verdict(results: list[dict[str, Any]], budgets: list[float]) -> dict[str, An
 def markdown(payload: dict[str, Any]) -> list[str]:
     m, v = payload["meta"], payload["verdict"]
     synthetic = " (synthetic)" if m["dataset"] == "cluttered-mnist" else ""
+    span_pp = payload["accuracy_span_pp"]
+    span = (
+        f"Random architectures of the space span {span_pp:.1f} pp on this task (accuracy_span)."
+        if span_pp is not None
+        else "accuracy_span has not measured this space on this task."
+    )
     lines = [
         f"# {NAME}",
         "",
-        f"{m['dataset']}{synthetic}, fbnet-tiny, {m['backend']} LUT (calibrated). Search "
+        f"{m['dataset']}{synthetic}, {payload['space']}, {m['backend']} LUT (calibrated). Search "
         f"{m['epochs']} epochs (hardcore and fbnet: the three budgets as one request on one "
         f"supernet, weight sampling {m.get('weight_sampling', 'single')}); every child trained {m['child_epochs']} epochs with shifts up to "
-        f"{m['child_shift_px']} px; seeds {', '.join(map(str, m['seeds']))}. Random "
-        f"architectures of the space span {payload['accuracy_span_pp']:.1f} pp on this task "
-        "(accuracy_span).",
+        f"{m['child_shift_px']} px; seeds {', '.join(map(str, m['seeds']))}. {span}",
         "",
         "| budget ms | method | mean test acc | per seed | measured / budget (max) "
         "| vs mean random arch under budget |",
@@ -350,7 +364,7 @@ def main() -> None:
     budgets = [lo + float(f) * (hi - lo) for f in args.fractions.split(",")]
     mbv2 = mbv2_widths(bench, args.space, args.widths)
     c.log(f"budgets {[round(b, 4) for b in budgets]} ms")
-    span = json.loads(args.span.read_text())["datasets"].get(args.dataset, {})
+    span = span_of(args.span, space, args.dataset)
     meta = {
         **c.meta(args),
         "epochs": args.epochs,

@@ -4,6 +4,7 @@ limit, and the `results` list the issue's JSON schema names."""
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from pathlib import Path
@@ -84,3 +85,17 @@ def test_a_budget_no_mobilenetv2_width_fits_is_judged_against_random() -> None:
     v = search_quality.verdict(results, [1.0])
     assert v["per_budget"][0]["versus"]["mobilenetv2"] is None
     assert v["per_budget"][0]["beats_both"] is True
+
+
+def test_span_of_another_space_or_a_missing_file_says_nothing(tmp_path: Path) -> None:
+    class Space:
+        name = "proxyless-tiny"
+
+    record = {"runs": [{"arch": "x", "test_accuracy": 0.7}], "summary": {"span_pp": 10.0}}
+    span = tmp_path / "span.json"
+    span.write_text(json.dumps({"protocol": {"space": "fbnet-tiny"}, "datasets": {"d": record}}))
+    assert search_quality.span_of(span, Space(), "d") == {}
+    assert search_quality.span_of(tmp_path / "missing.json", Space(), "d") == {}
+    Space.name = "fbnet-tiny"
+    assert search_quality.span_of(span, Space(), "d") == record
+    assert search_quality.span_of(span, Space(), "other") == {}
