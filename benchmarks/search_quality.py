@@ -24,6 +24,10 @@ improvement over that mean.
 
     python benchmarks/search_quality.py --seeds 0 --tag _s0        # one process per seed
     python benchmarks/search_quality.py --seeds 0,1,2,3,4           # assembles search_quality.*
+    python benchmarks/search_quality.py --merge results/search_quality.json,results/search_quality_s3.json
+
+`--merge` gathers seeds that ran apart (other processes, other sessions' committed results) into
+one result, training nothing (`_seed_merge`): each seed keeps its run record and its budgets.
 
 Every run is cached in `--workdir` (with the LUT), so a run cut short resumes and a run over
 all seeds reuses the per-seed processes' work. Writes benchmarks/results/search_quality.json and
@@ -36,12 +40,14 @@ import argparse
 import json
 import math
 import statistics
+import sys
 from pathlib import Path
 from typing import Any
 
 import _common as c
 import torch
 from _record import run_record
+from _seed_merge import MergeError, budgets_of, gather
 
 from search.request import build_requests
 from search.shared import run_shared_search
@@ -54,6 +60,7 @@ METHODS = (*SUPERNET_METHODS, "random", "mobilenetv2")
 BEATS_NEEDED = 2  # of the three budgets
 MEASURED_LIMIT = 1.05  # measured / budget, every hardcore result
 SPAN_RESULT = c.RESULTS / "accuracy_span.json"
+HEAD_KEYS = ("space", "dataset", "synthetic", "test_images", "accuracy_span_pp")
 SMOKE = {"epochs": 1, "child_epochs": 1, "widths": "0.5,1.0", "calibration": 4, "seeds": "0"}
 
 
@@ -72,6 +79,13 @@ def parse_args() -> argparse.Namespace:
         choices=("single", "sandwich"),
         default="single",
         help="the shared supernet's weight phase: one path a step, or the sandwich rule",
+    )
+    p.add_argument(
+        "--merge",
+        default="",
+        metavar="FILES",
+        help="comma-separated result files of one protocol (seeds run apart, in other "
+        "processes or sessions): write one result of all their seeds, training nothing",
     )
     args = c.parse(p, SMOKE)
     args.seeds = [int(s) for s in str(args.seeds).split(",") if s]
@@ -237,24 +251,31 @@ def random_archs_under(
 
 
 def results_list(
-    per_seed: dict[int, list[dict[str, dict[str, Any]]]], budgets: list[float]
+    per_seed: dict[int, list[dict[str, dict[str, Any]]]],
+    budgets: list[float],
+    seed_budgets: dict[int, list[float]] | None = None,
 ) -> list[dict[str, Any]]:
     """One entry per budget and method: the test accuracy per seed (in seed order) and the
-    largest measured / budget."""
+    largest measured / budget. `seed_budgets` gives a seed's own budgets where seeds ran on
+    different LUTs (merged from several runs: the same fractions of each LUT's range)."""
     out = []
     seeds = sorted(per_seed)
     for i, budget in enumerate(budgets):
         for method in METHODS:
-            rows = [per_seed[s][i][method] for s in seeds if method in per_seed[s][i]]
-            if not rows:
+            ran = [s for s in seeds if method in per_seed[s][i]]
+            if not ran:
                 continue
+            rows = [per_seed[s][i][method] for s in ran]
+            own = [(seed_budgets or {}).get(s, budgets)[i] for s in ran]
             out.append(
                 {
                     "budget_ms": budget,
                     "method": method,
-                    "seeds": [s for s in seeds if method in per_seed[s][i]],
+                    "seeds": ran,
                     "per_seed": [r["test_accuracy"] for r in rows],
-                    "measured_over_budget_max": max(r["measured_ms"] / budget for r in rows),
+                    "measured_over_budget_max": max(
+                        r["measured_ms"] / b for r, b in zip(rows, own, strict=True)
+                    ),
                     "archs": [r["arch"] for r in rows],
                 }
             )
@@ -332,6 +353,7 @@ def markdown(payload: dict[str, Any]) -> list[str]:
             f"| {r['budget_ms']:.4f} | {r['method']} | {mean:.4f} | {per} "
             f"| {r['measured_over_budget_max']:.2f} | {rel} |"
         )
+    lines += seed_provenance(payload)
     lines += ["", "Hardcore minus each baseline, paired by seed (mean ± standard error, pp):", ""]
     for b in v["per_budget"]:
         parts = []
@@ -355,8 +377,27 @@ def markdown(payload: dict[str, Any]) -> list[str]:
     return lines
 
 
+def seed_provenance(payload: dict[str, Any]) -> list[str]:
+    """Where merged seeds ran: each seed's commit, date and budgets (none for one run)."""
+    runs = payload.get("seed_runs")
+    if not runs:
+        return []
+    budgets = payload.get("budgets_ms_per_seed", {})
+    lines = ["", "Seeds merged from separate runs (`--merge`), each paired within itself:", ""]
+    for seed in sorted(runs, key=int):
+        run = runs[seed]
+        own = " / ".join(f"{b:.4f}" for b in budgets.get(seed, []))
+        lines.append(
+            f"- seed {seed}: commit {str(run.get('commit'))[:12]}, {run.get('date')}, "
+            f"budgets {own} ms"
+        )
+    return lines
+
+
 def main() -> None:
     args = parse_args()
+    if args.merge:
+        return merge(args)
     torch.set_num_threads(1)  # the other core is someone else's
     bench = c.open_bench(args)
     space, model = c.prepare_space(bench, args.space)
@@ -376,33 +417,68 @@ def main() -> None:
         "fractions": args.fractions,
         "mbv2_predicted_ms": {w: p for w, (_, _, p) in mbv2.items()},
     }
+    floors = random_archs_under(budgets, model, space, args.dataset, args.span)
+    head = {
+        "commit": run_record()["commit"],
+        "space": args.space,
+        "dataset": args.dataset,
+        "synthetic": args.dataset == "cluttered-mnist",
+        "test_images": len(bench.data.test),
+        "accuracy_span_pp": span.get("summary", {}).get("span_pp"),
+        "random_archs_under_budget": [
+            {"budget_ms": b, **f} for b, f in zip(budgets, floors, strict=True)
+        ],
+    }
     per_seed: dict[int, list[dict[str, dict[str, Any]]]] = {}
     for seed in args.seeds:
         args.seed = seed
         per_seed[seed] = one_seed(bench, args, space, budgets, mbv2)
-        results = results_list(per_seed, budgets)
-        payload = {
-            "commit": run_record()["commit"],
-            "space": args.space,
-            "dataset": args.dataset,
-            "synthetic": args.dataset == "cluttered-mnist",
-            "test_images": len(bench.data.test),
-            "accuracy_span_pp": span.get("summary", {}).get("span_pp"),
-            "random_archs_under_budget": [
-                {"budget_ms": b, **f}
-                for b, f in zip(
-                    budgets,
-                    random_archs_under(budgets, model, space, args.dataset, args.span),
-                    strict=True,
-                )
-            ],
-            "results": results,
-            "verdict": verdict(results, budgets),
-            "per_seed": per_seed,
-            "meta": meta,
-        }
+        payload = assemble(head, meta, budgets, per_seed)
         c.write_results(NAME, args, payload, markdown(payload))
     c.log(f"verdict holds: {payload['verdict']['holds']}")
+
+
+def assemble(
+    head: dict[str, Any],
+    meta: dict[str, Any],
+    budgets: list[float],
+    per_seed: dict[int, list[dict[str, dict[str, Any]]]],
+    seed_budgets: dict[int, list[float]] | None = None,
+    seed_runs: dict[int, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The result: `head` (what was searched, on what), the per-budget results and verdict
+    over the seeds, the raw rows per seed (what `--merge` reads back), and where seeds came
+    from other runs their budgets and run records."""
+    results = results_list(per_seed, budgets, seed_budgets)
+    payload = {
+        **head,
+        "results": results,
+        "verdict": verdict(results, budgets),
+        "per_seed": per_seed,
+        "meta": {**meta, "seeds": sorted(per_seed)},
+    }
+    if seed_budgets is not None:
+        payload["budgets_ms_per_seed"] = seed_budgets
+    if seed_runs is not None:
+        payload["seed_runs"] = seed_runs
+    return payload
+
+
+def merge(args: argparse.Namespace) -> None:
+    """`--merge`: one result from the seeds of several result files of one protocol (no
+    training); exits with one line where they cannot be merged."""
+    files = [Path(f) for f in args.merge.split(",") if f]
+    try:
+        first, per_seed, seed_budgets, seed_runs = gather(files)
+    except MergeError as exc:
+        print(f"search_quality --merge: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    head = {k: first[k] for k in (*HEAD_KEYS, "random_archs_under_budget")}
+    head["commit"] = run_record()["commit"]
+    meta = {**first["meta"], "merged_from": [str(f) for f in files]}
+    payload = assemble(head, meta, budgets_of(first), per_seed, seed_budgets, seed_runs)
+    c.write_results(NAME, args, payload, markdown(payload))
+    c.log(f"merged seeds {sorted(per_seed)}; verdict holds: {payload['verdict']['holds']}")
 
 
 if __name__ == "__main__":

@@ -99,3 +99,84 @@ def test_span_of_another_space_or_a_missing_file_says_nothing(tmp_path: Path) ->
     Space.name = "fbnet-tiny"
     assert search_quality.span_of(span, Space(), "d") == record
     assert search_quality.span_of(span, Space(), "other") == {}
+
+
+def _record(seeds: dict[int, float], lo: float, run: str, **meta: object) -> dict:
+    """A one-budget result file as a per-seed run writes it: hardcore at `seeds`' accuracy,
+    random 0.1 behind, both measured at 0.2 ms."""
+    row = {"arch": "a", "measured_ms": 0.2, "predicted_ms": 0.2}
+    per_seed = {
+        str(s): [
+            {"hardcore": {**row, "test_accuracy": a}, "random": {**row, "test_accuracy": a - 0.1}}
+        ]
+        for s, a in seeds.items()
+    }
+    return {
+        "space": "proxyless-tiny",
+        "dataset": "cluttered-mnist",
+        "test_images": 2000,
+        "synthetic": True,
+        "accuracy_span_pp": None,
+        "random_archs_under_budget": [{"budget_ms": lo + 0.5 * 0.2, "n": 0, "mean": None}],
+        "per_seed": per_seed,
+        "run": {"commit": run, "date": "2026-12-06"},
+        "meta": {
+            "dataset": "cluttered-mnist",
+            "epochs": 4,
+            "child_epochs": 8,
+            "child_shift_px": 2,
+            "weight_sampling": "sandwich",
+            "fractions": "0.5",
+            "backend": "onnxruntime, 1 thread",
+            "space_range_ms": [lo, lo + 0.2],
+            **meta,
+        },
+    }
+
+
+def test_merge_keeps_each_seeds_budgets_and_run(tmp_path: Path) -> None:
+    files = [tmp_path / "a.json", tmp_path / "b.json"]
+    files[0].write_text(json.dumps(_record({0: 0.80, 1: 0.82}, 0.1, "c0")))
+    files[1].write_text(json.dumps(_record({2: 0.84}, 0.15, "c1")))  # another LUT's range
+    first, per_seed, budgets, runs = search_quality.gather(files)
+    assert sorted(per_seed) == [0, 1, 2]
+    assert budgets[0] == [pytest.approx(0.2)] and budgets[2] == [pytest.approx(0.25)]
+    assert runs[1]["commit"] == "c0" and runs[2]["commit"] == "c1"
+    payload = search_quality.assemble(
+        {
+            "space": "proxyless-tiny",
+            "dataset": "cluttered-mnist",
+            "accuracy_span_pp": None,
+            "random_archs_under_budget": first["random_archs_under_budget"],
+        },
+        first["meta"],
+        search_quality.budgets_of(first),
+        per_seed,
+        budgets,
+        runs,
+    )
+    hardcore = payload["results"][0]
+    assert hardcore["seeds"] == [0, 1, 2] and hardcore["per_seed"] == [0.80, 0.82, 0.84]
+    # each seed's measured latency against its own budget: 0.2/0.2 and 0.2/0.25
+    assert hardcore["measured_over_budget_max"] == pytest.approx(1.0)
+    assert payload["verdict"]["per_budget"][0]["versus"]["random"]["mean"] == pytest.approx(0.1)
+    text = "\n".join(search_quality.markdown(payload))
+    assert "seed 2: commit c1" in text and "0.2500" in text
+    # merging the merged result again keeps what it recorded per seed
+    files.append(tmp_path / "merged.json")
+    files[2].write_text(json.dumps(payload | {"run": {"commit": "m"}}))
+    again = search_quality.gather([files[2]])
+    assert again[3][2]["commit"] == "c1" and again[2][2] == [pytest.approx(0.25)]
+
+
+def test_merge_refuses_another_protocol_or_a_seed_twice(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(_record({0: 0.8}, 0.1, "c0")))
+    b.write_text(json.dumps(_record({1: 0.8}, 0.1, "c1", child_epochs=4)))
+    with pytest.raises(search_quality.MergeError, match="child_epochs"):
+        search_quality.gather([a, b])
+    b.write_text(json.dumps(_record({0: 0.8}, 0.1, "c1")))
+    with pytest.raises(search_quality.MergeError, match="seed 0 is in two"):
+        search_quality.gather([a, b])
+    with pytest.raises(search_quality.MergeError, match="not a readable result"):
+        search_quality.gather([tmp_path / "missing.json"])
