@@ -45,6 +45,9 @@ def units_usage(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "cpu_s": summed("cpu_s"),
         "wall_s": summed("wall_s"),
         "waited_for_cpu_s": summed("waited_for_cpu_s"),
+        "preempted": median(
+            sum(u.get("context_switches", [0, 0])[1] for u in budget_units(run)) for run in runs
+        ),
         "threads_cpu_s": threads,
         "torch_threads": sorted(counts),
         "os_threads": sorted({u["os_threads"] for r in runs for u in budget_units(r)}),
@@ -118,15 +121,16 @@ def cpu_markdown(result: dict[str, Any]) -> list[str]:
         + " CPU s of its units' worker processes.",
         "",
         "| budget units, summed a job (median) | CPU s | wall s | waited for a core s "
-        "| CPU / wall | torch threads (intra, inter-op) | OS threads | CPU s by thread |",
-        "|---|---|---|---|---|---|---|---|",
+        "| preempted (times) | CPU / wall | torch threads (intra, inter-op) | OS threads "
+        "| CPU s by thread |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for config in ("ray", "one", "two"):
         usage = result["median_units_usage"][config]
         busiest = ", ".join(f"{n} {s:.1f}" for n, s in usage["threads_cpu_s"].items() if s >= 0.1)
         lines.append(
             f"| {CONFIGS[config]} | {usage['cpu_s']:.1f} | {usage['wall_s']:.1f} | "
-            f"{usage['waited_for_cpu_s']:.1f} | "
+            f"{usage['waited_for_cpu_s']:.1f} | {usage.get('preempted', 0):.0f} | "
             f"{usage['cpu_s'] / usage['wall_s']:.2f} | {usage['torch_threads']} | "
             f"{usage['os_threads']} | {busiest} |"
         )

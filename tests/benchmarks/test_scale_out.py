@@ -42,3 +42,22 @@ def test_a_one_node_job_s_phases_and_bound() -> None:
     }
     bound = scale_out.amdahl_bound({"wall_s": 20.0, "phases": phases}, nodes=2)
     assert bound == pytest.approx(0.75)
+
+
+def test_the_split_bound_assigns_whole_units_to_nodes() -> None:
+    """Units of 6, 5, 4 and 3 s after a serial 4 s: Amdahl's bound halves their 18 s, but whole
+    units split at best 9 / 9 (6 + 3, 5 + 4); with 7, 5, 4 and 2 the best is 9 / 9 as well, and
+    with 10, 4, 2 and 2 the largest unit alone sets the span."""
+
+    def run(sizes: list[float]) -> dict[str, Any]:
+        units = [{"unit": "weights", "wall_s": 4.0}]
+        units += [
+            {"unit": f"b{i}", "budget_ms": float(i), "wall_s": s} for i, s in enumerate(sizes)
+        ]
+        span = sum(sizes)
+        return {"wall_s": 4.0 + span, "phases": {"budget_span_s": span}, "units": units}
+
+    assert scale_out.split_bound(run([6, 5, 4, 3]), nodes=2) == pytest.approx(13 / 22)
+    assert scale_out.split_bound(run([7, 5, 4, 2]), nodes=2) == pytest.approx(13 / 22)
+    assert scale_out.split_bound(run([10, 4, 2, 2]), nodes=2) == pytest.approx(14 / 22)
+    assert scale_out.amdahl_bound(run([10, 4, 2, 2]), nodes=2) == pytest.approx(13 / 22)

@@ -25,6 +25,7 @@ def _unit(name: str, budget: float | None, cpu: float, wall: float) -> dict[str,
         "torch_interop_threads": 2,
         "os_threads": 22,
         "threads_cpu_s": {"ray::_run_unit": cpu},
+        "context_switches": [10, int(wall - cpu) * 100],
     }
 
 
@@ -38,6 +39,7 @@ def test_the_budget_units_usage_is_summed_a_job_without_the_weight_unit() -> Non
     usage = _scale_out_cpu.units_usage([_run(10.0, 10.0), _run(11.0, 12.0), _run(12.0, 20.0)])
     assert usage["cpu_s"] == 22.0 and usage["wall_s"] == 24.0
     assert usage["waited_for_cpu_s"] == 2.0
+    assert usage["preempted"] == 200  # the median job's two budget units, 100 times each
     assert usage["threads_cpu_s"] == {"ray::_run_unit": 22.0}
     assert usage["torch_threads"] == [(1, 2)] and usage["os_threads"] == [22]
 

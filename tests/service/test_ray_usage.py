@@ -6,10 +6,16 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 import torch
 
-from service.worker.executors.ray_usage import UsageMeter, thread_cpu_s, waited_for_cpu_s
+from service.worker.executors.ray_usage import (
+    UsageMeter,
+    context_switches,
+    thread_cpu_s,
+    waited_for_cpu_s,
+)
 
 
 def _spin(until_cpu_s: float) -> None:
@@ -35,3 +41,12 @@ def test_the_cpu_of_busy_work_is_reported_under_its_thread_s_name() -> None:
 
 def test_the_kernel_s_run_delay_is_read() -> None:
     assert waited_for_cpu_s() >= 0.0
+
+
+def test_context_switches_count_this_process_s_sleeps_and_preemptions() -> None:
+    meter = UsageMeter()
+    for _ in range(5):
+        time.sleep(0.01)  # each sleep gives up the core: a voluntary switch
+    voluntary, involuntary = meter.read()["context_switches"]
+    assert voluntary >= 5 and involuntary >= 0
+    assert context_switches()[0] >= voluntary
