@@ -1,9 +1,8 @@
 """What a unit's Ray task used, measured inside its worker process: its CPU and wall seconds, how
-long its thread waited for a core and how often another process preempted it, the threads torch
-computes on, and each of the process's
-threads' CPU by name (torch's compute beside Ray's own threads), sent as the unit's `unit_usage`
-event so a job's events say where its time went (CPU seconds, unlike wall seconds, hardly change
-with other load on a shared machine)."""
+long its thread waited for a core and how often it was preempted, the threads torch computes on,
+and each of the process's threads' CPU by name (torch's compute beside Ray's own threads), sent
+as the unit's `unit_usage` event so a job's events say where its time went (CPU seconds, unlike
+wall seconds, hardly change with other load on a shared machine)."""
 
 from __future__ import annotations
 
