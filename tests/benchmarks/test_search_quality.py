@@ -180,3 +180,14 @@ def test_merge_refuses_another_protocol_or_a_seed_twice(tmp_path: Path) -> None:
         search_quality.gather([a, b])
     with pytest.raises(search_quality.MergeError, match="not a readable result"):
         search_quality.gather([tmp_path / "missing.json"])
+
+
+def test_every_method_searches_under_hardcores_limit() -> None:
+    device = search_quality.c.DEVICE
+    job = [{"strategy_report": {"limit_ms": {device: 0.94}}}]
+    assert search_quality.limit_of(job, 0, 1.0) == 0.94
+    assert search_quality.limit_of(None, 0, 1.0) == 1.0  # no hardcore: the budget itself
+    row = {"test_accuracy": 0.5, "measured_ms": 0.9, "arch": "x", "limit_ms": 0.94}
+    per_seed = {0: [{"hardcore": row, "random": row}]}
+    payload = {"per_seed": per_seed, "results": search_quality.results_list(per_seed, [1.0])}
+    assert search_quality.limits_line(payload)[-1].endswith("0.9400 ms (94.0% of 1.0000).")
