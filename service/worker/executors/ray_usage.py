@@ -40,9 +40,9 @@ def waited_for_cpu_s() -> float:
 
 
 def context_switches() -> tuple[int, int]:
-    """(voluntary, involuntary) context switches of this process's main thread so far: an
-    involuntary one is a preemption by another process, whose cache refills cost the unit CPU
-    time; (0, 0) where there is no /proc."""
+    """(voluntary, involuntary) context switches of this process's main thread so far (where
+    Ray runs the task): a voluntary one is a wait (I/O, a lock, a sleep), an involuntary one a
+    preemption by another thread that took the core; (0, 0) where there is no /proc."""
     counts = {"voluntary_ctxt_switches": 0, "nonvoluntary_ctxt_switches": 0}
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
@@ -81,7 +81,7 @@ class UsageMeter:
             "wall_s": round(time.perf_counter() - self.wall, 3),
             "waited_for_cpu_s": round(waited_for_cpu_s() - self.waited, 3),
             "context_switches": [
-                now - before for now, before in zip(switches, self.switches, strict=True)
+                after - before for after, before in zip(switches, self.switches, strict=True)
             ],
             "torch_threads": torch.get_num_threads(),
             "torch_interop_threads": torch.get_num_interop_threads(),
