@@ -36,10 +36,23 @@ def budgets_of(record: dict[str, Any]) -> list[float]:
     return [lo + float(f) * (hi - lo) for f in str(meta["fractions"]).split(",")]
 
 
+def shared_limit(record: dict[str, Any]) -> bool:
+    """Whether the record's baselines searched under hardcore's limit (its rows name it), not
+    under the bare budget as results from before that change."""
+    rows = [
+        row
+        for per_budget in record["per_seed"].values()
+        for by in per_budget
+        for row in by.values()
+    ]
+    return bool(rows) and all("limit_ms" in row for row in rows)
+
+
 def differences(record: dict[str, Any], first: dict[str, Any]) -> list[str]:
     top = [k for k in PROTOCOL if record.get(k) != first.get(k)]
     meta = [k for k in META_PROTOCOL if record["meta"].get(k) != first["meta"].get(k)]
-    return top + meta
+    limit = [] if shared_limit(record) == shared_limit(first) else ["the baselines' limit"]
+    return top + meta + limit
 
 
 def gather(

@@ -104,7 +104,7 @@ def test_span_of_another_space_or_a_missing_file_says_nothing(tmp_path: Path) ->
 def _record(seeds: dict[int, float], lo: float, run: str, **meta: object) -> dict:
     """A one-budget result file as a per-seed run writes it: hardcore at `seeds`' accuracy,
     random 0.1 behind, both measured at 0.2 ms."""
-    row = {"arch": "a", "measured_ms": 0.2, "predicted_ms": 0.2}
+    row = {"arch": "a", "measured_ms": 0.2, "predicted_ms": 0.2, "limit_ms": lo + 0.09}
     per_seed = {
         str(s): [
             {"hardcore": {**row, "test_accuracy": a}, "random": {**row, "test_accuracy": a - 0.1}}
@@ -174,6 +174,13 @@ def test_merge_refuses_another_protocol_or_a_seed_twice(tmp_path: Path) -> None:
     a.write_text(json.dumps(_record({0: 0.8}, 0.1, "c0")))
     b.write_text(json.dumps(_record({1: 0.8}, 0.1, "c1", child_epochs=4)))
     with pytest.raises(search_quality.MergeError, match="child_epochs"):
+        search_quality.gather([a, b])
+    older = _record({1: 0.8}, 0.1, "c1")
+    for by_method in older["per_seed"]["1"]:
+        for row in by_method.values():
+            del row["limit_ms"]  # the baselines searched under the bare budget then
+    b.write_text(json.dumps(older))
+    with pytest.raises(search_quality.MergeError, match="the baselines' limit"):
         search_quality.gather([a, b])
     b.write_text(json.dumps(_record({0: 0.8}, 0.1, "c1")))
     with pytest.raises(search_quality.MergeError, match="seed 0 is in two"):
