@@ -198,3 +198,25 @@ def test_every_method_searches_under_hardcores_limit() -> None:
     per_seed = {0: [{"hardcore": row, "random": row}]}
     payload = {"per_seed": per_seed, "results": search_quality.results_list(per_seed, [1.0])}
     assert search_quality.limits_line(payload)[-1].endswith("0.9400 ms (94.0% of 1.0000).")
+
+
+def test_measured_latency_is_the_median_of_rounds_per_space(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each space's networks are timed together (one call per space, every network in each
+    round), and a row keeps the median: one slow round does not decide a result."""
+    calls = []
+
+    def rounds(bench: object, space: str, texts: list[str], n: int) -> dict[str, list[float]]:
+        calls.append((space, texts, n))
+        return {t: [0.5, 0.1, 0.1 if "a" in t else 0.3] for t in texts}  # one slow round
+
+    monkeypatch.setattr(search_quality.c, "measure_rounds", rounds)
+    rows = [
+        {"hardcore": {"arch": "s1:a"}, "random": {"arch": "s1:b"}},
+        {"hardcore": {"arch": "s1:a"}, "mobilenetv2": {"arch": "s2:c"}},
+    ]
+    search_quality.measure_rows(None, rows, {"s1": "space 1", "s2": "space 2"}, 3)  # type: ignore[arg-type]
+    assert calls == [("space 1", ["s1:a", "s1:b"], 3), ("space 2", ["s2:c"], 3)]
+    assert rows[0]["hardcore"]["measured_ms"] == 0.1 and rows[0]["random"]["measured_ms"] == 0.3
+    assert rows[1]["mobilenetv2"]["measured_rounds"] == 3
