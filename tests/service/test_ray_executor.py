@@ -145,6 +145,7 @@ def test_three_budgets_run_as_tasks_with_the_embedded_runners_pareto_table(
     assert sorted(usage) == sorted(started)  # what each unit's process used
     assert {e["torch_threads"] for e in usage.values()} == {1}  # one CPU a task: one thread
     assert all(e["cpu_s"] > 0 and e["wall_s"] > 0 for e in usage.values())
+    assert all(min(e["context_switches"]) >= 0 for e in usage.values())  # (voluntary, preempted)
 
     embedded = service.submit(**body)
     worker = service.worker("embedded")
