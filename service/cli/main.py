@@ -75,11 +75,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EnvironmentProblem as exc:
         return _fail(str(exc), 1)
     except KeyboardInterrupt:
-        restore_output()  # a Ctrl-C inside a silenced block's restore leaves stderr redirected
-        sys.stderr.write("hwnas: interrupted; everything measured so far is saved\n")
-        return 130
+        return _interrupted()
+    except ImportError as exc:
+        if not _caused_by_ctrl_c(exc):
+            raise
+        return _interrupted()
     except BrokenPipeError:
         return 0
+
+
+def _interrupted() -> int:
+    restore_output()  # a Ctrl-C inside a silenced block's restore leaves stderr redirected
+    sys.stderr.write("hwnas: interrupted; everything measured so far is saved\n")
+    return 130
+
+
+def _caused_by_ctrl_c(exc: BaseException) -> bool:
+    """Whether a Ctrl-C is behind `exc`: a C extension (onnxruntime's, among others) whose
+    import a Ctrl-C interrupts raises ImportError("initialization failed") from the
+    KeyboardInterrupt, which must end the CLI as the Ctrl-C would, not with a traceback."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _fail(message: str, code: int) -> int:
