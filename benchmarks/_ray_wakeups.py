@@ -22,9 +22,11 @@ from _record import REPO
 
 sys.path.insert(0, str(REPO))
 
+from scale_out import SAME_PRIORITY
+
+from service.worker.executors.ray_usage import context_switches
 from tests.service.ray_cluster import RayCluster
 
-SAME_PRIORITY = {"RAY_worker_niceness": "0"}
 SHOWN = 15  # the threads that woke most
 
 
@@ -41,18 +43,11 @@ def thread_switches() -> dict[tuple[str, str], tuple[str, int, int]]:
             continue
         for task in tasks:
             try:
-                status = (task / "status").read_text()
                 name = (task / "comm").read_text().strip()
             except OSError:
                 continue
-            counts = dict(
-                line.split(":", 1) for line in status.splitlines() if "ctxt_switches" in line
-            )
-            out[(proc.name, task.name)] = (
-                f"{command}:{name}",
-                int(counts.get("voluntary_ctxt_switches", 0)),
-                int(counts.get("nonvoluntary_ctxt_switches", 0)),
-            )
+            voluntary, involuntary = context_switches(task / "status")
+            out[(proc.name, task.name)] = (f"{command}:{name}", voluntary, involuntary)
     return out
 
 
@@ -68,10 +63,7 @@ def train_steps(steps: int) -> dict[str, float]:
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
 
     def preempted() -> int:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("nonvoluntary_ctxt_switches"):
-                return int(line.split()[1])
-        return 0
+        return context_switches()[1]
 
     for _ in range(5):  # first calls (kernel selection) outside the measurement
         model(batch).sum().backward()

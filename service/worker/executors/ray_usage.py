@@ -39,13 +39,14 @@ def waited_for_cpu_s() -> float:
         return 0.0
 
 
-def context_switches() -> tuple[int, int]:
-    """(voluntary, involuntary) context switches of this process's main thread so far (where
-    Ray runs the task): a voluntary one is a wait (I/O, a lock, a sleep), an involuntary one a
-    preemption by another thread that took the core; (0, 0) where there is no /proc."""
+def context_switches(status: Path = Path("/proc/self/status")) -> tuple[int, int]:
+    """(voluntary, involuntary) context switches so far of the thread whose /proc `status` file
+    is given, by default this process's main thread (where Ray runs the task): a voluntary one
+    is a wait (I/O, a lock, a sleep), an involuntary one a preemption by another thread that
+    took the core; (0, 0) where the file cannot be read."""
     counts = {"voluntary_ctxt_switches": 0, "nonvoluntary_ctxt_switches": 0}
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
+        for line in status.read_text().splitlines():
             key, _, value = line.partition(":")
             if key in counts:
                 counts[key] = int(value)
