@@ -21,15 +21,16 @@ margin of their own, and under the bare budget they would get the latency that h
 for its guarantee. Measured latencies are set against the budget itself.
 
 Every network's child is trained the same way (`--child-epochs`, shifts of `--child-shift` px,
-the seed) and measured end to end in `--measure-rounds` rounds (their median). The verdict: at two of three budgets or more, hardcore's
-per-seed paired difference to random and to MobileNetV2 is above zero by more than two standard
-errors, and every hardcore result measures within 1.05× its budget. Each budget also states the
+the seed) and measured end to end in `--measure-rounds` rounds (their median). The verdict: at
+two of three budgets or more, hardcore's per-seed paired difference to random and to
+MobileNetV2 is above zero by more than two standard errors, and every hardcore result measures
+within 1.05× its budget. Each budget also states the
 mean stand-alone accuracy of accuracy_span's random architectures that fit it, and each method's
 improvement over that mean.
 
     python benchmarks/search_quality.py --seeds 0 --tag _s0        # one process per seed
     python benchmarks/search_quality.py --seeds 0,1,2,3,4           # assembles search_quality.*
-    python benchmarks/search_quality.py --merge results/search_quality.json,results/search_quality_s3.json
+    python benchmarks/search_quality.py --merge A.json,B.json       # seeds of several results
 
 `--merge` gathers seeds that ran apart (other processes, other sessions' committed results) into
 one result, training nothing (`_seed_merge`): each seed keeps its run record and its budgets.
@@ -192,10 +193,7 @@ def row(method: str, arch: str, accuracy: float, predicted: float) -> dict:
 
 def limit_of(job: list[dict[str, Any]] | None, index: int, budget: float) -> float:
     """The predicted latency every method searches under at budget `index`: hardcore's limit
-    there (the budget less its margin, which keeps its measured latency within the budget), or
-    the budget itself where hardcore did not run. The baselines have no margin of their own;
-    under the bare budget they would get the latency, and the accuracy it buys, that hardcore
-    gives up for its guarantee."""
+    there (see the module's docstring), or the budget itself where hardcore did not run."""
     if job is None:
         return budget
     return float(job[index]["strategy_report"]["limit_ms"][c.DEVICE])
