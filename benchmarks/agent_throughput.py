@@ -10,7 +10,8 @@ server runs on another one, as it would on another machine), from files converte
 local cache, the server's artifacts), so the comparison is of the loops, not of conversions. One
 agent runs throughout, warmed up on the same ops first (its cache filled, as the local process is
 warm from filling its own); rounds alternate local and agent runs on empty LUTs so that drifting
-machine load hits both alike.
+machine load hits both alike. Each round also compares the two LUTs entry by entry (the same
+ops, timed by the same runtime on the same CPU, should agree within their timing noise).
 
     taskset -c 1 .venv/bin/python benchmarks/agent_throughput.py            # full run
     .venv/bin/python benchmarks/agent_throughput.py --smoke --quick         # a check that it runs
@@ -33,6 +34,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _record import run_markdown, with_run
+from scipy.stats import spearmanr
 from sqlalchemy import delete
 
 from lut.db import MeasurementRow
@@ -82,6 +84,24 @@ def run_local(store: LutStore, backend: ProfilerBackend, name: str, specs: list[
     elapsed = time.perf_counter() - start
     assert len(report.measured) == len(specs), "local run measured a different number of ops"
     return elapsed
+
+
+def agreement(store: LutStore, local: str, specs: list[OpSpec]) -> dict[str, float]:
+    """How alike the agent's LUT and a local run's are, entry by entry: the median of
+    |agent / local - 1| and the share of entries within 10%, after the ratio both share (their
+    median) is taken out, and Spearman's rank correlation of the two LUTs."""
+    remote = store.lookup(store.resolve_device(AGENT_DEVICE), specs)
+    mine = store.lookup(store.resolve_device(local), specs)
+    keys = sorted(remote)
+    ratios = [remote[k].median_ms / mine[k].median_ms for k in keys]
+    unit = statistics.median(ratios)
+    rho = spearmanr([remote[k].median_ms for k in keys], [mine[k].median_ms for k in keys])
+    return {
+        "unit": unit,
+        "median_abs_deviation": statistics.median(abs(r / unit - 1) for r in ratios),
+        "within_10pct": sum(abs(r / unit - 1) <= 0.1 for r in ratios) / len(ratios),
+        "spearman": float(rho.statistic),
+    }
 
 
 def start_server(env: dict[str, str], port: int, cpu: int | None, log_file: Path) -> Any:
@@ -269,7 +289,11 @@ def main() -> None:
             log(f"round {index}: local {len(specs) / local_s * 60:.1f} ops/min")
             agent_s = run_agent(store, specs, args.task_specs, artifacts)
             log(f"round {index}: agent {len(specs) / agent_s * 60:.1f} ops/min")
-            rounds.append({"local_s": local_s, "agent_s": agent_s, "ratio": local_s / agent_s})
+            alike = agreement(store, f"local-{index}", specs)
+            log(f"round {index}: entries differ by a median {alike['median_abs_deviation']:.1%}")
+            rounds.append(
+                {"local_s": local_s, "agent_s": agent_s, "ratio": local_s / agent_s, **alike}
+            )
             write_results(args, specs, rounds, thin, conversion)
     finally:
         for process in (agent, server):
@@ -289,6 +313,7 @@ def write_results(
     local = statistics.median(n / r["local_s"] * 60 for r in rounds)
     agent = statistics.median(n / r["agent_s"] * 60 for r in rounds)
     ratio = statistics.median(r["ratio"] for r in rounds)
+    deviation = statistics.median(r["median_abs_deviation"] for r in rounds)
     data = {
         "benchmark": "agent_throughput",
         "space": args.space,
@@ -309,6 +334,7 @@ def write_results(
         "local_ops_per_min": local,
         "agent_ops_per_min": agent,
         "agent_vs_local": ratio,
+        "entries_median_abs_deviation": deviation,
         "goal": GOAL,
         "meets_goal": ratio >= GOAL,
         "thin_venv": {
@@ -333,16 +359,19 @@ def write_results(
         "emptied before each round): from creating the tasks until every result is in the "
         "database (claim, measure the server's files, batched POSTs, heartbeats, polling).",
         "",
-        "| round | local (ops/min) | agent (ops/min) | agent / local |",
-        "|---|---|---|---|",
+        "| round | local (ops/min) | agent (ops/min) | agent / local | entries: median "
+        "\\|agent / local − 1\\| | within 10% | Spearman ρ |",
+        "|---|---|---|---|---|---|---|",
     ]
     for i, r in enumerate(rounds):
         lines.append(
             f"| {i} | {n / r['local_s'] * 60:.1f} | {n / r['agent_s'] * 60:.1f} | "
-            f"{r['ratio']:.1%} |"
+            f"{r['ratio']:.1%} | {r['median_abs_deviation']:.1%} | {r['within_10pct']:.0%} | "
+            f"{r['spearman']:.2f} |"
         )
     lines += [
-        f"| **median** | **{local:.1f}** | **{agent:.1f}** | **{ratio:.1%}** |",
+        f"| **median** | **{local:.1f}** | **{agent:.1f}** | **{ratio:.1%}** | "
+        f"**{deviation:.1%}** | | |",
         "",
         f"Goal: agent ≥ {GOAL:.0%} of local — {'met' if ratio >= GOAL else 'NOT met'}.",
         "",
