@@ -126,7 +126,7 @@ def test_thin_agent_profiles_fbnet_tiny_like_local_profiling(
     # the right files the wrong way, orders them apart), and most entries agree within 2x once
     # the unit is taken out. Not tighter: the other test workers load this machine unevenly
     # over the minutes between the two runs, which can slow one run's stretch of entries about
-    # 2x; timing agreement itself is measured by benchmarks/lut_accuracy.py.
+    # 2x; benchmarks/agent_throughput.py measures how closely the entries agree.
     keys = sorted(remote)
     rho = _spearman([remote[k].median_ms for k in keys], [local[k].median_ms for k in keys])
     assert rho > 0.7, (rho, sorted(ratios.values()))
