@@ -213,6 +213,7 @@ def one_seed(
                 method, m["arch"], m["test_accuracy"], m["predicted_latency_ms"][c.DEVICE]
             )
             rows[i][method]["search_wall_s"] = share_wall_s(job, i)
+            rows[i][method]["inherited_val_accuracy"] = m.get("inherited_val_accuracy")
     for i, budget in enumerate(budgets):
         limit = limit_of(jobs.get("hardcore"), i, budget)
         for method in rows[i]:
@@ -390,6 +391,7 @@ def markdown(payload: dict[str, Any]) -> list[str]:
             f"| {r['measured_over_budget_max']:.2f} | {rel} |"
         )
     lines += limits_line(payload)
+    lines += inherited_line(payload)
     lines += seed_provenance(payload)
     lines += ["", "Hardcore minus each baseline, paired by seed (mean ± standard error, pp):", ""]
     for b in v["per_budget"]:
@@ -427,6 +429,26 @@ def limits_line(payload: dict[str, Any]) -> list[str]:
         for limit, budget in zip(limits, dict.fromkeys(budgets), strict=True)
     )
     return ["", f"Every method searched under hardcore's limit at each budget: {pairs}."]
+
+
+def inherited_line(payload: dict[str, Any]) -> list[str]:
+    """Hardcore's derived networks' validation accuracy with the shared weights, per budget in
+    seed order (`search.inherited`: near chance, the search could not tell networks apart);
+    none for results from before it was recorded."""
+    per_budget: list[list[float]] = []
+    for index in range(len(payload["random_archs_under_budget"])):
+        seeds = sorted(payload["per_seed"].items(), key=lambda item: int(item[0]))
+        rows = [seed_rows[index].get("hardcore", {}) for _, seed_rows in seeds]
+        values = [r["inherited_val_accuracy"] for r in rows if r.get("inherited_val_accuracy")]
+        per_budget.append(values)
+    if not any(per_budget):
+        return []
+    parts = "; ".join(" / ".join(f"{100 * a:.1f}%" for a in values) or "—" for values in per_budget)
+    return [
+        "",
+        f"Hardcore's networks with the shared weights, before their training (validation "
+        f"accuracy per seed, by budget): {parts}.",
+    ]
 
 
 def seed_provenance(payload: dict[str, Any]) -> list[str]:

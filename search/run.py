@@ -15,6 +15,7 @@ from lut.store import LutStore
 from search.cost import LatencyCostModel, build_cost_model
 from search.engine import SupernetSearch
 from search.exact_sram import exact_sram
+from search.inherited import chance_accuracy, inherited_accuracy, unlearned_warning
 from search.mckp import Infeasible
 from search.memory_budgets import memory_metrics, request_memory_budgets
 from search.request import SearchRequest
@@ -177,6 +178,7 @@ def train_and_record(
         [slot.candidates[i] for slot, i in zip(space.layers, choices, strict=True)]
     )
     emit({"type": "derived", "arch": arch.to_string()})
+    inherited = None if supernet is None else _check_inherited(supernet, space, choices, data, emit)
     emit({"type": "state", "state": "training"})
     child = space.build(arch)
     if request.inherit_weights and supernet is not None:
@@ -207,6 +209,7 @@ def train_and_record(
         "train_wall_s": trained.wall_s,
         "child_epochs": trained.epochs,
         "inherit_weights": request.inherit_weights,
+        "inherited_val_accuracy": inherited,
         "child_shift_px": request.child_shift_px,
         "seed": request.settings.seed,
         "settings": {k: v for k, v in vars(request.settings).items()},
@@ -221,6 +224,18 @@ def train_and_record(
     (out_dir / CHILD_CHECKPOINT).unlink(missing_ok=True)
     emit({"type": "done", "metrics": metrics})
     return metrics
+
+
+def _check_inherited(
+    supernet: Supernet, space: SearchSpace, choices: list[int], data: Any, emit: EventFn
+) -> float:
+    """The derived network's validation accuracy with the shared weights; a warning event
+    where it is barely above chance (`search.inherited`)."""
+    accuracy = inherited_accuracy(supernet, space, choices, data)
+    warning = unlearned_warning(accuracy, chance_accuracy(data.val.tensors[1]))
+    if warning is not None:
+        emit({"type": "warning", "message": warning})
+    return accuracy
 
 
 def write_outputs(

@@ -420,5 +420,8 @@ def _progress_handler(progress: Any, task: Any, log: Any) -> Any:
             )
         elif kind == "resumed":
             stderr.print(f"resumed at step {event['step']}")
+        elif kind == "warning":
+            where = f" (budget {event['budget_ms']} ms)" if "budget_ms" in event else ""
+            stderr.print(f"warning{where}: {event['message']}", markup=False)
 
     return handle
