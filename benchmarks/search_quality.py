@@ -439,7 +439,9 @@ def inherited_line(payload: dict[str, Any]) -> list[str]:
     for index in range(len(payload["random_archs_under_budget"])):
         seeds = sorted(payload["per_seed"].items(), key=lambda item: int(item[0]))
         rows = [seed_rows[index].get("hardcore", {}) for _, seed_rows in seeds]
-        values = [r["inherited_val_accuracy"] for r in rows if r.get("inherited_val_accuracy")]
+        values = [
+            r["inherited_val_accuracy"] for r in rows if r.get("inherited_val_accuracy") is not None
+        ]
         per_budget.append(values)
     if not any(per_budget):
         return []

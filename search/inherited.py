@@ -40,7 +40,7 @@ def inherited_accuracy(
     )
     with torch.random.fork_rng(devices=[]):  # building draws initial weights
         child = space.build(arch)
-    child.load_state_dict(supernet.child_state_dict(choices))  # copies: the supernet keeps its
+    child.load_state_dict(supernet.child_state_dict(choices))  # a copy: the supernet is untouched
     recalibrate_batchnorm(child, data.train, batch_size)
     return evaluate(child, getattr(data, split))[0]
 
@@ -59,5 +59,5 @@ def unlearned_warning(accuracy: float, chance: float) -> str | None:
         f"the shared weights have not learned the derived network: it scores "
         f"{accuracy:.1%} on the validation split with them (chance {chance:.1%}), so the "
         "search chose among networks it could not tell apart; train the weights longer "
-        "(--epochs), or use a space whose candidates share kernels (proxyless)"
+        "(--epochs), or use a space whose candidates share kernels (proxyless-tiny, mbv3-tiny)"
     )
