@@ -43,12 +43,13 @@ from scipy.stats import kendalltau, spearmanr
 from search.checkpoint import load_checkpoint
 from search.cost import LatencyCostModel
 from search.data import load_dataset
+from search.inherited import inherited_accuracy
 from search.request import WEIGHT_SAMPLING, SearchSettings
 from search.run import bind_space
 from search.shared import LatencySampler, Progress, WeightPhase
 from search.spaces.base import SearchSpace
 from search.supernet import Supernet
-from search.train import evaluate, recalibrate_batchnorm, steps_per_epoch
+from search.train import steps_per_epoch
 
 NAME = "supernet_ranking"
 SPAN_RESULT = c.RESULTS / "accuracy_span.json"
@@ -104,16 +105,6 @@ def cost_model(args: argparse.Namespace, space_text: str) -> LatencyCostModel:
     )
     args.lut_workdir.mkdir(parents=True, exist_ok=True)
     return c.prepare_space(c.open_bench(bench_args), space_text)[1]
-
-
-def inherited_accuracy(
-    supernet: Supernet, space: SearchSpace, arch: str, data: Any, batch_size: int
-) -> float:
-    """Test accuracy of `arch` with the supernet's weights, BatchNorm re-estimated."""
-    child = space.build(space.architecture(arch.split(":", 1)[1].split("-")))
-    child.load_state_dict(supernet.child_state_dict(c.choices_of(space, arch)))
-    recalibrate_batchnorm(child, data.train, batch_size)
-    return evaluate(child, data.test)[0]
 
 
 def correlations(inherited: dict[str, float], standalone: dict[str, float]) -> dict[str, float]:
@@ -273,7 +264,9 @@ def rank_mode(
             continue
         started = time.process_time()
         inherited = {
-            arch: inherited_accuracy(supernet, space, arch, data, args.batch_size)
+            arch: inherited_accuracy(
+                supernet, space, c.choices_of(space, arch), data, "test", args.batch_size
+            )
             for arch in standalone
         }
         row = {
