@@ -436,8 +436,8 @@ def inherited_line(payload: dict[str, Any]) -> list[str]:
     seed order (`search.inherited`: near chance, the search could not tell networks apart);
     none for results from before it was recorded."""
     per_budget: list[list[float]] = []
+    seeds = sorted(payload["per_seed"].items(), key=lambda item: int(item[0]))
     for index in range(len(payload["random_archs_under_budget"])):
-        seeds = sorted(payload["per_seed"].items(), key=lambda item: int(item[0]))
         rows = [seed_rows[index].get("hardcore", {}) for _, seed_rows in seeds]
         values = [
             r["inherited_val_accuracy"] for r in rows if r.get("inherited_val_accuracy") is not None
